@@ -1,0 +1,5 @@
+//! ews-conformance: a conformance harness for the Exchange Web Services
+//! notification protocol, and a reference server to run it against.
+
+pub mod ews;
+pub mod xml;
