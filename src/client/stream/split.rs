@@ -917,8 +917,9 @@ mod tests {
     #[test]
     fn nested_envelope_elements_do_not_end_the_envelope() {
         let body = "<x:Envelope xmlns:x=\"urn:x\"><Envelope/><Envelope></Envelope></x:Envelope>\
-                    <!-- </s:Envelope> --><![CDATA[</s:Envelope>]]>\
-                    <a b=\"</s:Envelope>\" c='/>' d=\"x>\"/><?pi </s:Envelope> ?>";
+                    <!-- a > b - </s:Envelope> --><![CDATA[a > b ] </s:Envelope>]]>\
+                    <a b=\"</s:Envelope>\" c='/>' d=\"x>\"/><?pi a > b </s:Envelope> ?>\
+                    <!DOCTYPE x [ <!ENTITY y \"</s:Envelope>\"> ]>";
         let e = env("s", body);
         let stream = format!("{e}{e}");
         let (out, _) = split_all(stream.as_bytes());
@@ -1076,6 +1077,25 @@ mod tests {
     }
 
     #[test]
+    fn a_doctype_subset_does_not_open_an_envelope() {
+        let e = env("", "");
+        let doctype = "<!DOCTYPE x [ <!ELEMENT a ANY> <Envelope> ]>";
+        let stream = format!("{doctype}{e}");
+        let (out, tail) = split_all(stream.as_bytes());
+        assert_eq!(ok_texts(&out), vec![e.as_str()]);
+        let notes = &out[0].as_ref().expect("ok").notes;
+        assert_eq!(
+            notes,
+            &vec![SplitNote::Junk {
+                offset: 0,
+                len: doctype.len() as u64,
+                sample: doctype.into()
+            }]
+        );
+        assert_eq!(tail, Tail::default());
+    }
+
+    #[test]
     fn comments_between_envelopes_are_not_junk() {
         let e = env("", "");
         let stream = format!("<!-- hello <Envelope> -->{e}");
@@ -1122,8 +1142,9 @@ mod tests {
             prop_oneof![
                 Just("<a/>".to_string()),
                 Just("<t:Envelope xmlns:t=\"urn:t\">x</t:Envelope>".to_string()),
-                Just("<!-- </Envelope> -->".to_string()),
-                Just("<![CDATA[</Envelope>]]>".to_string()),
+                Just("<!-- a > b -- </Envelope> -->".to_string()),
+                Just("<![CDATA[a > b ]] </Envelope>]]>".to_string()),
+                Just("<?pi a > b </Envelope> ?>".to_string()),
                 Just("<b c=\"/>\" d='>'>text &amp; more</b>".to_string()),
                 "[a-z é]{0,12}",
             ],
