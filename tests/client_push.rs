@@ -341,3 +341,42 @@ async fn limits_bound_bodies_and_history() {
     assert_eq!(listener.mark(), 5, "only POSTs are recorded");
     listener.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sender_stalling_mid_body_is_recorded_and_answered_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = PushListener::start_with(PushConfig {
+        body_timeout: Duration::from_millis(200),
+        ..PushConfig::default()
+    })
+    .await
+    .expect("start");
+    let mut socket = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<s:Envelope")
+        .await
+        .expect("write");
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 512];
+        while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the listener answers within its body timeout");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let push = &listener.received()[0];
+    assert!(push.body_truncated);
+    assert_eq!(push.body_text(), "<s:Envelope");
+    assert_eq!(push.answered, Answer::HttpError(400));
+    let why = push.parsed.as_ref().expect_err("incomplete");
+    assert!(why.contains("not delivered in full"), "{why}");
+    listener.shutdown().await;
+}

@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use crate::ews::{SendNotification, SubscriptionStatus, envelope};
 use crate::xml::{XmlWriter, ns, parse_document};
 
-/// Largest notification body kept; a longer one is cut and answered 413.
+/// Largest notification body kept; a longer one is cut and answered 413
+/// (one that stalls or breaks is answered 400).
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Pushes remembered (oldest dropped first).
 pub const DEFAULT_HISTORY: usize = 10_000;
@@ -499,28 +500,38 @@ fn read_notification(body: &[u8]) -> (Result<SendNotification, String>, Option<S
     (parsed, id)
 }
 
-/// Reads at most `limit` bytes of a body within `timeout`; says whether it was cut short.
-async fn read_bounded(body: Body, limit: usize, timeout: Duration) -> (Bytes, bool) {
+/// Why a body was not read in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    TooLarge,
+    /// The sender stalled past the body timeout or the connection broke.
+    Incomplete,
+}
+
+/// Reads at most `limit` bytes of a body within `timeout`.
+async fn read_bounded(body: Body, limit: usize, timeout: Duration) -> (Bytes, Option<Cut>) {
     let mut body = body;
     let mut buf = BytesMut::new();
     let read = async {
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
-                return true;
+                return Some(Cut::Incomplete);
             };
             if let Ok(data) = frame.into_data() {
                 let room = limit - buf.len();
                 if data.len() > room {
                     buf.extend_from_slice(&data[..room]);
-                    return true;
+                    return Some(Cut::TooLarge);
                 }
                 buf.extend_from_slice(&data);
             }
         }
-        false
+        None
     };
-    let truncated = tokio::time::timeout(timeout, read).await.unwrap_or(true);
-    (buf.freeze(), truncated)
+    let cut = tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Some(Cut::Incomplete));
+    (buf.freeze(), cut)
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -549,23 +560,25 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             )
         })
         .collect();
-    let (body, truncated) =
-        read_bounded(body, shared.config.body_limit, shared.config.body_timeout).await;
-    let (parsed, subscription_id) = if truncated {
-        (
-            Err(format!(
-                "the body exceeds {} bytes or was not delivered in full",
-                shared.config.body_limit
-            )),
-            None,
-        )
-    } else {
-        read_notification(&body)
-    };
-    let answered = if truncated {
-        Answer::HttpError(StatusCode::PAYLOAD_TOO_LARGE.as_u16())
-    } else {
-        shared.answer_for(subscription_id.as_deref())
+    let limit = shared.config.body_limit;
+    let (body, cut) = read_bounded(body, limit, shared.config.body_timeout).await;
+    let ((parsed, subscription_id), answered) = match cut {
+        None => {
+            let read = read_notification(&body);
+            let answer = shared.answer_for(read.1.as_deref());
+            (read, answer)
+        }
+        Some(Cut::TooLarge) => (
+            (Err(format!("the body exceeds {limit} bytes")), None),
+            Answer::HttpError(StatusCode::PAYLOAD_TOO_LARGE.as_u16()),
+        ),
+        Some(Cut::Incomplete) => (
+            (
+                Err("the body was not delivered in full (stalled or broken)".into()),
+                None,
+            ),
+            Answer::HttpError(StatusCode::BAD_REQUEST.as_u16()),
+        ),
     };
     let seq = shared.record(ReceivedPush {
         seq: 0,
@@ -573,7 +586,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         path,
         headers,
         body,
-        body_truncated: truncated,
+        body_truncated: cut.is_some(),
         parsed,
         subscription_id,
         answered,
