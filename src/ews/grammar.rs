@@ -710,11 +710,7 @@ static GET_STREAMING_EVENTS_RESPONSE: Elem = response_op!(
             "ErrorSubscriptionIds",
             &[many(&ERROR_SUBSCRIPTION_ID, 1)]
         )),
-        opt(&leaf(
-            M,
-            "ConnectionStatus",
-            Value::Enum(&["OK", "Closed"])
-        ))
+        opt(&leaf(M, "ConnectionStatus", Value::Enum(&["OK", "Closed"])))
     )
 )
 .since(Level::Ex2010Sp1);
@@ -892,10 +888,7 @@ impl Checker {
             self.error(
                 &path,
                 Rule::Unexpected,
-                format!(
-                    "{} is a {other_word} body, not a {own_word}",
-                    def.qname()
-                ),
+                format!("{} is a {other_word} body, not a {own_word}", def.qname()),
             );
         } else if strict || op.tag_name().namespace() != Some(ns::MESSAGES) {
             let known: Vec<String> = own.iter().map(|e| e.qname()).collect();
@@ -999,13 +992,17 @@ impl Checker {
                     self.note(
                         path,
                         Rule::Namespace,
-                        format!("{s} follows the schema; Exchange sends {w} here (both are accepted)"),
+                        format!(
+                            "{s} follows the schema; Exchange sends {w} here (both are accepted)"
+                        ),
                     );
                 } else if wire.holds(node) {
                     self.note(
                         path,
                         Rule::Namespace,
-                        format!("{w} is what Exchange sends; the schema says {s} (both are accepted)"),
+                        format!(
+                            "{w} is what Exchange sends; the schema says {s} (both are accepted)"
+                        ),
                     );
                 } else {
                     self.error(
@@ -1090,8 +1087,9 @@ impl Checker {
     }
 
     /// Matches the element children against a sequence of particles. The
-    /// schema's content models are deterministic and their local names
-    /// unique within a sequence, so a greedy walk is exact.
+    /// schema's content models are deterministic and their local names are
+    /// unique within a sequence, so matching by name is exact. An element
+    /// out of order still counts as present: one defect, one finding.
     fn sequence(
         &mut self,
         node: Node<'_, '_>,
@@ -1100,9 +1098,9 @@ impl Checker {
         depth: usize,
     ) {
         self.no_text(node, path);
-        let mut pos = 0usize;
-        let mut count = 0u32;
-        let mut last_name = "";
+        let mut counts = vec![0u32; particles.len()];
+        let mut furthest = 0usize;
+        let mut furthest_name = "";
         for kid in element_children(node) {
             let local = kid.tag_name().name();
             let by_name = particles
@@ -1110,14 +1108,10 @@ impl Checker {
                 .enumerate()
                 .find_map(|(i, p)| member(p, local).map(|e| (i, Some(e))));
             let found = by_name.or_else(|| {
-                (!Ns::Soap.holds(kid))
-                    .then(|| {
-                        particles
-                            .iter()
-                            .position(|p| matches!(p.term, Term::OtherNs))
-                    })
-                    .flatten()
-                    .map(|i| (i, None))
+                let other = particles
+                    .iter()
+                    .position(|p| matches!(p.term, Term::OtherNs));
+                other.filter(|_| !Ns::Soap.holds(kid)).map(|i| (i, None))
             });
             let Some((k, def)) = found else {
                 self.error(
@@ -1127,45 +1121,54 @@ impl Checker {
                 );
                 continue;
             };
-            if k < pos {
+            if k < furthest {
                 self.error(
                     path,
                     Rule::Order,
-                    format!("{local} must come before {last_name}"),
+                    format!("{local} must come before {furthest_name}"),
                 );
             } else {
-                if k > pos {
-                    self.close(&particles[pos], count, path);
-                    for p in &particles[pos + 1..k] {
-                        self.close(p, 0, path);
+                furthest = k;
+                furthest_name = local;
+            }
+            counts[k] += 1;
+            let p = &particles[k];
+            if counts[k] == p.max.saturating_add(1) {
+                let message = match p.term {
+                    Term::Choice(_) if p.max == 1 => {
+                        format!("only one of {} is allowed", self.alternatives(p))
                     }
-                    pos = k;
-                    count = 0;
-                }
-                count += 1;
-                last_name = local;
-                let max = particles[k].max;
-                if count == max.saturating_add(1) {
-                    self.error(
-                        path,
-                        Rule::Cardinality,
-                        format!(
-                            "{} occurs more than {max} time{}",
-                            particle_name(&particles[k], local),
-                            if max == 1 { "" } else { "s" }
-                        ),
-                    );
-                }
+                    _ => format!(
+                        "{} occurs more than {} time{}",
+                        def.map(|d| d.qname()).unwrap_or_else(|| local.to_string()),
+                        p.max,
+                        if p.max == 1 { "" } else { "s" }
+                    ),
+                };
+                self.error(path, Rule::Cardinality, message);
             }
             if let Some(def) = def {
                 self.matched(kid, def, path, depth + 1);
             }
         }
-        if let Some(p) = particles.get(pos) {
+        for (p, count) in particles.iter().zip(counts) {
             self.close(p, count, path);
-            for p in &particles[pos + 1..] {
-                self.close(p, 0, path);
+        }
+    }
+
+    /// The element names a particle accepts in this version.
+    fn alternatives(&self, p: &Particle) -> String {
+        match p.term {
+            Term::One(e) => e.qname(),
+            Term::Choice(es) => {
+                let names: Vec<String> = es
+                    .iter()
+                    .filter(|e| e.since <= self.level)
+                    .map(|e| e.qname())
+                    .collect();
+                names.join(", ")
             }
+            Term::OtherNs => "any element".into(),
         }
     }
 
@@ -1181,14 +1184,7 @@ impl Checker {
         }
         let name = match p.term {
             Term::One(e) => e.qname(),
-            Term::Choice(es) => {
-                let names: Vec<String> = es
-                    .iter()
-                    .filter(|e| e.since <= self.level)
-                    .map(|e| e.qname())
-                    .collect();
-                format!("one of {}", names.join(", "))
-            }
+            Term::Choice(_) => format!("one of {}", self.alternatives(p)),
             Term::OtherNs => return,
         };
         if count == 0 {
@@ -1347,13 +1343,6 @@ fn member(p: &Particle, local: &str) -> Option<&'static Elem> {
         Term::One(e) => (e.name == local).then_some(e),
         Term::Choice(es) => es.iter().copied().find(|e| e.name == local),
         Term::OtherNs => None,
-    }
-}
-
-fn particle_name(p: &Particle, local: &str) -> String {
-    match p.term {
-        Term::One(e) => e.qname(),
-        _ => local.to_string(),
     }
 }
 
