@@ -344,6 +344,18 @@ fn value_type_rule() {
         Rule::ValueType,
         "t:NewMailEvent/t:TimeStamp: `yesterday` is not an xs:dateTime",
     );
+    // A path names one element among same-named siblings.
+    let second_bad = format!(
+        "{NEW_MAIL}{}",
+        NEW_MAIL.replace("2026-01-01T12:00:00Z", "noon")
+    );
+    assert_single(
+        &notification(&second_bad),
+        Response,
+        "Exchange2013",
+        Rule::ValueType,
+        "m:Notification/t:NewMailEvent[2]/t:TimeStamp: `noon` is not an xs:dateTime",
+    );
     assert_single(
         &notification(&format!("<t:MoreEvents>yes</t:MoreEvents>{NEW_MAIL}")),
         Response,

@@ -12,6 +12,7 @@
 //! Everything is bounded: the grammar is finite, the walk stops at
 //! [`MAX_DEPTH`], and at most [`MAX_VIOLATIONS`] findings are reported.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use roxmltree::{Document, Node};
@@ -147,7 +148,7 @@ pub fn validate_envelope(doc: &Document<'_>, kind: Direction, version: &str) -> 
             ),
         );
     } else {
-        c.matched(root, &ENVELOPE, "", 0);
+        c.matched(root, &ENVELOPE, "", 0, 0);
     }
     c.finish()
 }
@@ -880,9 +881,9 @@ impl Checker {
             Direction::Response => (&RESPONSES, &REQUESTS, "response", "request"),
         };
         if local == "Fault" && self.direction == Direction::Response {
-            self.matched(op, &FAULT, parent, 1);
+            self.matched(op, &FAULT, parent, 0, 1);
         } else if let Some(def) = own.iter().find(|e| e.name == local) {
-            self.matched(op, def, parent, 1);
+            self.matched(op, def, parent, 0, 1);
         } else if let Some(def) = other.iter().find(|e| e.name == local) {
             let path = format!("{parent}/{}", def.qname());
             self.error(
@@ -905,8 +906,16 @@ impl Checker {
     }
 
     /// Checks `node`, already matched to `def` by local name: its namespace,
-    /// its version, its attributes and its content.
-    fn matched(&mut self, node: Node<'_, '_>, def: &'static Elem, parent: &str, depth: usize) {
+    /// its version, its attributes and its content. `index` is the node's
+    /// 1-based position among same-named siblings, 0 when it has none.
+    fn matched(
+        &mut self,
+        node: Node<'_, '_>,
+        def: &'static Elem,
+        parent: &str,
+        index: usize,
+        depth: usize,
+    ) {
         let segment = match def.ns {
             NsRule::Exact(n) => n.qualify(def.name),
             NsRule::Either { schema, wire } => {
@@ -917,7 +926,7 @@ impl Checker {
                 }
             }
         };
-        let path = format!("{parent}/{segment}{}", sibling_index(node));
+        let path = format!("{parent}/{segment}{}", index_suffix(index));
         self.namespace(node, def, &path);
         if def.since > self.level {
             self.error(
@@ -1101,7 +1110,9 @@ impl Checker {
         let mut counts = vec![0u32; particles.len()];
         let mut furthest = 0usize;
         let mut furthest_name = "";
-        for kid in element_children(node) {
+        let kids: Vec<Node<'_, '_>> = element_children(node).collect();
+        let indexes = sibling_indexes(&kids);
+        for (kid, index) in kids.into_iter().zip(indexes) {
             let local = kid.tag_name().name();
             let by_name = particles
                 .iter()
@@ -1115,7 +1126,7 @@ impl Checker {
             });
             let Some((k, def)) = found else {
                 self.error(
-                    &format!("{path}/{}", display_name(kid)),
+                    &format!("{path}/{}{}", display_name(kid), index_suffix(index)),
                     Rule::Unexpected,
                     format!("element {} is not allowed here", spelled(kid)),
                 );
@@ -1148,7 +1159,7 @@ impl Checker {
                 self.error(path, Rule::Cardinality, message);
             }
             if let Some(def) = def {
-                self.matched(kid, def, path, depth + 1);
+                self.matched(kid, def, path, index, depth + 1);
             }
         }
         for (p, count) in particles.iter().zip(counts) {
@@ -1210,7 +1221,7 @@ impl Checker {
         for kid in element_children(node) {
             match kid.tag_name().name() {
                 "RequestServerVersion" => {
-                    self.matched(kid, &REQUEST_SERVER_VERSION, path, depth + 1);
+                    self.matched(kid, &REQUEST_SERVER_VERSION, path, 0, depth + 1);
                     let requested = kid.attribute("Version").unwrap_or_default();
                     if self.direction == Direction::Request
                         && Ns::T.holds(kid)
@@ -1220,7 +1231,7 @@ impl Checker {
                         self.version = requested.to_string();
                     }
                 }
-                "ServerVersionInfo" => self.matched(kid, &SERVER_VERSION_INFO, path, depth + 1),
+                "ServerVersionInfo" => self.matched(kid, &SERVER_VERSION_INFO, path, 0, depth + 1),
                 _ => {}
             }
         }
@@ -1367,21 +1378,36 @@ fn spelled(node: Node<'_, '_>) -> String {
     }
 }
 
-/// `[n]` when the element has same-named siblings, so a path names one element.
-fn sibling_index(node: Node<'_, '_>) -> String {
-    let Some(parent) = node.parent() else {
-        return String::new();
-    };
-    let same = |n: &Node<'_, '_>| n.tag_name() == node.tag_name();
-    let total = element_children(parent).filter(same).count();
-    if total < 2 {
-        return String::new();
+/// Each element's 1-based position among its same-named siblings, or 0
+/// when its name is unique there (one pass, so wide documents stay cheap).
+fn sibling_indexes<'a>(kids: &[Node<'a, 'a>]) -> Vec<usize> {
+    fn key<'a>(n: &Node<'a, 'a>) -> (Option<&'a str>, &'a str) {
+        (n.tag_name().namespace(), n.tag_name().name())
     }
-    let index = element_children(parent)
-        .take_while(|n| *n != node)
-        .filter(same)
-        .count();
-    format!("[{}]", index + 1)
+    let mut totals: HashMap<(Option<&str>, &str), usize> = HashMap::new();
+    for k in kids {
+        *totals.entry(key(k)).or_default() += 1;
+    }
+    let mut seen: HashMap<(Option<&str>, &str), usize> = HashMap::new();
+    kids.iter()
+        .map(|k| {
+            let n = seen.entry(key(k)).or_default();
+            *n += 1;
+            if totals.get(&key(k)).copied().unwrap_or(0) > 1 {
+                *n
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn index_suffix(index: usize) -> String {
+    if index == 0 {
+        String::new()
+    } else {
+        format!("[{index}]")
+    }
 }
 
 /// The path of a node's ancestors, for findings on an operation validated alone.
