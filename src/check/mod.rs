@@ -1,0 +1,5 @@
+//! Checks that judge what a target sent, and the normalisation that golden
+//! snapshots rely on.
+
+pub mod normalize;
+pub mod shape;
