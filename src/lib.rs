@@ -2,4 +2,5 @@
 //! notification protocol, and a reference server to run it against.
 
 pub mod ews;
+pub mod server;
 pub mod xml;
