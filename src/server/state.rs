@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::config::{ServerConfig, UserConfig};
+use super::config::ServerConfig;
 use super::store::Mailbox;
 use super::subscriptions::Registry;
 
@@ -39,10 +39,6 @@ impl State {
 
     pub fn minute(&self) -> Duration {
         self.config.protocol_minute
-    }
-
-    pub fn user(&self, index: usize) -> Option<&UserConfig> {
-        self.config.users.get(index)
     }
 
     /// The user whose primary SMTP address this is (case-insensitive).

@@ -253,3 +253,93 @@ pub const ALL_KINDS: &[EventKind] = &[
     EventKind::Moved,
     EventKind::NewMail,
 ];
+
+/// An open GetStreamingEvents response, read envelope by envelope.
+pub struct Stream {
+    pub response: reqwest::Response,
+    buf: String,
+    pub chunks: usize,
+}
+
+impl Stream {
+    pub async fn open(c: &Client, ids: &[&str], minutes: u32) -> Stream {
+        let list: String = ids
+            .iter()
+            .map(|i| format!("<t:SubscriptionId>{i}</t:SubscriptionId>"))
+            .collect();
+        let body = c.envelope(|w| {
+            w.raw(&format!(
+                "<m:GetStreamingEvents><m:SubscriptionIds>{list}</m:SubscriptionIds><m:ConnectionTimeout>{minutes}</m:ConnectionTimeout></m:GetStreamingEvents>"
+            ));
+        });
+        let response = c
+            .http
+            .post(&c.url)
+            .basic_auth(&c.user, Some(&c.password))
+            .body(body)
+            .send()
+            .await
+            .expect("the stream opens");
+        assert_eq!(response.status().as_u16(), 200);
+        Stream {
+            response,
+            buf: String::new(),
+            chunks: 0,
+        }
+    }
+
+    /// The next complete envelope, or `None` when the body ends or `wait` passes.
+    pub async fn next(&mut self, wait: Duration) -> Option<Answer> {
+        let end = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(pos) = self.buf.find("</Envelope>") {
+                let rest = self.buf.split_off(pos + "</Envelope>".len());
+                let env = std::mem::replace(&mut self.buf, rest);
+                return Some(Answer {
+                    status: 200,
+                    body: env,
+                });
+            }
+            let chunk = tokio::time::timeout_at(end, self.response.chunk())
+                .await
+                .ok()?;
+            match chunk {
+                Ok(Some(bytes)) => {
+                    self.chunks += 1;
+                    self.buf.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads envelopes until one satisfies `pred` (heartbeats are skipped).
+    pub async fn until(&mut self, wait: Duration, pred: impl Fn(&Answer) -> bool) -> Answer {
+        let end = tokio::time::Instant::now() + wait;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            let env = self
+                .next(left)
+                .await
+                .expect("the awaited envelope arrives in time");
+            if pred(&env) {
+                return env;
+            }
+        }
+    }
+}
+
+pub fn streaming_subscribe_xml(folders: &str) -> String {
+    format!(
+        "<m:Subscribe><m:StreamingSubscriptionRequest>{folders}<t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>NewMailEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest></m:Subscribe>"
+    )
+}
+
+impl Client {
+    /// A streaming subscription on the given folder XML (empty = all folders).
+    pub async fn streaming(&self, folders: &str) -> String {
+        let a = self.op(&streaming_subscribe_xml(folders)).await;
+        assert_eq!(a.code(), "NoError", "{}", a.body);
+        a.one("//m:SubscriptionId")
+    }
+}
