@@ -50,7 +50,10 @@ async fn stream_opens_at_once_delivers_heartbeats_and_closes() {
 
     Client::bob(&s).send(&["alice@example.com"], "hello").await;
     let n = st.until(Duration::from_secs(5), is_notification).await;
-    assert_eq!(n.all("//t:Notification/t:SubscriptionId"), [id.clone()]);
+    assert_eq!(
+        n.all("//t:Notification/t:SubscriptionId"),
+        std::slice::from_ref(&id)
+    );
     let kinds: Vec<String> = {
         let doc = n.doc();
         let note = doc
@@ -184,7 +187,7 @@ async fn a_second_connection_takes_the_subscription_over() {
     assert_eq!(e.code(), "ErrorNewEventStreamConnectionOpened");
     assert_eq!(
         e.all("//m:ErrorSubscriptionIds/t:SubscriptionId"),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     assert_eq!(
         status(&e),
