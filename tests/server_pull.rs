@@ -384,6 +384,25 @@ async fn folder_events_and_delivery_events() {
         mine.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [Created, Modified]
     );
+    // A SaveOnly into the Inbox counts as arrived mail (what the clients' sample flows wait for).
+    let before = alice
+        .get_events(&id, &wm)
+        .await
+        .notification
+        .expect("n")
+        .last_watermark()
+        .expect("wm")
+        .to_string();
+    alice.save_messages(&distinguished("inbox"), 1).await;
+    let saved = alice
+        .get_events(&id, &before)
+        .await
+        .notification
+        .expect("n");
+    assert_eq!(
+        saved.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [Created, NewMail, Modified]
+    );
 }
 
 #[tokio::test]

@@ -326,3 +326,29 @@ async fn streaming_subscriptions_expire_without_a_connection() {
     assert_eq!(e.code(), "ErrorInvalidSubscription");
     assert_eq!(status(&e), "Closed");
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_streams() {
+    let s = server().await;
+    let c = Client::alice(&s);
+    let id = c.streaming("").await;
+    let mut st = Stream::open(&c, &[&id], 30).await;
+    st.next(Duration::from_secs(5)).await.expect("first");
+    let started = tokio::time::Instant::now();
+    s.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "shutdown is bounded"
+    );
+    let last = st
+        .until(Duration::from_secs(5), |a| status(a) == "Closed")
+        .await;
+    assert_eq!(
+        last.one("//m:GetStreamingEventsResponseMessage/@ResponseClass"),
+        "Success"
+    );
+    assert!(
+        st.next(Duration::from_secs(2)).await.is_none(),
+        "the body ends"
+    );
+}

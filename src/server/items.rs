@@ -149,7 +149,12 @@ pub fn create_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
         }
         match disposition {
             Disposition::SaveOnly => match mailbox.with(|d| {
-                let n = d.create_item(folder, message, false)?;
+                // Decision: an item saved into the Inbox counts as arrived
+                // mail (NewMailEvent too). Both reference clients' sample
+                // flows save into the Inbox and wait for NewMail; saves
+                // anywhere else (drafts, case folders) raise no NewMail.
+                let arrived = d.distinguished("inbox") == Some(folder);
+                let n = d.create_item(folder, message, arrived)?;
                 d.item_id_of(n)
             }) {
                 Ok(id) => out.push(MessageOut::success(|w| item_id_message(w, &id))),

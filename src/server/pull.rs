@@ -1,5 +1,13 @@
 //! Subscribe (all three kinds), GetEvents and Unsubscribe (digest 1.1, 1.2, 1.4).
 //! Requests reaching these handlers have passed `validate::notification_request`.
+//!
+//! Decisions where the documentation is silent:
+//! * R19: a subscription with neither FolderIds nor SubscribeToAllFolders
+//!   watches all folders; with both, SubscribeToAllFolders wins.
+//! * R13: a push request without StatusFrequency gets the documented
+//!   default of 30 minutes instead of a schema fault.
+//! * R40: GetEvents resumes from the watermark it is sent (see [`get_events`]).
+//! * R63: Unsubscribe ends streaming subscriptions too (Exchange 2010 SP1+).
 
 use std::collections::HashSet;
 
@@ -94,8 +102,7 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
                 .collect()
         })
         .unwrap_or_default();
-    // Decision (R19): no FolderIds and no SubscribeToAllFolders means every
-    // folder, the only reading under which such a subscription sees anything.
+    // R19 (module docs): no folders named means every folder.
     let filter = Filter {
         all_folders: to_all || listed.is_empty(),
         folders,

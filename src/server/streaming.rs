@@ -2,6 +2,17 @@
 //! envelopes, each its own chunk. The envelopes are unprefixed
 //! (`<Envelope xmlns="…soap/envelope/">`, no declaration, no newline in a
 //! start tag) because that is what real clients scan for.
+//!
+//! Choices where the documentation leaves room (digest GS4-GS7):
+//! * Per-id failures are reported after the first OK envelope, one Error
+//!   envelope per code, while the good ids keep delivering: an unknown id
+//!   gets ErrorSubscriptionNotFound, another user's ErrorSubscriptionAccessDenied,
+//!   a pull or push id ErrorInvalidSubscription. No valid id at all:
+//!   one Error envelope (ErrorInvalidSubscription, Closed) and the end.
+//! * More than 200 ids: ErrorInvalidSubscription, Closed.
+//! * A connection whose last subscription was taken over (ErrorNewEventStreamConnectionOpened),
+//!   unsubscribed or expired closes instead of idling on the user's connection budget.
+//! * Each subscription's Notification carries at most 50 events; more follow at once.
 
 use std::sync::Arc;
 use std::time::Duration;
