@@ -4,4 +4,5 @@
 pub mod check;
 pub mod client;
 pub mod ews;
+pub mod server;
 pub mod xml;

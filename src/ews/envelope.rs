@@ -157,7 +157,14 @@ impl SoapFault {
         w.start("s:Envelope", &[("xmlns:s", ns::SOAP)]);
         w.start("s:Body", &[]).start("s:Fault", &[]);
         // faultcode/faultstring/detail are unqualified by SOAP 1.1.
-        w.leaf("faultcode", &self.fault_code);
+        if self.fault_code.starts_with("a:") {
+            // Exchange's own fault codes are QNames in the types namespace.
+            w.start("faultcode", &[("xmlns:a", ns::TYPES)])
+                .text(&self.fault_code)
+                .end("faultcode");
+        } else {
+            w.leaf("faultcode", &self.fault_code);
+        }
         w.leaf("faultstring", &self.fault_string);
         if self.response_code.is_some() || self.message.is_some() {
             w.start("detail", &[]);

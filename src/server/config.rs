@@ -1,0 +1,240 @@
+//! Server settings: defaults for the embedded target, and a TOML file form
+//! for `serve` users who want their own accounts or a faster clock.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ServerError;
+use crate::ews::ServerVersionInfo;
+
+/// One mailbox owner who may authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub smtp: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+impl UserConfig {
+    pub fn new(smtp: &str, password: &str, display_name: &str) -> Self {
+        UserConfig {
+            smtp: smtp.to_string(),
+            password: password.to_string(),
+            display_name: display_name.to_string(),
+        }
+    }
+
+    /// The part of the address before `@`, which also works as a login name.
+    pub fn local_part(&self) -> &str {
+        self.smtp.split('@').next().unwrap_or(&self.smtp)
+    }
+}
+
+/// Everything the reference server needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub path: String,
+    pub users: Vec<UserConfig>,
+    /// The length of one protocol minute: Timeout, StatusFrequency and
+    /// ConnectionTimeout are counted in these, so tests can shrink time.
+    pub protocol_minute: Duration,
+    pub server_version: ServerVersionInfo,
+    pub max_subscriptions_per_user: usize,
+    pub max_streaming_connections_per_user: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            path: "/EWS/Exchange.asmx".into(),
+            users: vec![
+                UserConfig::new("alice@example.com", "alice-Secret-1", "Alice"),
+                UserConfig::new("bob@example.com", "bob-Secret-2", "Bob"),
+            ],
+            protocol_minute: Duration::from_secs(60),
+            server_version: ServerVersionInfo::default(),
+            max_subscriptions_per_user: 5000,
+            max_streaming_connections_per_user: 10,
+        }
+    }
+}
+
+/// The file form: every field optional, defaults filled in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    path: Option<String>,
+    protocol_minute_ms: Option<u64>,
+    max_subscriptions_per_user: Option<usize>,
+    max_streaming_connections_per_user: Option<usize>,
+    server_version: Option<FileVersion>,
+    users: Option<Vec<FileUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVersion {
+    major: u32,
+    minor: u32,
+    major_build: u32,
+    minor_build: u32,
+    version: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    smtp: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+impl ServerConfig {
+    /// Reads a TOML configuration; errors say "<string>" as the origin.
+    pub fn from_toml_str(s: &str) -> Result<Self, ServerError> {
+        Self::parse_named(s, "<string>")
+    }
+
+    /// Reads a TOML configuration file; errors name the file.
+    pub fn from_file(p: &Path) -> Result<Self, ServerError> {
+        let origin = p.display().to_string();
+        let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config {
+            origin: origin.clone(),
+            problem: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse_named(&text, &origin)
+    }
+
+    fn parse_named(text: &str, origin: &str) -> Result<Self, ServerError> {
+        let fail = |problem: String| ServerError::Config {
+            origin: origin.to_string(),
+            problem,
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+        let mut cfg = ServerConfig::default();
+        if let Some(listen) = file.listen {
+            cfg.listen = listen.parse().map_err(|_| {
+                fail(format!(
+                    "listen `{listen}` is not an address like 127.0.0.1:8080"
+                ))
+            })?;
+        }
+        if let Some(path) = file.path {
+            cfg.path = path;
+        }
+        if let Some(ms) = file.protocol_minute_ms {
+            cfg.protocol_minute = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.max_subscriptions_per_user {
+            cfg.max_subscriptions_per_user = n;
+        }
+        if let Some(n) = file.max_streaming_connections_per_user {
+            cfg.max_streaming_connections_per_user = n;
+        }
+        if let Some(v) = file.server_version {
+            cfg.server_version = ServerVersionInfo {
+                major: v.major,
+                minor: v.minor,
+                major_build: v.major_build,
+                minor_build: v.minor_build,
+                version: v.version,
+            };
+        }
+        if let Some(users) = file.users {
+            cfg.users = users
+                .into_iter()
+                .map(|u| UserConfig {
+                    display_name: u.display_name.unwrap_or_else(|| {
+                        u.smtp.split('@').next().unwrap_or_default().to_string()
+                    }),
+                    smtp: u.smtp,
+                    password: u.password,
+                })
+                .collect();
+        }
+        cfg.check().map_err(fail)?;
+        Ok(cfg)
+    }
+
+    /// The invariants the server relies on.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("path `{}` must start with `/`", self.path));
+        }
+        if self.protocol_minute < Duration::from_millis(10) {
+            return Err("protocol_minute_ms must be at least 10".into());
+        }
+        if self.max_subscriptions_per_user == 0 || self.max_streaming_connections_per_user == 0 {
+            return Err("the per-user limits must be at least 1".into());
+        }
+        if self.users.is_empty() {
+            return Err("at least one user is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.users {
+            let (local, domain) = u.smtp.split_once('@').unwrap_or(("", ""));
+            if local.is_empty() || domain.is_empty() || u.smtp.contains(char::is_whitespace) {
+                return Err(format!("user `{}` is not an SMTP address", u.smtp));
+            }
+            if u.password.is_empty() {
+                return Err(format!("user `{}` has an empty password", u.smtp));
+            }
+            if !seen.insert(u.smtp.to_ascii_lowercase()) {
+                return Err(format!("user `{}` is listed twice", u.smtp));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_two_users() {
+        let c = ServerConfig::default();
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users[0].local_part(), "alice");
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn file_form_overrides_and_fills_defaults() {
+        let c = ServerConfig::from_toml_str(
+            r#"
+            protocol_minute_ms = 1000
+            listen = "127.0.0.1:0"
+            [[users]]
+            smtp = "carol@example.org"
+            password = "pw"
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(c.protocol_minute, Duration::from_secs(1));
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].display_name, "carol");
+        assert_eq!(c.path, "/EWS/Exchange.asmx");
+    }
+
+    #[test]
+    fn errors_name_the_origin_and_problem() {
+        let e = ServerConfig::from_toml_str("bogus = 1").expect_err("unknown key");
+        let text = e.to_string();
+        assert!(
+            text.contains("<string>") && text.contains("bogus"),
+            "{text}"
+        );
+        let e =
+            ServerConfig::from_toml_str("[[users]]\nsmtp='x'\npassword='p'").expect_err("bad smtp");
+        assert!(e.to_string().contains("not an SMTP address"), "{e}");
+        let e = ServerConfig::from_file(Path::new("no-such-config.toml")).expect_err("missing");
+        assert!(e.to_string().contains("no-such-config.toml"), "{e}");
+    }
+}

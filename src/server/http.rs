@@ -1,0 +1,309 @@
+//! The HTTP front: one POST route, Basic auth, SOAP framing, the version
+//! header, and dispatch on the Body's element. Every failure becomes a
+//! SOAP answer; no input makes a handler panic past this module.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use roxmltree::{Document, ParsingOptions};
+
+use super::auth::authenticate;
+use super::reply::{Call, MessageOut, Reply, exchange_fault, render_messages, schema_fault};
+use super::state::State;
+use super::validate::{SchemaViolation, notification_request};
+use super::{items, pull, streaming};
+use crate::ews::envelope::open;
+use crate::ews::{ResponseCode, SERVER_VERSIONS};
+use crate::xml::{ElementExt, child, display_name, element_children, ns};
+
+/// Largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The version assumed when a request has no RequestServerVersion header.
+pub const DEFAULT_VERSION: &str = "Exchange2007_SP1";
+
+/// Operations EWS has (services.wsdl) that this server does not implement:
+/// they get ErrorInvalidOperation, not ErrorInvalidRequest, because
+/// exchangelib re-sends ErrorInvalidRequest failures with every version.
+const OTHER_EWS_OPERATIONS: &[&str] = &[
+    "AddDelegate",
+    "AddDistributionGroupToImList",
+    "AddImContactToGroup",
+    "AddImGroup",
+    "AddNewImContactToGroup",
+    "AddNewTelUriContactToGroup",
+    "AddTag",
+    "ApplyConversationAction",
+    "ArchiveItem",
+    "ConvertId",
+    "CopyFolder",
+    "CreateAttachment",
+    "CreateFolderPath",
+    "CreateManagedFolder",
+    "CreateMeetingInstance",
+    "CreateMeetingSpace",
+    "CreateUserConfiguration",
+    "DeleteAttachment",
+    "DeleteMeetingInstance",
+    "DeleteMeetingSpace",
+    "DeleteSearchSuggestion",
+    "DeleteUserConfiguration",
+    "DisableApp",
+    "DisconnectPhoneCall",
+    "EmptyFolder",
+    "EndSearchSession",
+    "ExecuteSearch",
+    "ExpandDL",
+    "ExportItems",
+    "FindAvailableMeetingTimes",
+    "FindConversation",
+    "FindFolder",
+    "FindItem",
+    "FindMeetingSpaceByJoinUrl",
+    "FindMeetingTimeCandidates",
+    "FindMessageTrackingReport",
+    "FindPeople",
+    "FindTags",
+    "GetAppManifests",
+    "GetAppMarketplaceUrl",
+    "GetAttachment",
+    "GetClientAccessToken",
+    "GetConversationItems",
+    "GetDelegate",
+    "GetDiscoverySearchConfiguration",
+    "GetHoldOnMailboxes",
+    "GetImItemList",
+    "GetImItems",
+    "GetInboxRules",
+    "GetLastPrivateCatalogUpdate",
+    "GetMailTips",
+    "GetMeetingInstance",
+    "GetMeetingSpace",
+    "GetMessageTrackingReport",
+    "GetNonIndexableItemDetails",
+    "GetNonIndexableItemStatistics",
+    "GetPasswordExpirationDate",
+    "GetPersona",
+    "GetPhoneCallInformation",
+    "GetPrivateCatalogAddIns",
+    "GetRoomLists",
+    "GetRooms",
+    "GetSearchSuggestions",
+    "GetSearchableMailboxes",
+    "GetServerTimeZones",
+    "GetServiceConfiguration",
+    "GetSharingFolder",
+    "GetSharingMetadata",
+    "GetSpecificUserConfiguration",
+    "GetUserAvailability",
+    "GetUserConfiguration",
+    "GetUserOofSettings",
+    "GetUserPhoto",
+    "GetUserRetentionPolicyTags",
+    "HideTag",
+    "InstallApp",
+    "MarkAllItemsAsRead",
+    "MarkAsJunk",
+    "MoveFolder",
+    "PlayOnPhone",
+    "RefreshSharingFolder",
+    "RemoveContactFromImList",
+    "RemoveDelegate",
+    "RemoveDistributionGroupFromImList",
+    "RemoveImContactFromGroup",
+    "RemoveImGroup",
+    "ReportMessage",
+    "ResolveNames",
+    "SearchMailboxes",
+    "SendItem",
+    "SetHoldOnMailboxes",
+    "SetImGroup",
+    "SetImListMigrationCompleted",
+    "SetTeamMailbox",
+    "SetUserOofSettings",
+    "SetUserPhoto",
+    "StartSearchSession",
+    "SyncFolderHierarchy",
+    "SyncFolderItems",
+    "UninstallApp",
+    "UnpinTeamMailbox",
+    "UpdateDelegate",
+    "UpdateFolder",
+    "UpdateInboxRules",
+    "UpdateItemInRecoverableItems",
+    "UpdateMeetingInstance",
+    "UpdateMeetingSpace",
+    "UpdateUserConfiguration",
+    "UploadItems",
+];
+
+pub fn router(state: Arc<State>) -> Router {
+    let path = state.config.path.clone();
+    Router::new()
+        .route(&path, post(handle))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+fn xml_response(status: StatusCode, body: Body) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(XML_CONTENT_TYPE),
+    );
+    r
+}
+
+async fn handle(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(user) = authenticate(auth, &state.config.users) else {
+        let mut r = StatusCode::UNAUTHORIZED.into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ews\""),
+        );
+        return r;
+    };
+    let reply =
+        catch_unwind(AssertUnwindSafe(|| process(&state, user, &body))).unwrap_or_else(|_| {
+            tracing::error!("a request handler panicked");
+            Reply::Fault(exchange_fault(
+                ResponseCode::ErrorInternalServerError,
+                "An internal server error occurred. The operation failed.",
+            ))
+        });
+    match reply {
+        Reply::Envelope(xml) => xml_response(StatusCode::OK, Body::from(xml)),
+        Reply::Fault(f) => xml_response(StatusCode::INTERNAL_SERVER_ERROR, Body::from(f.render())),
+        Reply::Stream(body) => xml_response(StatusCode::OK, body),
+    }
+}
+
+/// Parsing limits for untrusted requests: no DTDs (Exchange refuses them
+/// too), and a node budget far above any real request.
+fn parse(text: &str) -> Result<Document<'_>, roxmltree::Error> {
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 1_000_000,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(text, opts)
+}
+
+fn schema(path: &str, message: impl Into<String>) -> Reply {
+    Reply::Fault(schema_fault(&SchemaViolation::new(path, message)))
+}
+
+fn process(state: &Arc<State>, user: usize, body: &[u8]) -> Reply {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let Ok(text) = std::str::from_utf8(body) else {
+        return schema("/", "the request is not UTF-8 text");
+    };
+    let doc = match parse(text) {
+        Ok(d) => d,
+        Err(e) => return schema("/", format!("the request is not well-formed XML: {e}")),
+    };
+    let root = doc.root_element();
+    if root.is(ns::SOAP, "Envelope")
+        && let Some(b) = child(root, ns::SOAP, "Body")
+        && element_children(b).next().is_none()
+    {
+        return Reply::Fault(exchange_fault(
+            ResponseCode::ErrorInvalidRequest,
+            "The request is invalid: the SOAP Body is empty.",
+        ));
+    }
+    let opened = match open(&doc) {
+        Ok(o) => o,
+        Err(e) => return schema(&e.path, e.message),
+    };
+    let version = match opened
+        .header
+        .and_then(|h| child(h, ns::TYPES, "RequestServerVersion"))
+    {
+        None => DEFAULT_VERSION.to_string(),
+        Some(rsv) => match rsv.attribute("Version") {
+            None => {
+                return schema(
+                    "/soap:Envelope/soap:Header/t:RequestServerVersion",
+                    "the Version attribute is required",
+                );
+            }
+            Some(v) if SERVER_VERSIONS.contains(&v) => v.to_string(),
+            Some(_) => {
+                return Reply::Fault(exchange_fault(
+                    ResponseCode::ErrorInvalidServerVersion,
+                    "The specified server version is invalid.",
+                ));
+            }
+        },
+    };
+    let call = Call {
+        state,
+        user,
+        version,
+    };
+    dispatch(&call, opened.payload)
+}
+
+fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
+    let at = "/soap:Envelope/soap:Body";
+    if op.tag_name().namespace() != Some(ns::MESSAGES) {
+        return schema(at, format!("{} is not an EWS operation", display_name(op)));
+    }
+    let name = op.tag_name().name();
+    tracing::debug!(user = call.user, operation = name, "request");
+    match name {
+        "Subscribe" | "GetEvents" | "GetStreamingEvents" | "Unsubscribe" => {
+            if let Err(v) = notification_request(op, &call.version) {
+                return Reply::Fault(schema_fault(&v));
+            }
+            match name {
+                "Subscribe" => pull::subscribe(call, op),
+                "GetEvents" => pull::get_events(call, op),
+                "Unsubscribe" => pull::unsubscribe(call, op),
+                _ => streaming::get_streaming_events(call, op),
+            }
+        }
+        "CreateItem" => messages(call, name, items::create_item(call, op)),
+        "UpdateItem" => messages(call, name, items::update_item(call, op)),
+        "MoveItem" => messages(call, name, items::move_or_copy_item(call, op, false)),
+        "CopyItem" => messages(call, name, items::move_or_copy_item(call, op, true)),
+        "DeleteItem" => messages(call, name, items::delete_item(call, op)),
+        "CreateFolder" => messages(call, name, items::create_folder(call, op)),
+        "DeleteFolder" => messages(call, name, items::delete_folder(call, op)),
+        "GetFolder" => messages(call, name, items::get_folder(call, op)),
+        "GetItem" => messages(call, name, items::get_item(call, op)),
+        _ if OTHER_EWS_OPERATIONS.contains(&name) => messages(
+            call,
+            name,
+            Ok(vec![MessageOut::error(
+                ResponseCode::ErrorInvalidOperation,
+                format!("The reference server does not implement {name}."),
+            )]),
+        ),
+        _ => schema(at, format!("m:{name} is not an EWS operation")),
+    }
+}
+
+fn messages(call: &Call<'_>, op: &str, outcome: Result<Vec<MessageOut>, SchemaViolation>) -> Reply {
+    match outcome {
+        Ok(msgs) => Reply::Envelope(call.envelope(|w| render_messages(w, op, &msgs))),
+        Err(v) => Reply::Fault(schema_fault(&v)),
+    }
+}

@@ -1,0 +1,153 @@
+//! The reference server: an embedded EWS endpoint that behaves like
+//! Exchange 2013+/Online on the wire for the notification operations and
+//! the item and folder operations that cause events. The harness talks to
+//! it only over HTTP; real clients (exchangelib, ews-javascript-api) work
+//! against it unchanged.
+
+mod auth;
+mod config;
+mod http;
+mod ids;
+mod items;
+mod log;
+mod pull;
+mod push;
+mod reply;
+mod resolve;
+mod state;
+mod store;
+mod streaming;
+mod subscriptions;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{ServerConfig, UserConfig};
+pub use validate::SchemaViolation;
+
+use state::State;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("configuration {origin}: {problem}")]
+    Config { origin: String, problem: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Locks a mutex, recovering from poisoning: a panicked request must not
+/// take the whole server down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A server started by [`start`]. Dropping it signals shutdown too.
+pub struct RunningServer {
+    addr: SocketAddr,
+    path: String,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/EWS/Exchange.asmx`
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.addr, self.path)
+    }
+
+    /// Stops accepting requests, closes streams and push deliveries, and
+    /// waits (bounded) for open connections to finish.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(s) = self.sweeper.take() {
+            s.abort();
+        }
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(s) = self.sweeper.take() {
+            s.abort();
+        }
+    }
+}
+
+/// Binds the listener and starts serving. Must be called within a tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    config.check().map_err(|problem| ServerError::Config {
+        origin: "(in memory)".into(),
+        problem,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let path = config.path.clone();
+    let (shutdown, signal) = watch::channel(false);
+    let state = Arc::new(State::new(config, signal.clone()));
+    let app = http::router(state.clone());
+    let mut stop = signal.clone();
+    let server = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the server stopped");
+        }
+    });
+    let sweeper = tokio::spawn(sweep(state));
+    tracing::info!(%addr, "reference server listening");
+    Ok(RunningServer {
+        addr,
+        path,
+        shutdown,
+        server: Some(server),
+        sweeper: Some(sweeper),
+    })
+}
+
+/// Removes expired subscriptions a few times per protocol minute.
+async fn sweep(state: Arc<State>) {
+    let period = (state.minute() / 4).clamp(Duration::from_millis(20), Duration::from_secs(15));
+    loop {
+        tokio::time::sleep(period).await;
+        let gone = lock(&state.registry).sweep(state.minute());
+        if gone > 0 {
+            tracing::debug!(gone, "expired subscriptions removed");
+        }
+        if state.is_shutting_down() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The state one running server shares between its requests and tasks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::config::ServerConfig;
+use super::store::Mailbox;
+use super::subscriptions::Registry;
+
+pub struct State {
+    pub config: ServerConfig,
+    /// One mailbox per configured user, in the same order.
+    pub mailboxes: Vec<Arc<Mailbox>>,
+    pub registry: Mutex<Registry>,
+    /// For push deliveries.
+    pub http: reqwest::Client,
+    /// Becomes `true` when the server is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl State {
+    pub fn new(config: ServerConfig, shutdown: watch::Receiver<bool>) -> Self {
+        let mailboxes = (0..config.users.len())
+            .map(|i| Arc::new(Mailbox::new(i)))
+            .collect();
+        State {
+            config,
+            mailboxes,
+            registry: Mutex::new(Registry::default()),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            shutdown,
+        }
+    }
+
+    pub fn minute(&self) -> Duration {
+        self.config.protocol_minute
+    }
+
+    /// The user whose primary SMTP address this is (case-insensitive).
+    pub fn user_by_smtp(&self, smtp: &str) -> Option<usize> {
+        let smtp = smtp.trim();
+        self.config
+            .users
+            .iter()
+            .position(|u| u.smtp.eq_ignore_ascii_case(smtp))
+    }
+
+    pub fn mailbox(&self, user: usize) -> Option<&Arc<Mailbox>> {
+        self.mailboxes.get(user)
+    }
+
+    /// The mailbox a decoded id or watermark nonce belongs to.
+    pub fn mailbox_by_nonce(&self, nonce: u64) -> Option<&Arc<Mailbox>> {
+        self.mailboxes.iter().find(|m| m.nonce == nonce)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
