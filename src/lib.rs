@@ -1,5 +1,10 @@
 //! ews-conformance: a conformance harness for the Exchange Web Services
 //! notification protocol, and a reference server to run it against.
 
+pub mod check;
+pub mod client;
 pub mod ews;
+pub mod report;
+pub mod settings;
+pub mod suite;
 pub mod xml;

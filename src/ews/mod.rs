@@ -5,6 +5,7 @@
 mod codes;
 pub mod envelope;
 pub mod events;
+pub mod items;
 pub mod messages;
 pub mod time;
 

@@ -1,0 +1,3 @@
+//! The harness's HTTP side.
+
+pub mod transport;
