@@ -277,7 +277,8 @@ impl<'a> Loader<'a> {
     ) -> Result<Step, LoadError> {
         let raw = spanned.get_ref();
         let anchor = step_anchor(spanned);
-        let line = src.line_of(anchor.start);
+        // The `[[step]]` header: where a reader looks for the step.
+        let line = src.line_of(spanned.span().start.min(anchor.start));
         let name = match &raw.name {
             Some(n) if n.get_ref().trim().is_empty() => {
                 return Err(src.error(n.span(), "a step name cannot be empty"));
