@@ -45,6 +45,8 @@ pub struct Settings {
     pub profile: Option<String>,
     /// `EWS_SLOW`: `1`/`true` runs cases that need real protocol minutes (`needs = ["slow"]`).
     pub slow: bool,
+    /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
+    pub log: String,
 }
 
 /// A setting whose value cannot be used.
@@ -76,6 +78,7 @@ impl Default for Settings {
             cases: PathBuf::from("cases"),
             profile: None,
             slow: false,
+            log: "warn".into(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl fmt::Debug for Settings {
             .field("cases", &self.cases)
             .field("profile", &self.profile)
             .field("slow", &self.slow)
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -147,6 +151,9 @@ impl Settings {
         s.profile = get("EWS_PROFILE");
         if let Some(v) = get("EWS_SLOW") {
             s.slow = parse_flag("EWS_SLOW", &v)?;
+        }
+        if let Some(v) = get("EWS_LOG") {
+            s.log = v;
         }
         Ok(s)
     }
