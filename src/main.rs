@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the cases and print every verdict and a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the cases: id, title, requirements.
     List(ListArgs),
 }
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::List(args) => list(settings, args),
-        Command::Run(args) => run(settings, args),
+        Command::Run(args) => run(settings, *args),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),

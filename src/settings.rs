@@ -120,18 +120,22 @@ impl Settings {
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut s = Settings::default();
-        s.endpoint = get("EWS_ENDPOINT");
-        s.user = get("EWS_USER");
-        s.password = get("EWS_PASSWORD");
-        s.user2 = get("EWS_USER2");
-        s.password2 = get("EWS_PASSWORD2");
-        s.bearer_token = get("EWS_BEARER_TOKEN");
+        let mut s = Settings {
+            endpoint: get("EWS_ENDPOINT"),
+            user: get("EWS_USER"),
+            password: get("EWS_PASSWORD"),
+            user2: get("EWS_USER2"),
+            password2: get("EWS_PASSWORD2"),
+            bearer_token: get("EWS_BEARER_TOKEN"),
+            impersonate: get("EWS_IMPERSONATE"),
+            anchor_mailbox: get("EWS_ANCHOR_MAILBOX"),
+            push_url: get("EWS_PUSH_URL"),
+            profile: get("EWS_PROFILE"),
+            ..Settings::default()
+        };
         if let Some(v) = get("EWS_VERSION") {
             s.version = v;
         }
-        s.impersonate = get("EWS_IMPERSONATE");
-        s.anchor_mailbox = get("EWS_ANCHOR_MAILBOX");
         if let Some(v) = get("EWS_INSECURE_TLS") {
             s.insecure_tls = parse_flag("EWS_INSECURE_TLS", &v)?;
         }
@@ -144,11 +148,9 @@ impl Settings {
         if let Some(v) = get("EWS_PUSH_BIND") {
             s.push_bind = v;
         }
-        s.push_url = get("EWS_PUSH_URL");
         if let Some(v) = get("EWS_CASES") {
             s.cases = PathBuf::from(v);
         }
-        s.profile = get("EWS_PROFILE");
         if let Some(v) = get("EWS_SLOW") {
             s.slow = parse_flag("EWS_SLOW", &v)?;
         }

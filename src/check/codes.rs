@@ -31,10 +31,18 @@ impl Check for Codes {
                 String::new()
             };
             let mut fails = judge(input, status, &answer, &call);
+            let evidence = match answer.server_text() {
+                Some(t) => format!(
+                    "HTTP {status}, {}: \"{}\"",
+                    answer.describe(),
+                    excerpt(t, 300)
+                ),
+                None => format!("HTTP {status}, {}", answer.describe()),
+            };
             for f in &mut fails {
                 f.exchange = Some(i);
-                if f.evidence.is_none() {
-                    f.evidence = Some(excerpt(&ex.response_text, 600));
+                if f.severity == crate::check::Severity::Fail {
+                    f.evidence = Some(evidence.clone());
                 }
             }
             out.extend(fails);
@@ -140,12 +148,10 @@ fn judge(input: &StepInput<'_>, status: u16, answer: &Answer, call: &str) -> Vec
         let form = rejection_form(status, answer);
         match (want, form) {
             (true, Some(form)) => {
-                let mut note = input.note(
+                out.push(input.note(
                     NAME,
                     format!("step \"{step}\"{call}: rejected as {form}"),
-                );
-                note.evidence = None;
-                out.push(note);
+                ));
             }
             (true, None) => out.push(input.fail(
                 NAME,

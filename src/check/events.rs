@@ -59,7 +59,7 @@ impl Check for Events {
         for p in &e.events {
             match render_pattern(input, p) {
                 Ok(r) => patterns.push(r),
-                Err(f) => out.push(f),
+                Err(f) => out.push(*f),
             }
         }
         match e.events_mode {
@@ -176,8 +176,8 @@ struct Rendered {
     unread_count: Option<i64>,
 }
 
-fn render_pattern(input: &StepInput<'_>, p: &EventPattern) -> Result<Rendered, Finding> {
-    let r = |v: &Option<String>| -> Result<Option<String>, Finding> {
+fn render_pattern(input: &StepInput<'_>, p: &EventPattern) -> Result<Rendered, Box<Finding>> {
+    let r = |v: &Option<String>| -> Result<Option<String>, Box<Finding>> {
         v.as_deref()
             .map(|t| input.render(NAME, t))
             .transpose()

@@ -82,15 +82,15 @@ impl StepInput<'_> {
     }
 
     /// Substitutes `${…}` in an expected value; the error is already a finding.
-    pub fn render(&self, check: &str, template: &str) -> Result<String, Finding> {
+    pub fn render(&self, check: &str, template: &str) -> Result<String, Box<Finding>> {
         self.vars.render(template).map_err(|e| {
-            self.fail(
+            Box::new(self.fail(
                 check,
                 format!(
                     "step \"{}\": cannot evaluate the expectation: {e}",
                     self.step.name
                 ),
-            )
+            ))
         })
     }
 }
@@ -166,6 +166,7 @@ pub enum Answer {
         /// The raw ResponseClass text, when it is not a valid class.
         class_text: Option<String>,
         code: Option<String>,
+        message_text: Option<String>,
     },
     /// A SOAP envelope without either.
     NoMessage { payload: String },
@@ -206,6 +207,7 @@ impl Answer {
                     class: class_text.as_deref().and_then(ResponseClass::parse),
                     class_text,
                     code: child(msg, ns::MESSAGES, "ResponseCode").map(|c| c.text_trimmed()),
+                    message_text: child(msg, ns::MESSAGES, "MessageText").map(|c| c.text_trimmed()),
                 }
             }
             None => Answer::NoMessage {
@@ -219,6 +221,15 @@ impl Answer {
         match self {
             Answer::Fault(f) => f.response_code.as_ref().map(|c| c.as_str()),
             Answer::Message { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server's own words: MessageText or faultstring.
+    pub fn server_text(&self) -> Option<&str> {
+        match self {
+            Answer::Fault(f) => Some(f.fault_string.as_str()).filter(|s| !s.is_empty()),
+            Answer::Message { message_text, .. } => message_text.as_deref(),
             _ => None,
         }
     }

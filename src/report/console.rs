@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{Reporter, describe_findings, verdict_reason};
-use crate::check::Severity;
+use super::{Reporter, explain, observations};
 use crate::suite::exec::{Outcome, Verdict};
 use crate::suite::run::Summary;
 
@@ -69,27 +68,7 @@ impl Reporter for Console {
         }
         for o in troubled {
             writeln!(self.out)?;
-            writeln!(
-                self.out,
-                "---- {} [{}]{} ----",
-                o.id,
-                o.verdict.label(),
-                if o.title.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", o.title)
-                }
-            )?;
-            if !o.requirements.is_empty() {
-                writeln!(self.out, "  requirements: {}", o.requirements.join(", "))?;
-            }
-            if let Some(d) = &o.defect {
-                writeln!(self.out, "  documented defect: {d}")?;
-            }
-            if let Some(reason) = verdict_reason(&o.verdict) {
-                writeln!(self.out, "  {reason}")?;
-            }
-            write!(self.out, "{}", describe_findings(o, Severity::Fail))?;
+            write!(self.out, "{}", explain(o))?;
         }
         let recorded: Vec<&Outcome> = outcomes
             .iter()
@@ -100,13 +79,7 @@ impl Reporter for Console {
         }
         for o in recorded {
             writeln!(self.out, "\n---- {}: {} ----", o.id, o.title)?;
-            let notes =
-                describe_findings(o, Severity::Fail) + &describe_findings(o, Severity::Note);
-            if notes.is_empty() {
-                writeln!(self.out, "  every expectation held")?;
-            } else {
-                write!(self.out, "{notes}")?;
-            }
+            write!(self.out, "{}", observations(o))?;
         }
         writeln!(
             self.out,

@@ -110,9 +110,7 @@ pub fn describe_findings(outcome: &Outcome, severity: Severity) -> String {
             f.requirements.join(", ")
         ));
         if let Some(ev) = &f.evidence {
-            if exchange_of(outcome, f).is_none_or(|e| !ev.starts_with(e.response_text.trim())) {
-                out.push_str(&indent(&format!("evidence: {ev}"), 5));
-            }
+            out.push_str(&indent(&format!("evidence: {ev}"), 5));
         }
         if let Some(ex) = exchange_of(outcome, f) {
             match (ex.status, &ex.error) {
@@ -121,7 +119,10 @@ pub fn describe_findings(outcome: &Outcome, severity: Severity) -> String {
                         "     response (HTTP {status}, {} ms):\n",
                         ex.duration.as_millis()
                     ));
-                    out.push_str(&indent(&crate::check::excerpt(&ex.response_text, 1200), 7));
+                    out.push_str(&indent(
+                        &excerpt_lines(&pretty_xml(&ex.response_text), 60),
+                        7,
+                    ));
                 }
                 (None, Some(err)) => out.push_str(&format!("     no response: {err}\n")),
                 (None, None) => {}
@@ -129,6 +130,73 @@ pub fn describe_findings(outcome: &Outcome, severity: Severity) -> String {
         }
     }
     out
+}
+
+/// The full account of a case that did not pass: title, requirement ids,
+/// the verdict's reason and every failing finding with its evidence.
+pub fn explain(o: &Outcome) -> String {
+    let mut out = format!(
+        "---- {} [{}]{} ----\n",
+        o.id,
+        o.verdict.label(),
+        if o.title.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", o.title)
+        }
+    );
+    if !o.requirements.is_empty() {
+        out.push_str(&format!("  requirements: {}\n", o.requirements.join(", ")));
+    }
+    if let Some(d) = &o.defect {
+        out.push_str(&format!("  documented defect: {d}\n"));
+    }
+    if let Some(reason) = verdict_reason(&o.verdict) {
+        out.push_str(&indent(reason, 2));
+    }
+    out.push_str(&describe_findings(o, Severity::Fail));
+    out
+}
+
+/// What a recorded case observed: failed expectations and notes.
+pub fn observations(o: &Outcome) -> String {
+    let notes = describe_findings(o, Severity::Fail) + &describe_findings(o, Severity::Note);
+    if notes.is_empty() {
+        "  every expectation held\n".to_string()
+    } else {
+        notes
+    }
+}
+
+/// An XML body re-indented for reading; anything that is not XML comes back as it was.
+pub fn pretty_xml(text: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text.trim());
+    reader.config_mut().trim_text(true);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(event) => {
+                if writer.write_event(event).is_err() {
+                    return text.to_string();
+                }
+            }
+            Err(_) => return text.to_string(),
+        }
+    }
+    String::from_utf8(writer.into_inner()).unwrap_or_else(|_| text.to_string())
+}
+
+/// At most `max` lines, saying how many were left out.
+fn excerpt_lines(text: &str, max: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= max {
+        return crate::check::excerpt(text, 8000);
+    }
+    let mut s = lines[..max].join("\n");
+    s.push_str(&format!("\n… ({} more lines)", lines.len() - max));
+    crate::check::excerpt(&s, 8000)
 }
 
 fn indent(text: &str, n: usize) -> String {

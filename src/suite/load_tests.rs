@@ -95,7 +95,7 @@ fn missing_and_conflicting_actions() {
         6,
         "unknown operation `Subscrib` (known: CopyItem,",
     );
-    fails_at(&format!("{HEAD}"), 1, 1, "at least one [[step]]");
+    fails_at(HEAD, 1, 1, "at least one [[step]]");
 }
 
 #[test]

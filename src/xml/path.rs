@@ -151,12 +151,11 @@ impl XPath {
         if let Some(pos) = steps
             .iter()
             .position(|s| !matches!(s, Step::Element { .. }))
+            && pos + 1 != steps.len()
         {
-            if pos + 1 != steps.len() {
-                return Err(err(
-                    "an attribute or text() step must be the last step".into()
-                ));
-            }
+            return Err(err(
+                "an attribute or text() step must be the last step".into()
+            ));
         }
         Ok(XPath {
             source: source.to_string(),

@@ -76,7 +76,7 @@ impl XmlWriter {
 
     /// Copies already-serialised XML verbatim (a caller-built fragment).
     pub fn raw(&mut self, xml: &str) -> &mut Self {
-        let _ = self.inner.get_mut().extend_from_slice(xml.as_bytes());
+        self.inner.get_mut().extend_from_slice(xml.as_bytes());
         self
     }
 
