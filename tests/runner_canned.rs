@@ -402,7 +402,7 @@ async fn example_cases_pass_against_a_conforming_responder() {
             s.errors,
             s.unreachable
         ),
-        (6, 5, 1, 0, 0, 0),
+        (7, 6, 1, 0, 0, 0),
         "{}",
         ran.console
     );
@@ -425,7 +425,7 @@ async fn example_cases_pass_against_a_conforming_responder() {
     );
     // Every isolated case created its folder and removed it again.
     let mb = state.lock().expect("mailbox lock");
-    assert_eq!(mb.folders_created.len(), 5, "five cases isolate");
+    assert_eq!(mb.folders_created.len(), 6, "six cases isolate");
     let mut created = mb.folders_created.clone();
     let mut deleted = mb.folders_deleted.clone();
     created.sort();
@@ -490,7 +490,7 @@ async fn a_wrong_expectation_fails_exactly_that_case() {
     let s = &ran.result.summary;
     assert_eq!(
         (s.failed, s.passed, s.recorded),
-        (1, 5, 1),
+        (1, 6, 1),
         "{}",
         ran.console
     );
@@ -543,7 +543,7 @@ async fn a_wrong_expectation_fails_exactly_that_case() {
         c.contains("The specified subscription was not found."),
         "{c}"
     );
-    assert!(c.contains("result: 5 passed, 1 failed, 1 recorded"), "{c}");
+    assert!(c.contains("result: 6 passed, 1 failed, 1 recorded"), "{c}");
     assert!(ran.junit.contains("<failure message=\"step &quot;second&quot;: expected ResponseCode NoError, got ErrorSubscriptionNotFound\" type=\"codes\">"), "{}", ran.junit);
     let json: serde_json::Value = serde_json::from_str(&ran.json).expect("JSON report parses");
     let cases = json["cases"].as_array().expect("cases array");
@@ -566,7 +566,7 @@ async fn refused_credentials_are_not_a_conformance_failure() {
     )
     .await;
     let s = &ran.result.summary;
-    assert_eq!(s.unreachable, 6, "{}", ran.console);
+    assert_eq!(s.unreachable, 7, "{}", ran.console);
     assert_eq!(s.failed, 0);
     assert_eq!(ran.result.exit_status(), ExitStatus::Unreachable);
     assert!(
@@ -609,6 +609,106 @@ async fn a_stalled_target_fails_within_the_deadline() {
         "{}",
         ran.console
     );
+}
+
+fn single_case_dir(tag: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ews-runner-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write case");
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skips_serial_cases_bounded_drains_and_case_errors() {
+    let (endpoint, _state) = start_responder().await;
+    let head = "requirements = [\"R32\"]\n";
+    let subscribe = "[[step]]\nname = \"subscribe\"\nop = \"Subscribe\"\nwith = { folders = [\"${folder}\"], event_types = [\"CreatedEvent\"] }\n[step.capture]\nsub = \"//m:SubscriptionId\"\nwm = \"//m:Watermark\"\n";
+    let files = [
+        (
+            "needs-user2.toml",
+            format!(
+                "title = \"needs a second user\"\n{head}needs = [\"second-user\"]\n[[step]]\nas = \"user2\"\nop = \"GetFolder\"\nwith = {{ folder = \"inbox\" }}\n"
+            ),
+        ),
+        (
+            "only-2010.toml",
+            format!(
+                "title = \"2010 only\"\n{head}profiles = [\"exchange2010\"]\n[[step]]\nop = \"GetFolder\"\nwith = {{ folder = \"inbox\" }}\n"
+            ),
+        ),
+        (
+            "serial.toml",
+            format!("title = \"alone\"\n{head}serial = true\n{subscribe}"),
+        ),
+        (
+            "bounded-drain.toml",
+            format!(
+                "title = \"a drain that may not finish\"\n{head}{subscribe}[[step]]\nop = \"CreateItem\"\nwith = {{ count = 120 }}\n\
+                 [[step]]\nname = \"drain\"\nop = \"DrainEvents\"\nwith = {{ subscription = \"${{sub}}\", watermark = \"${{wm}}\", max_calls = 2 }}\n"
+            ),
+        ),
+        (
+            "bad-value.toml",
+            format!(
+                "title = \"a parameter that renders wrong\"\n{head}[vars]\nn = \"many\"\n[[step]]\nop = \"CreateItem\"\nwith = {{ count = \"${{n}}\" }}\n"
+            ),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let dir = single_case_dir("misc", &files);
+    let ran = run_dir(
+        target(&endpoint, PASSWORD, Duration::from_secs(10)),
+        &dir,
+        "misc",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    match verdict_of(&ran, "needs-user2") {
+        Verdict::Skipped { reason } => assert!(reason.contains("second-user"), "{reason}"),
+        other => panic!("needs-user2: {other:?}"),
+    }
+    match verdict_of(&ran, "only-2010") {
+        Verdict::Skipped { reason } => assert!(
+            reason.contains("only under profile `exchange2010`"),
+            "{reason}"
+        ),
+        other => panic!("only-2010: {other:?}"),
+    }
+    assert_eq!(
+        verdict_of(&ran, "serial"),
+        &Verdict::Pass,
+        "{}",
+        ran.console
+    );
+    assert_eq!(
+        verdict_of(&ran, "bounded-drain"),
+        &Verdict::Fail,
+        "{}",
+        ran.console
+    );
+    assert!(
+        ran.console
+            .contains("MoreEvents was still true after 2 GetEvents calls"),
+        "{}",
+        ran.console
+    );
+    match verdict_of(&ran, "bad-value") {
+        Verdict::Error { reason } => {
+            assert!(reason.contains("bad-value.toml:"), "{reason}");
+            assert!(
+                reason.contains("`with.count` = \"many\" is not an integer"),
+                "{reason}"
+            );
+        }
+        other => panic!("bad-value: {other:?}"),
+    }
+    assert_eq!(ran.result.exit_status(), ExitStatus::HarnessError);
+    assert!(ran.junit.contains("<skipped message="), "{}", ran.junit);
+    assert!(ran.junit.contains("<error message="), "{}", ran.junit);
 }
 
 // ------------------------------------------------------------ the CLI itself
