@@ -651,6 +651,18 @@ async fn skips_serial_cases_bounded_drains_and_case_errors() {
             ),
         ),
         (
+            "capture-miss.toml",
+            format!(
+                "title = \"a capture that finds nothing\"\n{head}{subscribe}nope = \"//m:NoSuchElement\"\n[[step]]\nname = \"use it\"\nop = \"Unsubscribe\"\nwith = {{ subscription = \"${{nope}}\" }}\n"
+            ),
+        ),
+        (
+            "capture-miss-recorded.toml",
+            format!(
+                "title = \"the same, recorded\"\ngrade = \"record\"\n{head}{subscribe}nope = \"//m:NoSuchElement\"\n[[step]]\nname = \"use it\"\nop = \"Unsubscribe\"\nwith = {{ subscription = \"${{nope}}\" }}\n"
+            ),
+        ),
+        (
             "bad-value.toml",
             format!(
                 "title = \"a parameter that renders wrong\"\n{head}[vars]\nn = \"many\"\n[[step]]\nop = \"CreateItem\"\nwith = {{ count = \"${{n}}\" }}\n"
@@ -695,6 +707,37 @@ async fn skips_serial_cases_bounded_drains_and_case_errors() {
             .contains("MoreEvents was still true after 2 GetEvents calls"),
         "{}",
         ran.console
+    );
+    assert_eq!(
+        verdict_of(&ran, "capture-miss"),
+        &Verdict::Fail,
+        "{}",
+        ran.console
+    );
+    assert_eq!(
+        verdict_of(&ran, "capture-miss-recorded"),
+        &Verdict::Recorded,
+        "{}",
+        ran.console
+    );
+    assert!(
+        ran.console.contains(
+            "[capture] step \"subscribe\": capture `nope` (//m:NoSuchElement) in step \"subscribe\" matched nothing"
+        ),
+        "{}",
+        ran.console
+    );
+    let recorded = ran
+        .result
+        .outcomes
+        .iter()
+        .find(|o| o.id == "capture-miss-recorded")
+        .expect("outcome");
+    assert!(
+        recorded
+            .all_findings()
+            .any(|f| f.message.contains("step \"use it\" cannot be sent")),
+        "{recorded:#?}"
     );
     match verdict_of(&ran, "bad-value") {
         Verdict::Error { reason } => {
