@@ -4,5 +4,8 @@
 pub mod check;
 pub mod client;
 pub mod ews;
+pub mod report;
 pub mod server;
+pub mod settings;
+pub mod suite;
 pub mod xml;

@@ -1,1 +1,312 @@
-fn main() {}
+//! `ews-conformance`: run the conformance cases against an EWS endpoint (or
+//! the embedded reference server), or list them.
+//!
+//! Exit codes: 0 all passed (recorded and skipped count as passed), 1
+//! conformance failures, 2 target unreachable or authentication refused,
+//! 3 harness or case-file error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use ews_conformance::check::CheckRegistry;
+use ews_conformance::report::console::Console;
+use ews_conformance::report::json::Json;
+use ews_conformance::report::junit::Junit;
+use ews_conformance::report::{Fanout, Reporter};
+use ews_conformance::settings::Settings;
+use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::{Executor, ExitStatus, Loader, RunOptions, run_suite, target};
+
+#[derive(Parser)]
+#[command(
+    name = "ews-conformance",
+    version,
+    about = "Conformance harness for the EWS notification protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the cases and print every verdict and a summary.
+    Run(Box<RunArgs>),
+    /// List the cases: id, title, requirements.
+    List(ListArgs),
+    /// Start the reference server alone (a faithful local EWS notification server).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on. Loopback by default; anything else exposes the
+    /// test users' fixed passwords to the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// A TOML file with users and server settings (see README).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Length of a protocol minute in milliseconds (default 60000).
+    #[arg(long)]
+    protocol_minute_ms: Option<u64>,
+}
+
+/// Flags that override the environment (see the settings module for every variable).
+#[derive(Args, Default)]
+struct TargetArgs {
+    /// The EWS URL (EWS_ENDPOINT). Without one, the embedded reference server is used.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The first user's login and SMTP address (EWS_USER).
+    #[arg(long)]
+    user: Option<String>,
+    /// The first user's password (EWS_PASSWORD); prefer the environment.
+    #[arg(long)]
+    password: Option<String>,
+    /// A second user for owner checks (EWS_USER2).
+    #[arg(long)]
+    user2: Option<String>,
+    /// The second user's password (EWS_PASSWORD2).
+    #[arg(long)]
+    password2: Option<String>,
+    /// An OAuth bearer token for the first user (EWS_BEARER_TOKEN).
+    #[arg(long)]
+    bearer_token: Option<String>,
+    /// RequestServerVersion (EWS_VERSION), default Exchange2013.
+    #[arg(long = "request-version")]
+    version: Option<String>,
+    /// ExchangeImpersonation SMTP address (EWS_IMPERSONATE).
+    #[arg(long)]
+    impersonate: Option<String>,
+    /// X-AnchorMailbox header value (EWS_ANCHOR_MAILBOX).
+    #[arg(long)]
+    anchor_mailbox: Option<String>,
+    /// Do not verify TLS certificates (EWS_INSECURE_TLS).
+    #[arg(long)]
+    insecure_tls: bool,
+    /// Deadline of one HTTP exchange in seconds (EWS_REQUEST_TIMEOUT_SECS).
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
+    /// Length of a protocol minute in milliseconds (EWS_PROTOCOL_MINUTE_MS).
+    #[arg(long)]
+    protocol_minute_ms: Option<u64>,
+    /// Where the push listener binds (EWS_PUSH_BIND).
+    #[arg(long)]
+    push_bind: Option<String>,
+    /// The URL the target must post notifications to (EWS_PUSH_URL).
+    #[arg(long)]
+    push_url: Option<String>,
+    /// The server profile (EWS_PROFILE).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Run cases that take real protocol minutes (EWS_SLOW).
+    #[arg(long)]
+    slow: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The case folder (EWS_CASES), default `cases`.
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Only cases whose id contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Cases run at once (serial cases always run alone).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Print only the cases that did not pass.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// The case folder (EWS_CASES), default `cases`.
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Only cases whose id contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+fn apply(settings: &mut Settings, t: TargetArgs) {
+    let set = |slot: &mut Option<String>, v: Option<String>| {
+        if v.is_some() {
+            *slot = v;
+        }
+    };
+    set(&mut settings.endpoint, t.endpoint);
+    set(&mut settings.user, t.user);
+    set(&mut settings.password, t.password);
+    set(&mut settings.user2, t.user2);
+    set(&mut settings.password2, t.password2);
+    set(&mut settings.bearer_token, t.bearer_token);
+    set(&mut settings.impersonate, t.impersonate);
+    set(&mut settings.anchor_mailbox, t.anchor_mailbox);
+    set(&mut settings.push_url, t.push_url);
+    set(&mut settings.profile, t.profile);
+    if let Some(v) = t.version {
+        settings.version = v;
+    }
+    if let Some(v) = t.push_bind {
+        settings.push_bind = v;
+    }
+    if let Some(v) = t.request_timeout_secs {
+        settings.request_timeout_secs = v.max(1);
+    }
+    if let Some(v) = t.protocol_minute_ms {
+        settings.protocol_minute_ms = Some(v.max(1));
+    }
+    settings.insecure_tls |= t.insecure_tls;
+    settings.slow |= t.slow;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(ExitStatus::HarnessError.code());
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::List(args) => list(settings, args),
+        Command::Run(args) => run(settings, *args),
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(ExitStatus::HarnessError.code())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
+    let mut config = match &args.config {
+        Some(path) => ews_conformance::server::ServerConfig::from_file(path)?,
+        None => ews_conformance::server::ServerConfig::default(),
+    };
+    config.listen = args.listen;
+    if let Some(ms) = args.protocol_minute_ms {
+        config.protocol_minute = std::time::Duration::from_millis(ms.max(10));
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = ews_conformance::server::start(config.clone())
+            .await
+            .context("starting the reference server")?;
+        println!("EWS reference server listening at {}", server.url());
+        for user in &config.users {
+            println!("  user {} ({})", user.smtp, user.display_name);
+        }
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        server.shutdown().await;
+        Ok(ExitStatus::Passed)
+    })
+}
+
+fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(c) = args.cases {
+        settings.cases = c;
+    }
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let suite = Loader::new(&ops, &checks).load_dir(&settings.cases);
+    let keep = |id: &str| args.filter.as_deref().is_none_or(|f| id.contains(f));
+    for case in suite.cases.iter().filter(|c| keep(&c.id)) {
+        println!(
+            "{}\t{}\t{}",
+            case.id,
+            case.title,
+            case.requirements.join(",")
+        );
+    }
+    let errors: Vec<_> = suite.errors.iter().filter(|e| keep(&e.case_id)).collect();
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitStatus::Passed
+    } else {
+        ExitStatus::HarnessError
+    })
+}
+
+fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
+    apply(&mut settings, args.target);
+    if let Some(c) = args.cases {
+        settings.cases = c;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let target = match target::from_settings(&settings).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
+        let label = target.config().label.clone();
+        let executor = match Executor::new(target) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::Unreachable);
+            }
+        };
+        let suite = Loader::new(executor.ops(), executor.checks()).load_dir(&settings.cases);
+        println!(
+            "running {} case file(s) from {} against {label}",
+            suite.cases.len() + suite.errors.len(),
+            settings.cases.display()
+        );
+        let mut console = Console::stdout();
+        console.verbose = !args.quiet;
+        let mut reporters = Fanout::new().with(Box::new(console));
+        if let Some(path) = args.json {
+            reporters.push(Box::new(Json::new(path, label.clone())));
+        }
+        if let Some(path) = args.junit {
+            reporters.push(Box::new(Junit::new(path)));
+        }
+        let options = RunOptions {
+            concurrency: args.concurrency,
+            filter: args.filter,
+        };
+        let result = run_suite(
+            Arc::new(executor),
+            suite.cases,
+            &suite.errors,
+            &options,
+            &mut reporters as &mut dyn Reporter,
+        )
+        .await;
+        if let Some(e) = &result.report_error {
+            eprintln!("error: a report could not be written: {e}");
+        }
+        Ok(result.exit_status())
+    })
+}

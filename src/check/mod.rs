@@ -1,5 +1,429 @@
-//! Checks that judge what a target sent, and the normalisation that golden
-//! snapshots rely on.
+//! Checks: code that judges a step's exchanges against the case's
+//! expectations. Each kind has a stable name that case files use in
+//! `checks = [...]`; the registry holds the kinds a run knows.
+//!
+//! Built in: `codes`, `asserts`, `events`. Planned kinds (`structure`,
+//! `batching`, `watermark`, `golden`) register the same way.
 
+pub mod asserts;
+pub mod codes;
+pub mod events;
 pub mod normalize;
 pub mod shape;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::ews::envelope::{Opened, open};
+use crate::ews::{Notification, ResponseClass, SoapFault};
+use crate::suite::case::{Case, Step};
+use crate::suite::exec::Exchange;
+use crate::suite::template::Vars;
+use crate::xml::{ElementExt, child, element_children, ns};
+
+/// How much a finding weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A broken expectation: fails an `assert` case.
+    Fail,
+    /// An observation worth reporting (what form a rejection took, a recorded value).
+    Note,
+}
+
+/// One verdict with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The check's stable name (`codes`, `events`, …, or `setup`, `transport`).
+    pub check: String,
+    pub severity: Severity,
+    /// The requirement ids of the case.
+    pub requirements: Vec<String>,
+    pub step: String,
+    /// The line of the step (or of the expectation) in the case file.
+    pub line: usize,
+    pub message: String,
+    /// What came back, when the message alone does not show it.
+    pub evidence: Option<String>,
+    /// The index of the exchange within its step that this is about, if one.
+    #[serde(skip)]
+    pub exchange: Option<usize>,
+}
+
+/// What a check sees: one step and the exchanges it made.
+pub struct StepInput<'a> {
+    pub case: &'a Case,
+    pub step: &'a Step,
+    pub exchanges: &'a [Exchange],
+    /// The variables as they were when the step was sent (before its own captures).
+    pub vars: &'a Vars,
+}
+
+impl StepInput<'_> {
+    /// A failing finding about this step.
+    pub fn fail(&self, check: &str, message: impl Into<String>) -> Finding {
+        self.finding(check, Severity::Fail, message)
+    }
+
+    pub fn note(&self, check: &str, message: impl Into<String>) -> Finding {
+        self.finding(check, Severity::Note, message)
+    }
+
+    fn finding(&self, check: &str, severity: Severity, message: impl Into<String>) -> Finding {
+        Finding {
+            check: check.to_string(),
+            severity,
+            requirements: self.case.requirements.clone(),
+            step: self.step.name.clone(),
+            line: self.step.line,
+            message: message.into(),
+            evidence: None,
+            exchange: None,
+        }
+    }
+
+    /// Substitutes `${…}` in an expected value; the error is already a finding.
+    pub fn render(&self, check: &str, template: &str) -> Result<String, Box<Finding>> {
+        self.vars.render(template).map_err(|e| {
+            Box::new(self.fail(
+                check,
+                format!(
+                    "step \"{}\": cannot evaluate the expectation: {e}",
+                    self.step.name
+                ),
+            ))
+        })
+    }
+}
+
+/// A kind of check.
+pub trait Check: Send + Sync {
+    /// The stable name case files use.
+    fn name(&self) -> &'static str;
+    /// Judges one step.
+    fn check(&self, input: &StepInput<'_>) -> Vec<Finding>;
+}
+
+/// The check kinds a run knows, in the order they run.
+#[derive(Clone, Default)]
+pub struct CheckRegistry {
+    checks: Vec<Arc<dyn Check>>,
+}
+
+impl CheckRegistry {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// `codes`, `asserts`, `events`.
+    pub fn builtin() -> Self {
+        let mut r = Self::empty();
+        r.register(Arc::new(codes::Codes));
+        r.register(Arc::new(asserts::Asserts));
+        r.register(Arc::new(events::Events));
+        r
+    }
+
+    /// Adds a kind; a later kind with the same name replaces the earlier one.
+    pub fn register(&mut self, check: Arc<dyn Check>) {
+        self.checks.retain(|c| c.name() != check.name());
+        self.checks.push(check);
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.checks.iter().map(|c| c.name()).collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.checks.iter().any(|c| c.name() == name)
+    }
+
+    /// Runs every check the case allows on one step.
+    pub fn run(&self, input: &StepInput<'_>) -> Vec<Finding> {
+        self.checks
+            .iter()
+            .filter(|c| input.case.runs_check(c.name()))
+            .flat_map(|c| c.check(input))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for CheckRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+// ------------------------------------------------- reading a response body
+
+/// What the first response message (or fault) of a body says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `soap:Fault`.
+    Fault(SoapFault),
+    /// The first `*ResponseMessage` under `m:ResponseMessages`.
+    Message {
+        class: Option<ResponseClass>,
+        /// The raw ResponseClass text, when it is not a valid class.
+        class_text: Option<String>,
+        code: Option<String>,
+        message_text: Option<String>,
+    },
+    /// A SOAP envelope without either.
+    NoMessage { payload: String },
+    /// Not a SOAP envelope at all.
+    NotSoap { problem: String },
+}
+
+impl Answer {
+    pub fn read(body: &str) -> Answer {
+        if body.trim().is_empty() {
+            return Answer::NotSoap {
+                problem: "the body is empty".into(),
+            };
+        }
+        let doc = match crate::xml::parse_document(body) {
+            Ok(d) => d,
+            Err(e) => {
+                return Answer::NotSoap {
+                    problem: format!("the body is not well-formed XML: {e}"),
+                };
+            }
+        };
+        let opened = match open(&doc) {
+            Ok(o) => o,
+            Err(e) => {
+                return Answer::NotSoap {
+                    problem: e.to_string(),
+                };
+            }
+        };
+        if let Some(fault) = opened.fault() {
+            return Answer::Fault(fault);
+        }
+        match first_response_message(&opened) {
+            Some(msg) => {
+                let class_text = msg.attribute("ResponseClass").map(str::to_string);
+                Answer::Message {
+                    class: class_text.as_deref().and_then(ResponseClass::parse),
+                    class_text,
+                    code: child(msg, ns::MESSAGES, "ResponseCode").map(|c| c.text_trimmed()),
+                    message_text: child(msg, ns::MESSAGES, "MessageText").map(|c| c.text_trimmed()),
+                }
+            }
+            None => Answer::NoMessage {
+                payload: crate::xml::display_name(opened.payload),
+            },
+        }
+    }
+
+    /// The ResponseCode this answer carries: the message's, or the fault's `e:ResponseCode`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Answer::Fault(f) => f.response_code.as_ref().map(|c| c.as_str()),
+            Answer::Message { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server's own words: MessageText or faultstring.
+    pub fn server_text(&self) -> Option<&str> {
+        match self {
+            Answer::Fault(f) => Some(f.fault_string.as_str()).filter(|s| !s.is_empty()),
+            Answer::Message { message_text, .. } => message_text.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A short description for messages: `a SOAP fault (ErrorSchemaValidation)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Answer::Fault(f) => match &f.response_code {
+                Some(c) => format!("a SOAP fault ({c})"),
+                None => format!("a SOAP fault ({})", f.fault_code),
+            },
+            Answer::Message {
+                class_text, code, ..
+            } => format!(
+                "ResponseClass {} with ResponseCode {}",
+                class_text.as_deref().unwrap_or("(none)"),
+                code.as_deref().unwrap_or("(none)")
+            ),
+            Answer::NoMessage { payload } => format!("{payload} without a response message"),
+            Answer::NotSoap { problem } => format!("no SOAP envelope ({problem})"),
+        }
+    }
+}
+
+fn first_response_message<'a, 'i>(opened: &Opened<'a, 'i>) -> Option<roxmltree::Node<'a, 'i>> {
+    child(opened.payload, ns::MESSAGES, "ResponseMessages")
+        .and_then(|msgs| element_children(msgs).next())
+}
+
+/// Every notification in a body (GetEvents, push and streaming forms; `m:` or `t:`).
+pub fn notifications(body: &str) -> Result<Vec<Notification>, String> {
+    let doc = crate::xml::parse_document(body)
+        .map_err(|e| format!("the body is not well-formed XML: {e}"))?;
+    let opened = open(&doc).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for node in opened
+        .payload
+        .descendants()
+        .filter(|n| n.is(ns::MESSAGES, "Notification") || n.is(ns::TYPES, "Notification"))
+    {
+        out.push(Notification::parse(node, "").map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// The first `max` characters of a body, for evidence.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let trimmed = text.trim();
+    if trimmed.chars().count() <= max {
+        trimmed.to_string()
+    } else {
+        let cut: String = trimmed.chars().take(max).collect();
+        format!("{cut}… ({} bytes in all)", trimmed.len())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builders shared by the check tests.
+
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::suite::case::{Action, Args, Case, CaseGrade, Expect, Step, UserRole};
+    use crate::suite::exec::Exchange;
+
+    pub fn case(checks: Option<Vec<String>>) -> Case {
+        Case {
+            id: "x/y".into(),
+            file: PathBuf::from("cases/x/y.toml"),
+            title: "t".into(),
+            requirements: vec!["R29".into()],
+            grade: CaseGrade::Assert,
+            serial: false,
+            needs: vec![],
+            isolate: false,
+            source: None,
+            defect: None,
+            profiles: vec![],
+            checks,
+            vars: vec![],
+            steps: vec![],
+        }
+    }
+
+    pub fn step(name: &str, expect: Expect) -> Step {
+        Step {
+            index: 0,
+            name: name.into(),
+            line: 12,
+            user: UserRole::User,
+            action: Action::Op {
+                name: "GetEvents".into(),
+                args: Args::default(),
+            },
+            headers: vec![],
+            expect,
+            captures: vec![],
+            asserts: vec![],
+        }
+    }
+
+    pub fn exchange(status: u16, body: &str) -> Exchange {
+        Exchange {
+            step: "s".into(),
+            line: 12,
+            request: "<request/>".into(),
+            status: Some(status),
+            response_text: body.to_string(),
+            duration: Duration::from_millis(3),
+            error: None,
+            findings: vec![],
+        }
+    }
+
+    pub const GET_EVENTS_OK: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+<m:GetEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+<m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+<m:Notification><t:SubscriptionId>S1</t:SubscriptionId><t:PreviousWatermark>W0</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>
+<t:CreatedEvent><t:Watermark>W1</t:Watermark><t:TimeStamp>2026-01-01T00:00:00Z</t:TimeStamp><t:ItemId Id="I1"/><t:ParentFolderId Id="F1"/></t:CreatedEvent>
+<t:ModifiedEvent><t:Watermark>W2</t:Watermark><t:TimeStamp>2026-01-01T00:00:00Z</t:TimeStamp><t:FolderId Id="F1"/><t:ParentFolderId Id="ROOT"/><t:UnreadCount>1</t:UnreadCount></t:ModifiedEvent>
+<t:MovedEvent><t:Watermark>W3</t:Watermark><t:TimeStamp>2026-01-01T00:00:00Z</t:TimeStamp><t:ItemId Id="I2"/><t:ParentFolderId Id="F2"/><t:OldItemId Id="I1"/><t:OldParentFolderId Id="F1"/></t:MovedEvent>
+</m:Notification></m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse></s:Body></s:Envelope>"#;
+
+    pub const NOT_FOUND: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+<m:GetEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+<m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Error"><m:MessageText>nope</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetEventsResponseMessage></m:ResponseMessages>
+</m:GetEventsResponse></s:Body></s:Envelope>"#;
+
+    pub const FAULT: &str = r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>a:ErrorSchemaValidation</faultcode><faultstring>bad</faultstring><detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorSchemaValidation</e:ResponseCode></detail></s:Fault></s:Body></s:Envelope>"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn answers_are_read_in_every_form() {
+        assert_eq!(Answer::read(GET_EVENTS_OK).code(), Some("NoError"));
+        assert!(matches!(
+            Answer::read(GET_EVENTS_OK),
+            Answer::Message {
+                class: Some(ResponseClass::Success),
+                ..
+            }
+        ));
+        assert_eq!(
+            Answer::read(NOT_FOUND).code(),
+            Some("ErrorSubscriptionNotFound")
+        );
+        let fault = Answer::read(FAULT);
+        assert!(matches!(fault, Answer::Fault(_)));
+        assert_eq!(fault.code(), Some("ErrorSchemaValidation"));
+        assert!(matches!(Answer::read("oops"), Answer::NotSoap { .. }));
+        assert!(matches!(Answer::read(""), Answer::NotSoap { .. }));
+    }
+
+    #[test]
+    fn notifications_are_found() {
+        let n = notifications(GET_EVENTS_OK).expect("parses");
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].events.len(), 3);
+        assert_eq!(n[0].more_events, Some(false));
+        assert!(notifications(NOT_FOUND).expect("parses").is_empty());
+    }
+
+    #[test]
+    fn registry_filters_by_case_checks() {
+        let r = CheckRegistry::builtin();
+        assert_eq!(r.names(), ["codes", "asserts", "events"]);
+        let expect = crate::suite::case::Expect {
+            codes: vec!["NoError".into()],
+            ..Default::default()
+        };
+        let ex = [exchange(200, NOT_FOUND)];
+        let vars = Vars::new();
+        let all = case(None);
+        let s = step("poll", expect);
+        let input = StepInput {
+            case: &all,
+            step: &s,
+            exchanges: &ex,
+            vars: &vars,
+        };
+        assert!(r.run(&input).iter().any(|f| f.check == "codes"));
+        let only_events = case(Some(vec!["events".into()]));
+        let input = StepInput {
+            case: &only_events,
+            ..input
+        };
+        assert!(r.run(&input).is_empty(), "codes is not selected");
+    }
+}

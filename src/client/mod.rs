@@ -1,5 +1,6 @@
-//! The harness's side of the wire: reading streaming responses and
-//! receiving push notifications.
+//! The harness's side of the wire: sending requests, reading streaming
+//! responses, and receiving push notifications.
 
 pub mod push;
 pub mod stream;
+pub mod transport;

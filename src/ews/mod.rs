@@ -6,6 +6,7 @@ mod codes;
 pub mod envelope;
 pub mod events;
 pub mod grammar;
+pub mod items;
 pub mod messages;
 pub mod time;
 

@@ -1,0 +1,441 @@
+//! `events`: the notifications a step received against `[[step.expect.event]]`
+//! patterns, `no_events`, `more_events` and `batches`.
+//!
+//! Events are collected from every response of the step in order, so a
+//! DrainEvents step is judged on everything it drained.
+
+use super::{Check, Finding, StepInput, notifications};
+use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
+use crate::suite::case::{EventPattern, EventsMode};
+
+pub struct Events;
+
+const NAME: &str = "events";
+
+impl Check for Events {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, input: &StepInput<'_>) -> Vec<Finding> {
+        let e = &input.step.expect;
+        if e.events.is_empty()
+            && e.no_events.is_empty()
+            && e.more_events.is_none()
+            && e.batches.is_none()
+        {
+            return Vec::new();
+        }
+        let step = &input.step.name;
+        let mut out = Vec::new();
+        let mut per_call: Vec<Vec<Notification>> = Vec::new();
+        for (i, ex) in input.exchanges.iter().enumerate() {
+            if ex.status.is_none() {
+                continue;
+            }
+            match notifications(&ex.response_text) {
+                Ok(n) => per_call.push(n),
+                Err(problem) => {
+                    let mut f = input.fail(
+                        NAME,
+                        format!("step \"{step}\": cannot read the notification: {problem}"),
+                    );
+                    f.exchange = Some(i);
+                    f.evidence = Some(super::excerpt(&ex.response_text, 600));
+                    out.push(f);
+                    return out;
+                }
+            }
+        }
+        let all: Vec<&Event> = per_call
+            .iter()
+            .flatten()
+            .flat_map(|n| n.events.iter())
+            .collect();
+        let listing = list_events(&all);
+
+        // Expected patterns, rendered first so a template error is reported once.
+        let mut patterns = Vec::new();
+        for p in &e.events {
+            match render_pattern(input, p) {
+                Ok(r) => patterns.push(r),
+                Err(f) => out.push(*f),
+            }
+        }
+        match e.events_mode {
+            EventsMode::InOrder => {
+                let mut from = 0;
+                for p in &patterns {
+                    match all[from..].iter().position(|ev| p.matches(ev)) {
+                        Some(pos) => from += pos + 1,
+                        None => {
+                            let earlier = all[..from].iter().any(|ev| p.matches(ev));
+                            let why = if earlier {
+                                "it arrived only before an event expected earlier"
+                            } else {
+                                "it did not arrive"
+                            };
+                            let mut f = input
+                                .fail(NAME, format!("step \"{step}\": expected event {p}: {why}"));
+                            f.line = p.line;
+                            f.evidence = Some(listing.clone());
+                            out.push(f);
+                            break;
+                        }
+                    }
+                }
+            }
+            EventsMode::Exact => {
+                let mismatch = patterns
+                    .iter()
+                    .zip(all.iter())
+                    .position(|(p, ev)| !p.matches(ev));
+                if mismatch.is_some() || patterns.len() != all.len() {
+                    let detail = match mismatch {
+                        Some(i) => format!(
+                            "event {} should be {}, got {}",
+                            i + 1,
+                            patterns[i],
+                            describe(all[i])
+                        ),
+                        None => format!(
+                            "expected exactly {} event(s), got {}",
+                            patterns.len(),
+                            all.len()
+                        ),
+                    };
+                    let mut f = input.fail(
+                        NAME,
+                        format!("step \"{step}\": the events are not exactly the expected ones: {detail}"),
+                    );
+                    f.evidence = Some(listing.clone());
+                    out.push(f);
+                }
+            }
+        }
+
+        for kind in &e.no_events {
+            let n = all.iter().filter(|ev| ev.kind == *kind).count();
+            if n > 0 {
+                let mut f = input.fail(
+                    NAME,
+                    format!("step \"{step}\": expected no {kind}, got {n}"),
+                );
+                f.evidence = Some(listing.clone());
+                out.push(f);
+            }
+        }
+
+        if let Some(want) = e.more_events {
+            let got = per_call.iter().flatten().last().map(|n| n.more_events);
+            match got {
+                Some(Some(got)) if got == want => {}
+                Some(Some(got)) => out.push(input.fail(
+                    NAME,
+                    format!("step \"{step}\": expected MoreEvents {want}, got {got}"),
+                )),
+                Some(None) => out.push(input.fail(
+                    NAME,
+                    format!("step \"{step}\": expected MoreEvents {want}, but the notification has no MoreEvents"),
+                )),
+                None => out.push(input.fail(
+                    NAME,
+                    format!("step \"{step}\": expected MoreEvents {want}, but no notification arrived"),
+                )),
+            }
+        }
+
+        if let Some(want) = &e.batches {
+            let got: Vec<usize> = per_call
+                .iter()
+                .map(|call| call.iter().map(|n| n.events.len()).sum())
+                .collect();
+            if &got != want {
+                out.push(input.fail(
+                    NAME,
+                    format!(
+                        "step \"{step}\": expected batches of {want:?} events per call, got {got:?}"
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A pattern with its templates substituted.
+struct Rendered {
+    line: usize,
+    kind: EventKind,
+    item: Option<String>,
+    folder: Option<String>,
+    parent: Option<String>,
+    old_parent: Option<String>,
+    old_item: Option<String>,
+    old_folder: Option<String>,
+    unread_count: Option<i64>,
+}
+
+fn render_pattern(input: &StepInput<'_>, p: &EventPattern) -> Result<Rendered, Box<Finding>> {
+    let r = |v: &Option<String>| -> Result<Option<String>, Box<Finding>> {
+        v.as_deref()
+            .map(|t| input.render(NAME, t))
+            .transpose()
+            .map_err(|mut f| {
+                f.line = p.line;
+                f
+            })
+    };
+    Ok(Rendered {
+        line: p.line,
+        kind: p.kind,
+        item: r(&p.item)?,
+        folder: r(&p.folder)?,
+        parent: r(&p.parent)?,
+        old_parent: r(&p.old_parent)?,
+        old_item: r(&p.old_item)?,
+        old_folder: r(&p.old_folder)?,
+        unread_count: p.unread_count,
+    })
+}
+
+impl Rendered {
+    fn matches(&self, ev: &Event) -> bool {
+        let id_is = |want: &Option<String>, got: Option<&Id>| {
+            want.as_ref()
+                .is_none_or(|w| got.is_some_and(|g| &g.id == w))
+        };
+        fn item(o: &Option<ObjectId>) -> Option<&Id> {
+            match o {
+                Some(ObjectId::Item(id)) => Some(id),
+                _ => None,
+            }
+        }
+        fn folder(o: &Option<ObjectId>) -> Option<&Id> {
+            match o {
+                Some(ObjectId::Folder(id)) => Some(id),
+                _ => None,
+            }
+        }
+        ev.kind == self.kind
+            && id_is(&self.item, item(&ev.object))
+            && id_is(&self.folder, folder(&ev.object))
+            && id_is(&self.parent, ev.parent_folder_id.as_ref())
+            && id_is(&self.old_parent, ev.old_parent_folder_id.as_ref())
+            && id_is(&self.old_item, item(&ev.old_object))
+            && id_is(&self.old_folder, folder(&ev.old_object))
+            && self.unread_count.is_none_or(|n| ev.unread_count == Some(n))
+    }
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("item", &self.item),
+            ("folder", &self.folder),
+            ("parent", &self.parent),
+            ("old_item", &self.old_item),
+            ("old_folder", &self.old_folder),
+            ("old_parent", &self.old_parent),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        if let Some(n) = self.unread_count {
+            parts.push(format!("unread_count={n}"));
+        }
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(ev: &Event) -> String {
+    let mut parts = Vec::new();
+    match &ev.object {
+        Some(ObjectId::Item(id)) => parts.push(format!("item={}", id.id)),
+        Some(ObjectId::Folder(id)) => parts.push(format!("folder={}", id.id)),
+        None => {}
+    }
+    if let Some(p) = &ev.parent_folder_id {
+        parts.push(format!("parent={}", p.id));
+    }
+    match &ev.old_object {
+        Some(ObjectId::Item(id)) => parts.push(format!("old_item={}", id.id)),
+        Some(ObjectId::Folder(id)) => parts.push(format!("old_folder={}", id.id)),
+        None => {}
+    }
+    if let Some(p) = &ev.old_parent_folder_id {
+        parts.push(format!("old_parent={}", p.id));
+    }
+    if let Some(n) = ev.unread_count {
+        parts.push(format!("unread_count={n}"));
+    }
+    if parts.is_empty() {
+        ev.kind.to_string()
+    } else {
+        format!("{} ({})", ev.kind, parts.join(", "))
+    }
+}
+
+fn list_events(all: &[&Event]) -> String {
+    if all.is_empty() {
+        return "no events arrived".into();
+    }
+    let mut s = format!("{} event(s) arrived:", all.len());
+    for (i, ev) in all.iter().enumerate().take(60) {
+        s.push_str(&format!("\n  {}. {}", i + 1, describe(ev)));
+    }
+    if all.len() > 60 {
+        s.push_str(&format!("\n  … and {} more", all.len() - 60));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testing::*;
+    use crate::suite::case::Expect;
+    use crate::suite::template::Vars;
+
+    fn pattern(kind: EventKind) -> EventPattern {
+        EventPattern {
+            line: 40,
+            kind,
+            item: None,
+            folder: None,
+            parent: None,
+            old_parent: None,
+            old_item: None,
+            old_folder: None,
+            unread_count: None,
+        }
+    }
+
+    fn run(expect: Expect, bodies: &[&str]) -> Vec<Finding> {
+        let c = case(None);
+        let s = step("poll", expect);
+        let ex: Vec<_> = bodies.iter().map(|b| exchange(200, b)).collect();
+        let mut vars = Vars::new();
+        vars.set("item", "I1");
+        vars.set("folder", "F1");
+        Events.check(&StepInput {
+            case: &c,
+            step: &s,
+            exchanges: &ex,
+            vars: &vars,
+        })
+    }
+
+    #[test]
+    fn in_order_patterns_with_templates_pass() {
+        let created = EventPattern {
+            item: Some("${item}".into()),
+            parent: Some("${folder}".into()),
+            ..pattern(EventKind::Created)
+        };
+        let moved = EventPattern {
+            old_item: Some("${item}".into()),
+            old_parent: Some("${folder}".into()),
+            ..pattern(EventKind::Moved)
+        };
+        let f = run(
+            Expect {
+                events: vec![created, moved],
+                no_events: vec![EventKind::Deleted],
+                more_events: Some(false),
+                batches: Some(vec![3]),
+                ..Default::default()
+            },
+            &[GET_EVENTS_OK],
+        );
+        assert!(f.is_empty(), "{f:#?}");
+    }
+
+    #[test]
+    fn out_of_order_missing_and_forbidden_events_fail() {
+        let f = run(
+            Expect {
+                events: vec![pattern(EventKind::Moved), pattern(EventKind::Created)],
+                ..Default::default()
+            },
+            &[GET_EVENTS_OK],
+        );
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].message.contains(
+                "expected event CreatedEvent: it arrived only before an event expected earlier"
+            ),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].line, 40);
+        assert!(
+            f[0].evidence
+                .as_deref()
+                .is_some_and(|e| e.contains("3 event(s) arrived"))
+        );
+
+        let wrong_parent = EventPattern {
+            parent: Some("OTHER".into()),
+            ..pattern(EventKind::Created)
+        };
+        let f = run(
+            Expect {
+                events: vec![wrong_parent],
+                no_events: vec![EventKind::Modified],
+                more_events: Some(true),
+                batches: Some(vec![2]),
+                ..Default::default()
+            },
+            &[GET_EVENTS_OK],
+        );
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:#?}");
+        assert!(msgs[0].contains("CreatedEvent (parent=OTHER): it did not arrive"));
+        assert!(msgs[1].contains("expected no ModifiedEvent, got 1"));
+        assert!(msgs[2].contains("expected MoreEvents true, got false"));
+        assert!(msgs[3].contains("expected batches of [2] events per call, got [3]"));
+    }
+
+    #[test]
+    fn exact_mode_refuses_extra_events() {
+        let f = run(
+            Expect {
+                events_mode: EventsMode::Exact,
+                events: vec![pattern(EventKind::Created), pattern(EventKind::Modified)],
+                ..Default::default()
+            },
+            &[GET_EVENTS_OK],
+        );
+        assert!(
+            f[0].message.contains("expected exactly 2 event(s), got 3"),
+            "{f:?}"
+        );
+        let f = run(
+            Expect {
+                events_mode: EventsMode::Exact,
+                events: vec![
+                    pattern(EventKind::Created),
+                    pattern(EventKind::Modified),
+                    pattern(EventKind::Moved),
+                ],
+                batches: Some(vec![3, 3]),
+                ..Default::default()
+            },
+            &[GET_EVENTS_OK, GET_EVENTS_OK],
+        );
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "step \"poll\": the events are not exactly the expected ones: expected exactly 3 event(s), got 6"
+            ]
+        );
+    }
+}

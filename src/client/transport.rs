@@ -1,0 +1,384 @@
+//! The HTTP side of one EWS exchange: POST a SOAP body, read the answer
+//! within a deadline, and say *why* when there is no usable answer.
+//!
+//! The error kinds map to the CLI's exit codes: a target that cannot be
+//! reached or refuses the credentials is not a conformance failure.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+
+/// How a request authenticates.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// No Authorization header.
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+}
+
+/// Secrets never appear in `{:?}` output.
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Basic { username, .. } => write!(f, "Auth::Basic({username}, <hidden>)"),
+            Auth::Bearer { .. } => f.write_str("Auth::Bearer(<hidden>)"),
+        }
+    }
+}
+
+/// Why an exchange produced no usable HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Connection refused, DNS failure, TLS handshake failure, bad URL.
+    #[error("target unreachable: {detail}")]
+    Unreachable { detail: String },
+    /// HTTP 401 or 403 where the step did not expect it.
+    #[error("authentication refused: HTTP {status}")]
+    AuthRefused { status: u16 },
+    /// No complete response within the deadline.
+    #[error("no complete response within {}s", after.as_secs_f64())]
+    Timeout { after: Duration },
+    /// The connection broke or the body could not be read.
+    #[error("protocol error: {detail}")]
+    Protocol { detail: String },
+}
+
+impl TransportError {
+    /// Whether the whole run is pointless (exit code 2) rather than this exchange failing.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Unreachable { .. } | TransportError::AuthRefused { .. }
+        )
+    }
+}
+
+/// One outgoing request.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub body: &'a str,
+    pub auth: &'a Auth,
+    /// Extra headers, in order (never Authorization: use `auth`).
+    pub headers: &'a [(String, String)],
+    /// Return 401/403 as a response instead of [`TransportError::AuthRefused`].
+    pub accept_auth_failure: bool,
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 is replaced, never fatal).
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub endpoint: String,
+    pub deadline: Duration,
+    pub insecure_tls: bool,
+    /// Bodies above this size are cut off as a protocol error.
+    pub max_body_bytes: usize,
+}
+
+impl TransportConfig {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        TransportConfig {
+            endpoint: endpoint.into(),
+            deadline: Duration::from_secs(30),
+            insecure_tls: false,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A reusable HTTP client bound to one endpoint.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    config: TransportConfig,
+}
+
+impl Transport {
+    pub fn new(config: TransportConfig) -> Result<Self, TransportError> {
+        if reqwest::Url::parse(&config.endpoint).is_err() {
+            return Err(TransportError::Unreachable {
+                detail: format!("`{}` is not a URL", config.endpoint),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.deadline)
+            .danger_accept_invalid_certs(config.insecure_tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TransportError::Unreachable {
+                detail: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Transport { client, config })
+    }
+
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+
+    /// POSTs `text/xml; charset=utf-8` and reads the whole answer before the deadline.
+    pub async fn post(&self, req: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+        let started = Instant::now();
+        let deadline = self.config.deadline;
+        match tokio::time::timeout(deadline, self.post_inner(req, started)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout { after: deadline }),
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        req: &HttpRequest<'_>,
+        started: Instant,
+    ) -> Result<HttpResponse, TransportError> {
+        let mut builder = self
+            .client
+            .post(&self.config.endpoint)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8");
+        match req.auth {
+            Auth::None => {}
+            Auth::Basic { username, password } => {
+                builder = builder.basic_auth(username, Some(password));
+            }
+            Auth::Bearer { token } => {
+                builder = builder.bearer_auth(token);
+            }
+        }
+        for (name, value) in req.headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| TransportError::Protocol {
+                    detail: format!("`{name}` is not a valid HTTP header name"),
+                })?;
+            if name == AUTHORIZATION {
+                continue;
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| TransportError::Protocol {
+                detail: format!("the value of header `{name}` is not valid"),
+            })?;
+            builder = builder.header(name, value);
+        }
+        let mut response = builder
+            .body(req.body.to_string())
+            .send()
+            .await
+            .map_err(|e| classify(e, self.config.deadline))?;
+        let status = response.status().as_u16();
+        if (status == 401 || status == 403) && !req.accept_auth_failure {
+            return Err(TransportError::AuthRefused { status });
+        }
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| classify(e, self.config.deadline))?
+        {
+            if body.len() + chunk.len() > self.config.max_body_bytes {
+                return Err(TransportError::Protocol {
+                    detail: format!(
+                        "the response body exceeds {} bytes",
+                        self.config.max_body_bytes
+                    ),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn classify(e: reqwest::Error, deadline: Duration) -> TransportError {
+    let detail = error_chain(&e);
+    if e.is_connect() || e.is_builder() {
+        TransportError::Unreachable { detail }
+    } else if e.is_timeout() {
+        TransportError::Timeout { after: deadline }
+    } else {
+        TransportError::Protocol { detail }
+    }
+}
+
+/// The error and its causes on one line (reqwest's top message alone is vague).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{addr}/EWS/Exchange.asmx")
+    }
+
+    fn transport(endpoint: String, deadline: Duration) -> Transport {
+        let mut cfg = TransportConfig::new(endpoint);
+        cfg.deadline = deadline;
+        Transport::new(cfg).expect("transport builds")
+    }
+
+    #[tokio::test]
+    async fn posts_xml_with_auth_and_headers() {
+        let router = Router::new().route(
+            "/EWS/Exchange.asmx",
+            post(|headers: HeaderMap, body: String| async move {
+                let get = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_string()
+                };
+                format!(
+                    "{}|{}|{}|{}",
+                    get("content-type"),
+                    get("authorization"),
+                    get("x-anchormailbox"),
+                    body
+                )
+            }),
+        );
+        let t = transport(serve(router).await, Duration::from_secs(10));
+        let auth = Auth::Basic {
+            username: "u@example.test".into(),
+            password: "pw".into(),
+        };
+        let headers = vec![("X-AnchorMailbox".to_string(), "u@example.test".to_string())];
+        let resp = t
+            .post(&HttpRequest {
+                body: "<x/>",
+                auth: &auth,
+                headers: &headers,
+                accept_auth_failure: false,
+            })
+            .await
+            .expect("answer");
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.body,
+            "text/xml; charset=utf-8|Basic dUBleGFtcGxlLnRlc3Q6cHc=|u@example.test|<x/>"
+        );
+    }
+
+    #[tokio::test]
+    async fn classifies_failures() {
+        let router = Router::new()
+            .route(
+                "/EWS/Exchange.asmx",
+                post(|| async { StatusCode::UNAUTHORIZED }),
+            )
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        let endpoint = serve(router).await;
+        let req = HttpRequest {
+            body: "<x/>",
+            auth: &Auth::None,
+            headers: &[],
+            accept_auth_failure: false,
+        };
+        let t = transport(endpoint.clone(), Duration::from_secs(10));
+        assert_eq!(
+            t.post(&req).await,
+            Err(TransportError::AuthRefused { status: 401 })
+        );
+        let accepting = HttpRequest {
+            accept_auth_failure: true,
+            ..req.clone()
+        };
+        assert_eq!(t.post(&accepting).await.map(|r| r.status), Ok(401));
+
+        let slow = transport(
+            endpoint.replace("/EWS/Exchange.asmx", "/slow"),
+            Duration::from_millis(200),
+        );
+        let err = slow.post(&req).await.expect_err("deadline passes");
+        assert!(matches!(err, TransportError::Timeout { .. }), "{err:?}");
+        assert!(!err.is_fatal());
+
+        // A port nothing listens on: bind one, then drop the listener.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let gone = transport(format!("http://{dead}/EWS"), Duration::from_secs(5));
+        let err = gone.post(&req).await.expect_err("refused");
+        assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
+        assert!(err.is_fatal());
+        assert!(Transport::new(TransportConfig::new("not a url")).is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let shown = format!(
+            "{:?} {:?}",
+            Auth::Basic {
+                username: "u".into(),
+                password: "hunter2".into()
+            },
+            Auth::Bearer {
+                token: "tok123".into()
+            }
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok123"),
+            "{shown}"
+        );
+    }
+}

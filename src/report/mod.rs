@@ -1,0 +1,211 @@
+//! Reporters: where outcomes go. One trait, several formats, each in its
+//! own module; a run feeds them all through [`Fanout`].
+//!
+//! No reporter ever sees credentials: exchanges hold request bodies only,
+//! and the target's Authorization travels in headers that are not recorded.
+
+pub mod console;
+pub mod json;
+pub mod junit;
+
+use std::io;
+
+use crate::check::{Finding, Severity};
+use crate::suite::exec::{Exchange, Outcome, Verdict};
+use crate::suite::run::Summary;
+
+/// Receives a run's progress (ui_test style).
+pub trait Reporter: Send {
+    fn case_started(&mut self, _id: &str, _title: &str) {}
+    fn case_finished(&mut self, outcome: &Outcome);
+    /// The run is over: `outcomes` are sorted by id.
+    fn finished(&mut self, outcomes: &[Outcome], summary: &Summary) -> io::Result<()>;
+}
+
+/// Sends everything to several reporters.
+#[derive(Default)]
+pub struct Fanout {
+    reporters: Vec<Box<dyn Reporter>>,
+}
+
+impl Fanout {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, reporter: Box<dyn Reporter>) -> Self {
+        self.reporters.push(reporter);
+        self
+    }
+
+    pub fn push(&mut self, reporter: Box<dyn Reporter>) {
+        self.reporters.push(reporter);
+    }
+}
+
+impl Reporter for Fanout {
+    fn case_started(&mut self, id: &str, title: &str) {
+        for r in &mut self.reporters {
+            r.case_started(id, title);
+        }
+    }
+
+    fn case_finished(&mut self, outcome: &Outcome) {
+        for r in &mut self.reporters {
+            r.case_finished(outcome);
+        }
+    }
+
+    /// Every reporter gets to finish; the first error is returned.
+    fn finished(&mut self, outcomes: &[Outcome], summary: &Summary) -> io::Result<()> {
+        let mut first = Ok(());
+        for r in &mut self.reporters {
+            let result = r.finished(outcomes, summary);
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+}
+
+/// The reason line of a verdict that carries one.
+pub fn verdict_reason(v: &Verdict) -> Option<&str> {
+    match v {
+        Verdict::Skipped { reason }
+        | Verdict::Unreachable { reason }
+        | Verdict::Error { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+/// The exchange a finding is attached to, if any.
+pub fn exchange_of<'a>(outcome: &'a Outcome, finding: &Finding) -> Option<&'a Exchange> {
+    outcome
+        .exchanges
+        .iter()
+        .find(|e| e.findings.iter().any(|f| std::ptr::eq(f, finding)))
+}
+
+/// A readable account of one outcome's findings: for each, the place
+/// (`file:line`, step), the check and requirement ids, the message, the
+/// evidence and an excerpt of the response it is about.
+pub fn describe_findings(outcome: &Outcome, severity: Severity) -> String {
+    let mut out = String::new();
+    for f in outcome.all_findings().filter(|f| f.severity == severity) {
+        out.push_str(&format!(
+            "  --> {}:{}{}\n",
+            outcome.file.display(),
+            f.line,
+            if f.step.is_empty() {
+                String::new()
+            } else {
+                format!(" (step \"{}\")", f.step)
+            }
+        ));
+        out.push_str(&format!(
+            "   [{}] {} ({})\n",
+            f.check,
+            f.message,
+            f.requirements.join(", ")
+        ));
+        if let Some(ev) = &f.evidence {
+            out.push_str(&indent(&format!("evidence: {ev}"), 5));
+        }
+        if let Some(ex) = exchange_of(outcome, f) {
+            match (ex.status, &ex.error) {
+                (Some(status), _) => {
+                    out.push_str(&format!(
+                        "     response (HTTP {status}, {} ms):\n",
+                        ex.duration.as_millis()
+                    ));
+                    out.push_str(&indent(
+                        &excerpt_lines(&pretty_xml(&ex.response_text), 60),
+                        7,
+                    ));
+                }
+                (None, Some(err)) => out.push_str(&format!("     no response: {err}\n")),
+                (None, None) => {}
+            }
+        }
+    }
+    out
+}
+
+/// The full account of a case that did not pass: title, requirement ids,
+/// the verdict's reason and every failing finding with its evidence.
+pub fn explain(o: &Outcome) -> String {
+    let mut out = format!(
+        "---- {} [{}]{} ----\n",
+        o.id,
+        o.verdict.label(),
+        if o.title.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", o.title)
+        }
+    );
+    if !o.requirements.is_empty() {
+        out.push_str(&format!("  requirements: {}\n", o.requirements.join(", ")));
+    }
+    if let Some(d) = &o.defect {
+        out.push_str(&format!("  documented defect: {d}\n"));
+    }
+    if let Some(reason) = verdict_reason(&o.verdict) {
+        out.push_str(&indent(reason, 2));
+    }
+    out.push_str(&describe_findings(o, Severity::Fail));
+    out
+}
+
+/// What a recorded case observed: failed expectations and notes.
+pub fn observations(o: &Outcome) -> String {
+    let notes = describe_findings(o, Severity::Fail) + &describe_findings(o, Severity::Note);
+    if notes.is_empty() {
+        "  every expectation held\n".to_string()
+    } else {
+        notes
+    }
+}
+
+/// An XML body re-indented for reading; anything that is not XML comes back as it was.
+pub fn pretty_xml(text: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text.trim());
+    reader.config_mut().trim_text(true);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(event) => {
+                if writer.write_event(event).is_err() {
+                    return text.to_string();
+                }
+            }
+            Err(_) => return text.to_string(),
+        }
+    }
+    String::from_utf8(writer.into_inner()).unwrap_or_else(|_| text.to_string())
+}
+
+/// At most `max` lines, saying how many were left out.
+fn excerpt_lines(text: &str, max: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= max {
+        return crate::check::excerpt(text, 8000);
+    }
+    let mut s = lines[..max].join("\n");
+    s.push_str(&format!("\n… ({} more lines)", lines.len() - max));
+    crate::check::excerpt(&s, 8000)
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    let mut s = String::new();
+    for line in text.lines() {
+        s.push_str(&pad);
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,738 @@
+//! The executor: runs one case against a target, step by step, and returns
+//! an [`Outcome`] holding every exchange with its findings.
+//!
+//! Order within a step: send (the operation may make several exchanges),
+//! run the checks with the variables as they were when the step was sent,
+//! then bind the step's captures. So `equals = "${wm}"` compares with the
+//! value captured by an *earlier* step even when this step re-captures `wm`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::case::{Action, Args, Capture, Case, CaseGrade, Expect, Step, UserRole};
+use super::load::LoadError;
+use super::ops::OpRegistry;
+use super::target::{Target, TargetConfig};
+use super::template::{TemplateError, Vars};
+use crate::check::codes::Codes;
+use crate::check::{Check, CheckRegistry, Finding, Severity, StepInput};
+use crate::client::transport::{HttpRequest, Transport, TransportConfig, TransportError};
+use crate::ews::envelope::RequestHeader;
+use crate::xml::path::XPath;
+
+/// One HTTP request and what came back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    /// The step's name.
+    pub step: String,
+    /// The step's line in the case file.
+    pub line: usize,
+    /// The request body as sent (credentials travel in headers and are never recorded).
+    pub request: String,
+    /// `None` when no response arrived (see `error`).
+    pub status: Option<u16>,
+    pub response_text: String,
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
+    pub duration: Duration,
+    /// Why there is no response.
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// The verdict on one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    /// An expectation broke (an `assert` case).
+    Fail,
+    /// A `record` case ran: what came back is reported, nothing is judged.
+    Recorded,
+    /// The case did not run.
+    Skipped {
+        reason: String,
+    },
+    /// The target could not be reached or refused the credentials.
+    Unreachable {
+        reason: String,
+    },
+    /// The case file or the harness is at fault.
+    Error {
+        reason: String,
+    },
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Recorded => "recorded",
+            Verdict::Skipped { .. } => "skipped",
+            Verdict::Unreachable { .. } => "unreachable",
+            Verdict::Error { .. } => "error",
+        }
+    }
+
+    /// Pass, recorded and skipped count as passed for the exit code.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Pass | Verdict::Recorded | Verdict::Skipped { .. }
+        )
+    }
+}
+
+/// Everything known about one case run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub file: PathBuf,
+    pub title: String,
+    pub requirements: Vec<String>,
+    pub source: Option<String>,
+    pub defect: Option<String>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub exchanges: Vec<Exchange>,
+    /// Findings not tied to one exchange (setup, cleanup, a step that sent nothing).
+    pub findings: Vec<Finding>,
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
+    pub duration: Duration,
+}
+
+impl Outcome {
+    fn start(case: &Case) -> Self {
+        Outcome {
+            id: case.id.clone(),
+            file: case.file.clone(),
+            title: case.title.clone(),
+            requirements: case.requirements.clone(),
+            source: case.source.clone(),
+            defect: case.defect.clone(),
+            verdict: Verdict::Pass,
+            exchanges: Vec::new(),
+            findings: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The outcome of a case file that could not be loaded.
+    pub fn from_load_error(err: &LoadError) -> Self {
+        Outcome {
+            id: err.case_id.clone(),
+            file: err.file.clone(),
+            title: String::new(),
+            requirements: Vec::new(),
+            source: None,
+            defect: None,
+            verdict: Verdict::Error {
+                reason: err.to_string(),
+            },
+            exchanges: Vec::new(),
+            findings: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Every finding, exchange-level first, in order.
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.exchanges
+            .iter()
+            .flat_map(|e| e.findings.iter())
+            .chain(self.findings.iter())
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
+        self.all_findings().filter(|f| f.severity == Severity::Fail)
+    }
+}
+
+/// Why a step could not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The case file is at fault (unknown variable, bad parameter value).
+    #[error("{0}")]
+    Case(String),
+    /// A variable is unbound because an earlier capture found nothing.
+    #[error("{0}")]
+    Missing(String),
+    /// The target is unreachable or refuses the credentials.
+    #[error("{0}")]
+    Fatal(TransportError),
+    /// This exchange got no usable response (already recorded as a finding).
+    #[error("{0}")]
+    NoResponse(String),
+}
+
+impl From<TemplateError> for StepError {
+    fn from(e: TemplateError) -> Self {
+        StepError::Case(e.to_string())
+    }
+}
+
+/// What an operation works with while it runs one step.
+pub struct StepContext<'r> {
+    case: &'r Case,
+    step: &'r Step,
+    target: &'r TargetConfig,
+    transport: &'r Transport,
+    vars: &'r mut Vars,
+    headers: Vec<(String, String)>,
+    exchanges: Vec<Exchange>,
+    findings: Vec<Finding>,
+}
+
+impl<'r> StepContext<'r> {
+    pub fn step(&self) -> &Step {
+        self.step
+    }
+
+    pub fn target(&self) -> &TargetConfig {
+        self.target
+    }
+
+    pub fn vars(&self) -> &Vars {
+        self.vars
+    }
+
+    pub fn set_var(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.vars.set(name, value);
+    }
+
+    /// Substitutes `${…}`, telling a case defect from a failed earlier capture.
+    pub fn render(&self, template: &str) -> Result<String, StepError> {
+        render_with(self.vars, template)
+    }
+
+    /// The SOAP header every named operation sends.
+    pub fn request_header(&self) -> RequestHeader {
+        RequestHeader {
+            version: Some(self.target.version.clone()),
+            impersonate: self.target.impersonate.clone(),
+        }
+    }
+
+    /// The exchanges made so far in this step.
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.exchanges
+    }
+
+    /// Records a finding about this step (for example "DrainEvents never drained").
+    pub fn fail(&mut self, check: &str, message: impl Into<String>) {
+        self.findings.push(Finding {
+            check: check.to_string(),
+            severity: Severity::Fail,
+            requirements: self.case.requirements.clone(),
+            step: self.step.name.clone(),
+            line: self.step.line,
+            message: message.into(),
+            evidence: None,
+            exchange: None,
+        });
+    }
+
+    /// POSTs `body` as the step's user and records the exchange; returns its index.
+    pub async fn exchange(&mut self, body: String) -> Result<usize, StepError> {
+        let user = self.target.user(self.step.user).ok_or_else(|| {
+            StepError::Case(format!(
+                "step \"{}\" runs as user2, but the target has no second user",
+                self.step.name
+            ))
+        })?;
+        let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
+        let started = Instant::now();
+        let result = self
+            .transport
+            .post(&HttpRequest {
+                body: &body,
+                auth: &user.auth,
+                headers: &self.headers,
+                accept_auth_failure: expects_auth_status,
+            })
+            .await;
+        let mut ex = Exchange {
+            step: self.step.name.clone(),
+            line: self.step.line,
+            request: body,
+            status: None,
+            response_text: String::new(),
+            duration: started.elapsed(),
+            error: None,
+            findings: Vec::new(),
+        };
+        let outcome = match result {
+            Ok(resp) => {
+                ex.status = Some(resp.status);
+                ex.response_text = resp.body;
+                ex.duration = resp.elapsed;
+                Ok(self.exchanges.len())
+            }
+            Err(e) => {
+                ex.error = Some(e.to_string());
+                if e.is_fatal() {
+                    Err(StepError::Fatal(e))
+                } else {
+                    ex.findings.push(Finding {
+                        check: "transport".into(),
+                        severity: Severity::Fail,
+                        requirements: self.case.requirements.clone(),
+                        step: self.step.name.clone(),
+                        line: self.step.line,
+                        message: format!("step \"{}\": {e}", self.step.name),
+                        evidence: None,
+                        exchange: None,
+                    });
+                    Err(StepError::NoResponse(e.to_string()))
+                }
+            }
+        };
+        self.exchanges.push(ex);
+        outcome
+    }
+}
+
+fn render_with(vars: &Vars, template: &str) -> Result<String, StepError> {
+    vars.render(template).map_err(|e| match &e {
+        TemplateError::Unknown { name, .. } if vars.missing_reason(name).is_some() => {
+            StepError::Missing(e.to_string())
+        }
+        _ => StepError::Case(e.to_string()),
+    })
+}
+
+/// Runs cases against one target.
+pub struct Executor {
+    target: Arc<dyn Target>,
+    transport: Transport,
+    ops: Arc<OpRegistry>,
+    checks: Arc<CheckRegistry>,
+}
+
+struct StepRun {
+    exchanges: Vec<Exchange>,
+    /// Findings that belong to no exchange.
+    findings: Vec<Finding>,
+    error: Option<StepError>,
+}
+
+impl Executor {
+    /// An executor with the built-in operations and checks.
+    pub fn new(target: Arc<dyn Target>) -> Result<Self, TransportError> {
+        let cfg = target.config();
+        let mut tc = TransportConfig::new(cfg.endpoint.clone());
+        tc.deadline = cfg.request_timeout;
+        tc.insecure_tls = cfg.insecure_tls;
+        let transport = Transport::new(tc)?;
+        Ok(Executor {
+            target,
+            transport,
+            ops: Arc::new(OpRegistry::builtin()),
+            checks: Arc::new(CheckRegistry::builtin()),
+        })
+    }
+
+    pub fn with_ops(mut self, ops: OpRegistry) -> Self {
+        self.ops = Arc::new(ops);
+        self
+    }
+
+    pub fn with_checks(mut self, checks: CheckRegistry) -> Self {
+        self.checks = Arc::new(checks);
+        self
+    }
+
+    pub fn ops(&self) -> &OpRegistry {
+        &self.ops
+    }
+
+    pub fn checks(&self) -> &CheckRegistry {
+        &self.checks
+    }
+
+    pub fn target(&self) -> &TargetConfig {
+        self.target.config()
+    }
+
+    /// Why `case` cannot run on this target, if it cannot.
+    pub fn skip_reason(&self, case: &Case) -> Option<String> {
+        let cfg = self.target.config();
+        if let Some(reason) = case.profile_exclusion(cfg.profile.as_deref()) {
+            return Some(reason);
+        }
+        let missing: Vec<&str> = case
+            .needs
+            .iter()
+            .filter(|c| !cfg.has(**c))
+            .map(|c| c.as_str())
+            .collect();
+        if missing.is_empty() {
+            None
+        } else {
+            Some(format!(
+                "the target lacks: {} (see the settings for second user, push URL, version and slow cases)",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    /// Runs one case. Never panics on target behaviour; every wait has a deadline.
+    pub async fn run_case(&self, case: &Case) -> Outcome {
+        let started = Instant::now();
+        let mut outcome = Outcome::start(case);
+        if let Some(reason) = self.skip_reason(case) {
+            outcome.verdict = Verdict::Skipped { reason };
+            return outcome;
+        }
+        outcome.verdict = self.run_steps(case, &mut outcome).await;
+        outcome.duration = started.elapsed();
+        outcome
+    }
+
+    async fn run_steps(&self, case: &Case, outcome: &mut Outcome) -> Verdict {
+        let cfg = self.target.config();
+        let mut vars = Vars::new();
+        vars.set("user", cfg.user.smtp.clone());
+        if let Some(u2) = &cfg.user2 {
+            vars.set("user2", u2.smtp.clone());
+        }
+        if let Some(url) = &cfg.push_url {
+            vars.set("push_url", url.clone());
+        }
+        vars.set("case", case.id.clone());
+        vars.set("unique", format!("{:016x}", rand::random::<u64>()));
+        let builtins = vars.clone();
+        for (name, value) in &case.vars {
+            match builtins.render(value) {
+                Ok(v) => vars.set(name.clone(), v),
+                Err(e) => {
+                    return Verdict::Error {
+                        reason: format!("{}: [vars] {name}: {e}", case.file.display()),
+                    };
+                }
+            }
+        }
+
+        let mut setup_failed = false;
+        let mut folder_created = false;
+        let mut stop: Option<Verdict> = None;
+        if case.isolate {
+            let step = synthetic_step(
+                "setup: create the case folder",
+                "CreateFolder",
+                &[
+                    ("parent", "msgfolderroot"),
+                    ("name", "ews-conformance ${case} ${unique}"),
+                ],
+                vec![Capture {
+                    name: "folder".into(),
+                    path: folder_id_path(),
+                }],
+            );
+            let run = self.run_step(case, &step, &mut vars, Some(&Codes)).await;
+            let failed = run.error.is_some() || has_fail(&run);
+            folder_created = vars.get("folder").is_some();
+            stop = self.absorb(case, &step, run, outcome);
+            if failed && stop.is_none() {
+                setup_failed = true;
+                outcome.findings.push(case_finding(
+                    case,
+                    "setup",
+                    "setup: the case folder could not be created, so no step ran",
+                ));
+            }
+        }
+
+        if stop.is_none() && !setup_failed {
+            for step in &case.steps {
+                let run = self.run_step(case, step, &mut vars, None).await;
+                let failed = has_fail(&run);
+                if let Some(v) = self.absorb(case, step, run, outcome) {
+                    stop = Some(v);
+                    break;
+                }
+                if failed && case.grade == CaseGrade::Assert {
+                    outcome.findings.push(Finding {
+                        severity: Severity::Note,
+                        ..case_finding(
+                            case,
+                            "runner",
+                            format!("the case stopped after step \"{}\"", step.name),
+                        )
+                    });
+                    break;
+                }
+            }
+        }
+
+        let fatal = matches!(stop, Some(Verdict::Unreachable { .. }));
+        if folder_created && !fatal {
+            let step = synthetic_step(
+                "cleanup: delete the case folder",
+                "DeleteFolder",
+                &[("folder", "${folder}"), ("delete_type", "HardDelete")],
+                vec![],
+            );
+            let mut run = self.run_step(case, &step, &mut vars, Some(&Codes)).await;
+            // A failed cleanup is worth knowing, but it does not judge the target.
+            for f in run
+                .exchanges
+                .iter_mut()
+                .flat_map(|e| e.findings.iter_mut())
+                .chain(run.findings.iter_mut())
+            {
+                f.severity = Severity::Note;
+            }
+            run.error = None;
+            let _ = self.absorb(case, &step, run, outcome);
+        }
+
+        if let Some(v) = stop {
+            return v;
+        }
+        let failed = outcome.failures().next().is_some();
+        match (failed, case.grade) {
+            (true, _) if setup_failed => Verdict::Fail,
+            (_, CaseGrade::Record) => Verdict::Recorded,
+            (true, CaseGrade::Assert) => Verdict::Fail,
+            (false, CaseGrade::Assert) => Verdict::Pass,
+        }
+    }
+
+    /// Moves a step's exchanges and findings into the outcome; returns the verdict that ends the case, if any.
+    fn absorb(
+        &self,
+        case: &Case,
+        step: &Step,
+        run: StepRun,
+        outcome: &mut Outcome,
+    ) -> Option<Verdict> {
+        outcome.exchanges.extend(run.exchanges);
+        outcome.findings.extend(run.findings);
+        match run.error {
+            None | Some(StepError::NoResponse(_)) => None,
+            Some(StepError::Fatal(e)) => Some(Verdict::Unreachable {
+                reason: format!("step \"{}\": {e}", step.name),
+            }),
+            Some(StepError::Case(msg)) => Some(Verdict::Error {
+                reason: format!(
+                    "{}:{}: step \"{}\": {msg}",
+                    case.file.display(),
+                    step.line,
+                    step.name
+                ),
+            }),
+            Some(StepError::Missing(msg)) => {
+                outcome.findings.push(Finding {
+                    line: step.line,
+                    step: step.name.clone(),
+                    ..case_finding(
+                        case,
+                        "capture",
+                        format!("step \"{}\" cannot be sent: {msg}", step.name),
+                    )
+                });
+                // A record case has nothing more to record; an assert case has failed.
+                None
+            }
+        }
+    }
+
+    async fn run_step(
+        &self,
+        case: &Case,
+        step: &Step,
+        vars: &mut Vars,
+        only_check: Option<&dyn Check>,
+    ) -> StepRun {
+        let cfg = self.target.config();
+        let mut run = StepRun {
+            exchanges: Vec::new(),
+            findings: Vec::new(),
+            error: None,
+        };
+        if let Action::Sleep { minutes } = step.action {
+            tokio::time::sleep(cfg.protocol_minute.mul_f64(minutes.max(0.0))).await;
+            return run;
+        }
+        let mut headers = Vec::new();
+        if let Some(anchor) = &cfg.anchor_mailbox {
+            headers.push(("X-AnchorMailbox".to_string(), anchor.clone()));
+        }
+        for (name, value) in &step.headers {
+            match render_with(vars, value) {
+                Ok(v) => headers.push((name.clone(), v)),
+                Err(e) => {
+                    run.error = Some(e);
+                    return run;
+                }
+            }
+        }
+        let before = vars.clone();
+        let mut ctx = StepContext {
+            case,
+            step,
+            target: cfg,
+            transport: &self.transport,
+            vars,
+            headers,
+            exchanges: Vec::new(),
+            findings: Vec::new(),
+        };
+        let result = match &step.action {
+            Action::Op { name, args } => match self.ops.get(name) {
+                Some(op) => op.run(&mut ctx, args).await,
+                None => Err(StepError::Case(format!("unknown operation `{name}`"))),
+            },
+            Action::Send { body } => match ctx.render(body) {
+                Ok(body) => ctx.exchange(body).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+            Action::Sleep { .. } => Ok(()),
+        };
+        let StepContext {
+            exchanges,
+            findings,
+            vars,
+            ..
+        } = ctx;
+        run.exchanges = exchanges;
+        run.findings = findings;
+        run.error = result.err();
+        if matches!(
+            run.error,
+            Some(StepError::Case(_) | StepError::Fatal(_) | StepError::Missing(_))
+        ) {
+            return run;
+        }
+
+        let input = StepInput {
+            case,
+            step,
+            exchanges: &run.exchanges,
+            vars: &before,
+        };
+        let found = match only_check {
+            Some(check) => check.check(&input),
+            None => self.checks.run(&input),
+        };
+        let step_failed = found.iter().any(|f| f.severity == Severity::Fail)
+            || run
+                .exchanges
+                .iter()
+                .any(|e| e.findings.iter().any(|f| f.severity == Severity::Fail));
+        attach(&mut run, found);
+
+        let captured = capture(&step.captures, &run.exchanges, vars, &step.name);
+        if !step_failed {
+            for message in captured {
+                let f = Finding {
+                    line: step.line,
+                    step: step.name.clone(),
+                    ..case_finding(case, "capture", message)
+                };
+                attach(&mut run, vec![f]);
+            }
+        }
+        run
+    }
+}
+
+fn has_fail(run: &StepRun) -> bool {
+    run.findings
+        .iter()
+        .chain(run.exchanges.iter().flat_map(|e| e.findings.iter()))
+        .any(|f| f.severity == Severity::Fail)
+}
+
+/// Puts each finding on the exchange it is about, or the step's last exchange.
+fn attach(run: &mut StepRun, findings: Vec<Finding>) {
+    for f in findings {
+        let target = match f.exchange {
+            Some(i) if i < run.exchanges.len() => Some(i),
+            _ => run.exchanges.len().checked_sub(1),
+        };
+        match target {
+            Some(i) => run.exchanges[i].findings.push(f),
+            None => run.findings.push(f),
+        }
+    }
+}
+
+/// Binds the step's captures; returns a message for each capture that matched nothing.
+fn capture(
+    captures: &[Capture],
+    exchanges: &[Exchange],
+    vars: &mut Vars,
+    step: &str,
+) -> Vec<String> {
+    if captures.is_empty() {
+        return Vec::new();
+    }
+    let docs: Vec<roxmltree::Document<'_>> = exchanges
+        .iter()
+        .filter(|e| e.status.is_some())
+        .filter_map(|e| crate::xml::parse_document(&e.response_text).ok())
+        .collect();
+    let mut problems = Vec::new();
+    for c in captures {
+        let values: Vec<String> = docs
+            .iter()
+            .flat_map(|d| c.path.select(d).strings())
+            .collect();
+        let why = format!(
+            "capture `{}` ({}) in step \"{step}\" matched nothing",
+            c.name, c.path
+        );
+        if values.is_empty() {
+            problems.push(format!("step \"{step}\": {why}"));
+        }
+        vars.set_capture(&c.name, &values, &why);
+    }
+    problems
+}
+
+fn case_finding(case: &Case, check: &str, message: impl Into<String>) -> Finding {
+    Finding {
+        check: check.to_string(),
+        severity: Severity::Fail,
+        requirements: case.requirements.clone(),
+        step: String::new(),
+        line: 1,
+        message: message.into(),
+        evidence: None,
+        exchange: None,
+    }
+}
+
+fn folder_id_path() -> XPath {
+    XPath::parse("//t:FolderId/@Id").expect("a constant, valid path")
+}
+
+fn synthetic_step(name: &str, op: &str, args: &[(&str, &str)], captures: Vec<Capture>) -> Step {
+    Step {
+        index: usize::MAX,
+        name: name.to_string(),
+        line: 1,
+        user: UserRole::User,
+        action: Action::Op {
+            name: op.to_string(),
+            args: Args(
+                args.iter()
+                    .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+                    .collect(),
+            ),
+        },
+        headers: Vec::new(),
+        expect: Expect::default(),
+        captures,
+        asserts: Vec::new(),
+    }
+}

@@ -1,0 +1,762 @@
+//! Finding, parsing and validating case files.
+//!
+//! Every mistake is reported as `file:LINE:COL: problem` with the source
+//! line and a caret underneath, and one bad file never stops the others.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use toml::Spanned;
+
+use super::case::*;
+use super::ops::{OpRegistry, validate_args};
+use super::template::referenced;
+use crate::check::CheckRegistry;
+use crate::ews::{EventKind, ResponseClass};
+use crate::xml::path::XPath;
+
+/// The highest requirement id of the digest (R1..R78).
+pub const MAX_REQUIREMENT: u32 = 78;
+
+/// The built-in variables every case sees (`${folder}` only when isolated).
+pub const BUILTIN_VARS: &[&str] = &["user", "user2", "push_url", "case", "unique"];
+
+/// A case file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file as shown (`cases/x/y.toml`).
+    pub file: PathBuf,
+    /// The case id the file would have had.
+    pub case_id: String,
+    /// 1-based; 0 when the problem has no position (an unreadable file).
+    pub line: usize,
+    pub col: usize,
+    pub problem: String,
+    /// The source line and a caret line, when there is a position.
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.problem)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.problem
+            )?;
+        }
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Every case under a folder, and the files that failed.
+#[derive(Debug, Default)]
+pub struct LoadedSuite {
+    pub cases: Vec<Case>,
+    pub errors: Vec<LoadError>,
+}
+
+/// Loads cases with the operations and checks they may name.
+#[derive(Debug, Clone)]
+pub struct Loader<'a> {
+    ops: &'a OpRegistry,
+    checks: &'a CheckRegistry,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(ops: &'a OpRegistry, checks: &'a CheckRegistry) -> Self {
+        Loader { ops, checks }
+    }
+
+    /// Every `*.toml` in the subfolders of `dir` (recursively, sorted). Files
+    /// at the top (the requirement catalogue) and `profiles/` are not cases.
+    pub fn load_dir(&self, dir: &Path) -> LoadedSuite {
+        let mut suite = LoadedSuite::default();
+        let mut files = Vec::new();
+        if let Err(e) = collect(dir, dir, &mut files) {
+            suite.errors.push(LoadError {
+                file: dir.to_path_buf(),
+                case_id: String::new(),
+                line: 0,
+                col: 0,
+                problem: format!("cannot read the case folder: {e}"),
+                snippet: None,
+            });
+            return suite;
+        }
+        files.sort();
+        for file in files {
+            match self.load_file(dir, &file) {
+                Ok(case) => suite.cases.push(case),
+                Err(e) => suite.errors.push(e),
+            }
+        }
+        suite
+    }
+
+    /// One file, its id taken relative to `root`.
+    pub fn load_file(&self, root: &Path, file: &Path) -> Result<Case, LoadError> {
+        let id = case_id(root, file);
+        let text = std::fs::read_to_string(file).map_err(|e| LoadError {
+            file: file.to_path_buf(),
+            case_id: id.clone(),
+            line: 0,
+            col: 0,
+            problem: format!("cannot read the file: {e}"),
+            snippet: None,
+        })?;
+        self.parse(&text, file, &id)
+    }
+
+    /// Parses and validates case text (`file` and `id` are used in messages and the result).
+    pub fn parse(&self, text: &str, file: &Path, id: &str) -> Result<Case, LoadError> {
+        let src = Source { text, file, id };
+        let raw: RawCase = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            src.error(span, e.message().trim().to_string())
+        })?;
+        self.validate(&src, raw)
+    }
+
+    fn validate(&self, src: &Source<'_>, raw: RawCase) -> Result<Case, LoadError> {
+        if raw.title.get_ref().trim().is_empty() {
+            return Err(src.error(raw.title.span(), "the title is empty"));
+        }
+        if raw.requirements.get_ref().is_empty() {
+            return Err(src.error(
+                raw.requirements.span(),
+                "a case names at least one requirement (R1..R78)",
+            ));
+        }
+        let mut requirements = Vec::new();
+        for r in raw.requirements.get_ref() {
+            if !is_requirement(r.get_ref()) {
+                return Err(src.error(
+                    r.span(),
+                    format!(
+                        "unknown requirement id `{}` (known: R1..R{MAX_REQUIREMENT})",
+                        r.get_ref()
+                    ),
+                ));
+            }
+            requirements.push(r.get_ref().clone());
+        }
+        let mut needs = Vec::new();
+        for n in &raw.needs {
+            match Capability::parse(n.get_ref()) {
+                Some(c) => needs.push(c),
+                None => {
+                    return Err(src.error(
+                        n.span(),
+                        format!(
+                            "unknown capability `{}` (known: {})",
+                            n.get_ref(),
+                            Capability::ALL.map(|c| c.as_str()).join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let checks = match &raw.checks {
+            None => None,
+            Some(list) => {
+                for c in list {
+                    if !self.checks.contains(c.get_ref()) {
+                        return Err(src.error(
+                            c.span(),
+                            format!(
+                                "unknown check `{}` (known: {})",
+                                c.get_ref(),
+                                self.checks.names().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                Some(list.iter().map(|c| c.get_ref().clone()).collect())
+            }
+        };
+        let mut vars = Vec::new();
+        for (name, value) in &raw.vars {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(src.error(
+                        value.span(),
+                        format!(
+                            "[vars] {name} must be a string, number or boolean, not {}",
+                            other.type_str()
+                        ),
+                    ));
+                }
+            };
+            if !is_var_name(name) {
+                return Err(src.error(
+                    value.span(),
+                    format!("`{name}` is not a variable name (letters, digits, `_`, `-`)"),
+                ));
+            }
+            check_template(src, value.span(), &text, &Known::builtins_only())?;
+            vars.push((name.clone(), text));
+        }
+        if raw.steps.is_empty() {
+            return Err(src.error(0..0, "a case needs at least one [[step]]"));
+        }
+
+        let mut known = Known::new(raw.isolate, vars.iter().map(|(n, _)| n.clone()));
+        let mut names = BTreeSet::new();
+        let mut steps = Vec::new();
+        for (index, spanned) in raw.steps.iter().enumerate() {
+            let step = self.validate_step(src, index, spanned, &known)?;
+            if !names.insert(step.name.clone()) {
+                return Err(src.error(
+                    step_anchor(spanned),
+                    format!(
+                        "two steps are named \"{}\"; names must be unique",
+                        step.name
+                    ),
+                ));
+            }
+            if step.user == UserRole::User2 && !needs.contains(&Capability::SecondUser) {
+                return Err(src.error(
+                    step_anchor(spanned),
+                    "the step runs as user2, so the case must list needs = [\"second-user\"]",
+                ));
+            }
+            for c in &step.captures {
+                known.captures.insert(c.name.clone());
+            }
+            if let Action::Op { name, .. } = &step.action
+                && let Some(op) = self.ops.get(name)
+            {
+                for suffix in op.outputs() {
+                    known.exact.insert(format!("{}.{suffix}", step.name));
+                }
+            }
+            steps.push(step);
+        }
+
+        Ok(Case {
+            id: src.id.to_string(),
+            file: src.file.to_path_buf(),
+            title: raw.title.into_inner(),
+            requirements,
+            grade: raw.grade,
+            serial: raw.serial,
+            needs,
+            isolate: raw.isolate,
+            source: raw.source,
+            defect: raw.defect,
+            profiles: raw.profiles,
+            checks,
+            vars,
+            steps,
+        })
+    }
+
+    fn validate_step(
+        &self,
+        src: &Source<'_>,
+        index: usize,
+        spanned: &Spanned<RawStep>,
+        known: &Known,
+    ) -> Result<Step, LoadError> {
+        let raw = spanned.get_ref();
+        let anchor = step_anchor(spanned);
+        // The `[[step]]` header: where a reader looks for the step.
+        let line = src.line_of(spanned.span().start.min(anchor.start));
+        let name = match &raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                return Err(src.error(n.span(), "a step name cannot be empty"));
+            }
+            Some(n) => n.get_ref().clone(),
+            None => format!("step {}", index + 1),
+        };
+        let given: Vec<(&str, Range<usize>)> = [
+            raw.op.as_ref().map(|o| ("op", o.span())),
+            raw.send.as_ref().map(|s| ("send", s.span())),
+            raw.sleep_minutes
+                .as_ref()
+                .map(|s| ("sleep_minutes", s.span())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            return Err(src.error(
+                given[1].1.clone(),
+                format!(
+                    "a step takes only one of `op`, `send` and `sleep_minutes` (this one has {} and {})",
+                    given[0].0, given[1].0
+                ),
+            ));
+        }
+        let action = if let Some(op) = &raw.op {
+            let Some(operation) = self.ops.get(op.get_ref()) else {
+                return Err(src.error(
+                    op.span(),
+                    format!(
+                        "unknown operation `{}` (known: {})",
+                        op.get_ref(),
+                        self.ops.names().join(", ")
+                    ),
+                ));
+            };
+            let empty = Default::default();
+            let (with, with_span) = match &raw.with {
+                Some(w) => (w.get_ref(), w.span()),
+                None => (&empty, op.span()),
+            };
+            validate_args(operation.as_ref(), with).map_err(|p| src.error(with_span.clone(), p))?;
+            for value in with.values() {
+                check_value_templates(src, with_span.clone(), value, known)?;
+            }
+            Action::Op {
+                name: op.get_ref().clone(),
+                args: Args(with.clone()),
+            }
+        } else if let Some(send) = &raw.send {
+            check_template(src, send.span(), send.get_ref(), known)?;
+            Action::Send {
+                body: send.get_ref().clone(),
+            }
+        } else if let Some(m) = &raw.sleep_minutes {
+            let minutes = *m.get_ref();
+            if !(minutes > 0.0 && minutes <= 1440.0) {
+                return Err(src.error(
+                    m.span(),
+                    "sleep_minutes must be more than 0 and at most 1440",
+                ));
+            }
+            if raw.expect.is_some() || !raw.capture.is_empty() || !raw.asserts.is_empty() {
+                return Err(src.error(
+                    m.span(),
+                    "a sleep step sends nothing, so it takes no expect, capture or assert",
+                ));
+            }
+            Action::Sleep { minutes }
+        } else {
+            return Err(src.error(
+                anchor,
+                "the step has no `op`, `send` or `sleep_minutes`: say what it does",
+            ));
+        };
+        if raw.with.is_some() && raw.op.is_none() {
+            let span = raw
+                .with
+                .as_ref()
+                .map(|w| w.span())
+                .unwrap_or(anchor.clone());
+            return Err(src.error(span, "`with` belongs to a named operation (`op`)"));
+        }
+        let mut headers = Vec::new();
+        for (k, v) in &raw.headers {
+            if k.eq_ignore_ascii_case("authorization") {
+                return Err(src.error(
+                    anchor.clone(),
+                    "credentials come from the target settings, never from a case file",
+                ));
+            }
+            check_template(src, anchor.clone(), v, known)?;
+            headers.push((k.clone(), v.clone()));
+        }
+        let expect = match &raw.expect {
+            Some(e) => self.validate_expect(src, e, known)?,
+            None => Expect::default(),
+        };
+        let mut captures = Vec::new();
+        for (cname, path) in &raw.capture {
+            if !is_var_name(cname) {
+                return Err(src.error(
+                    path.span(),
+                    format!("`{cname}` is not a capture name (letters, digits, `_`, `-`)"),
+                ));
+            }
+            let compiled =
+                XPath::parse(path.get_ref()).map_err(|e| src.error(path.span(), e.to_string()))?;
+            captures.push(Capture {
+                name: cname.clone(),
+                path: compiled,
+            });
+        }
+        let mut asserts = Vec::new();
+        for a in &raw.asserts {
+            asserts.push(validate_assert(src, a, known)?);
+        }
+        Ok(Step {
+            index,
+            name,
+            line,
+            user: raw.user,
+            action,
+            headers,
+            expect,
+            captures,
+            asserts,
+        })
+    }
+
+    fn validate_expect(
+        &self,
+        src: &Source<'_>,
+        spanned: &Spanned<RawExpect>,
+        known: &Known,
+    ) -> Result<Expect, LoadError> {
+        let raw = spanned.get_ref();
+        let class = match &raw.class {
+            None => None,
+            Some(c) => Some(ResponseClass::parse(c.get_ref()).ok_or_else(|| {
+                src.error(
+                    c.span(),
+                    format!(
+                        "`{}` is not a ResponseClass (Success, Warning, Error)",
+                        c.get_ref()
+                    ),
+                )
+            })?),
+        };
+        let codes = match &raw.code {
+            None => Vec::new(),
+            Some(c) => {
+                let list = match c.get_ref() {
+                    OneOrMany::One(s) => vec![s.clone()],
+                    OneOrMany::Many(v) => v.clone(),
+                };
+                if list.is_empty() {
+                    return Err(src.error(c.span(), "`code` lists no ResponseCode"));
+                }
+                for code in &list {
+                    if !is_response_code(code) {
+                        return Err(src.error(
+                            c.span(),
+                            format!("`{code}` is not a ResponseCode (NoError or Error…)"),
+                        ));
+                    }
+                }
+                list
+            }
+        };
+        let event_kind = |s: &Spanned<String>| {
+            EventKind::from_element_name(s.get_ref()).ok_or_else(|| {
+                src.error(
+                    s.span(),
+                    format!(
+                        "`{}` is not an event kind ({})",
+                        s.get_ref(),
+                        EventKind::ALL.map(|k| k.element_name()).join(", ")
+                    ),
+                )
+            })
+        };
+        let no_events = raw
+            .no_events
+            .iter()
+            .map(event_kind)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut events = Vec::new();
+        for e in &raw.event {
+            let r = e.get_ref();
+            for t in [
+                &r.item,
+                &r.folder,
+                &r.parent,
+                &r.old_parent,
+                &r.old_item,
+                &r.old_folder,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                check_template(src, e.span(), t, known)?;
+            }
+            if r.item.is_some() && r.folder.is_some() {
+                return Err(src.error(e.span(), "an event is about an item or a folder, not both"));
+            }
+            events.push(EventPattern {
+                line: src.line_of(e.span().start),
+                kind: event_kind(&r.kind)?,
+                item: r.item.clone(),
+                folder: r.folder.clone(),
+                parent: r.parent.clone(),
+                old_parent: r.old_parent.clone(),
+                old_item: r.old_item.clone(),
+                old_folder: r.old_folder.clone(),
+                unread_count: r.unread_count,
+            });
+        }
+        Ok(Expect {
+            status: raw.status,
+            class,
+            codes,
+            fault: raw.fault,
+            rejected: raw.rejected,
+            events_mode: raw.events.unwrap_or_default(),
+            events,
+            no_events,
+            more_events: raw.more_events,
+            batches: raw.batches.as_ref().map(|b| b.get_ref().clone()),
+        })
+    }
+}
+
+fn validate_assert(
+    src: &Source<'_>,
+    spanned: &Spanned<RawAssert>,
+    known: &Known,
+) -> Result<Assert, LoadError> {
+    let raw = spanned.get_ref();
+    let path =
+        XPath::parse(raw.path.get_ref()).map_err(|e| src.error(raw.path.span(), e.to_string()))?;
+    let mut predicates = Vec::new();
+    if let Some(n) = raw.count {
+        predicates.push(Predicate::Count(n));
+    }
+    if let Some(b) = raw.exists {
+        predicates.push(Predicate::Exists(b));
+    }
+    for (value, make) in [
+        (&raw.equals, Predicate::Equals as fn(String) -> Predicate),
+        (&raw.not_equals, Predicate::NotEquals),
+    ] {
+        if let Some(v) = value {
+            check_template(src, spanned.span(), v, known)?;
+            predicates.push(make(v.clone()));
+        }
+    }
+    if let Some(m) = &raw.matches {
+        let re = Regex::new(m.get_ref())
+            .map_err(|e| src.error(m.span(), format!("invalid regular expression: {e}")))?;
+        predicates.push(Predicate::Matches(re));
+    }
+    if let Some(options) = &raw.one_of {
+        for o in options {
+            check_template(src, spanned.span(), o, known)?;
+        }
+        predicates.push(Predicate::OneOf(options.clone()));
+    }
+    if let Some(b) = raw.is_datetime {
+        predicates.push(Predicate::IsDatetime(b));
+    }
+    if predicates.is_empty() {
+        return Err(src.error(
+            spanned.span(),
+            "the assert tests nothing: add count, exists, equals, not_equals, matches, one_of or is_datetime",
+        ));
+    }
+    Ok(Assert {
+        line: src.line_of(spanned.span().start),
+        path,
+        predicates,
+    })
+}
+
+/// The variables a step may use, known statically.
+struct Known {
+    exact: BTreeSet<String>,
+    /// Capture names: `name`, `name.count` and `name.N` are all known.
+    captures: BTreeSet<String>,
+}
+
+impl Known {
+    fn builtins_only() -> Self {
+        Known {
+            exact: BUILTIN_VARS.iter().map(|s| s.to_string()).collect(),
+            captures: BTreeSet::new(),
+        }
+    }
+
+    fn new(isolate: bool, vars: impl Iterator<Item = String>) -> Self {
+        let mut k = Self::builtins_only();
+        if isolate {
+            k.exact.insert("folder".into());
+        }
+        k.exact.extend(vars);
+        k
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        if self.exact.contains(name) || self.captures.contains(name) {
+            return true;
+        }
+        match name.rsplit_once('.') {
+            Some((base, suffix)) => {
+                self.captures.contains(base)
+                    && (suffix == "count" || suffix.bytes().all(|b| b.is_ascii_digit()))
+            }
+            None => false,
+        }
+    }
+}
+
+fn check_template(
+    src: &Source<'_>,
+    span: Range<usize>,
+    text: &str,
+    known: &Known,
+) -> Result<(), LoadError> {
+    let names = referenced(text).map_err(|e| src.error(span.clone(), e.to_string()))?;
+    for name in names {
+        if !known.contains(&name) {
+            let hint = if name == "folder" {
+                " (the case has isolate = false, so there is no case folder)"
+            } else {
+                " (not a built-in, a [vars] entry or a capture of an earlier step)"
+            };
+            return Err(src.error(span, format!("unknown variable `${{{name}}}`{hint}")));
+        }
+    }
+    Ok(())
+}
+
+fn check_value_templates(
+    src: &Source<'_>,
+    span: Range<usize>,
+    value: &toml::Value,
+    known: &Known,
+) -> Result<(), LoadError> {
+    match value {
+        toml::Value::String(s) => check_template(src, span, s, known),
+        toml::Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| check_value_templates(src, span.clone(), i, known)),
+        _ => Ok(()),
+    }
+}
+
+/// Where a step's messages point: its `name`, else its first key.
+fn step_anchor(step: &Spanned<RawStep>) -> Range<usize> {
+    let raw = step.get_ref();
+    let candidates = [
+        raw.name.as_ref().map(|n| n.span()),
+        raw.op.as_ref().map(|o| o.span()),
+        raw.send.as_ref().map(|s| s.span()),
+        raw.sleep_minutes.as_ref().map(|s| s.span()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .min_by_key(|r| r.start)
+        .unwrap_or_else(|| step.span())
+}
+
+fn is_requirement(s: &str) -> bool {
+    s.strip_prefix('R')
+        .filter(|n| !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (1..=MAX_REQUIREMENT).contains(&n))
+}
+
+fn is_response_code(s: &str) -> bool {
+    s == "NoError"
+        || s.strip_prefix("Error")
+            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+/// The path under the case folder, without extension, with `/` separators.
+pub fn case_id(root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let rel = rel.with_extension("");
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if dir == root && entry.file_name() == "profiles" {
+                continue;
+            }
+            collect(root, &path, out)?;
+        } else if dir != root && path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A case file's text, for positions and snippets.
+struct Source<'a> {
+    text: &'a str,
+    file: &'a Path,
+    id: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.position(offset).0
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        (line, col)
+    }
+
+    fn error(&self, span: Range<usize>, problem: impl Into<String>) -> LoadError {
+        let (line, col) = self.position(span.start);
+        let source_line = self.text.lines().nth(line - 1).unwrap_or("");
+        let span_end = span.end.max(span.start + 1);
+        let (end_line, end_col) = self.position(span_end);
+        let width = if end_line == line {
+            end_col.saturating_sub(col).max(1)
+        } else {
+            source_line.chars().count().saturating_sub(col - 1).max(1)
+        };
+        let gutter = line.to_string().len();
+        let pad = " ".repeat(gutter);
+        let snippet = format!(
+            "{pad} |\n{line} | {source_line}\n{pad} | {}{}",
+            " ".repeat(col - 1),
+            "^".repeat(width)
+        );
+        LoadError {
+            file: self.file.to_path_buf(),
+            case_id: self.id.to_string(),
+            line,
+            col,
+            problem: problem.into(),
+            snippet: Some(snippet),
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -1,0 +1,678 @@
+//! Named operations (`op = "Subscribe"`): each declares its `with`
+//! parameters (checked when the case is loaded) and runs a step through the
+//! [`StepContext`]. New kinds (streaming reads, push waits) register here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::case::Args;
+use super::exec::{StepContext, StepError};
+use crate::ews::envelope::{open, request};
+use crate::ews::items::{
+    CreateFolder, CreateItem, DELETE_TYPES, DeleteFolder, DeleteItem, Disposition, GetFolder,
+    GetItem, MoveOrCopyItem, UpdateItem, folder_ref,
+};
+use crate::ews::{
+    EventKind, FolderScope, GetEventsRequest, GetEventsResponse, SubscribeRequest,
+    SubscriptionKind, UnsubscribeRequest,
+};
+
+/// The type of a `with` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A string (a template); numbers are taken as their text.
+    Text,
+    /// An integer, or a string that renders to one.
+    Int,
+    /// A boolean, or a string that renders to `true`/`false`.
+    Bool,
+    /// An array of strings, or one string.
+    List,
+}
+
+impl ParamKind {
+    fn accepts(self, v: &toml::Value) -> bool {
+        use toml::Value as V;
+        match self {
+            ParamKind::Text => matches!(v, V::String(_) | V::Integer(_) | V::Float(_)),
+            ParamKind::Int => matches!(v, V::Integer(_) | V::String(_)),
+            ParamKind::Bool => matches!(v, V::Boolean(_) | V::String(_)),
+            ParamKind::List => match v {
+                V::String(_) => true,
+                V::Array(items) => items.iter().all(|i| matches!(i, V::String(_))),
+                _ => false,
+            },
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ParamKind::Text => "a string",
+            ParamKind::Int => "an integer",
+            ParamKind::Bool => "a boolean",
+            ParamKind::List => "a list of strings",
+        }
+    }
+}
+
+/// One `with` parameter of an operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+}
+
+const fn opt(name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+const fn req(name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+/// A named operation.
+pub trait Operation: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn params(&self) -> &'static [Param];
+    /// Variables a run binds as `${<step name>.<suffix>}`.
+    fn outputs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>>;
+}
+
+/// The operations a run knows.
+#[derive(Clone, Default)]
+pub struct OpRegistry {
+    ops: BTreeMap<&'static str, Arc<dyn Operation>>,
+}
+
+impl std::fmt::Debug for OpRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.ops.keys()).finish()
+    }
+}
+
+impl OpRegistry {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    pub fn builtin() -> Self {
+        let mut r = Self::empty();
+        for op in builtin_ops() {
+            r.register(op);
+        }
+        r.register(Arc::new(DrainEvents));
+        r
+    }
+
+    pub fn register(&mut self, op: Arc<dyn Operation>) {
+        self.ops.insert(op.name(), op);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Operation>> {
+        self.ops.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.ops.keys().copied().collect()
+    }
+}
+
+/// Checks `with` against an operation's parameters: unknown keys, wrong types, missing required ones.
+pub fn validate_args(
+    op: &dyn Operation,
+    args: &BTreeMap<String, toml::Value>,
+) -> Result<(), String> {
+    let params = op.params();
+    for (key, value) in args {
+        let Some(p) = params.iter().find(|p| p.name == key) else {
+            let known: Vec<&str> = params.iter().map(|p| p.name).collect();
+            return Err(format!(
+                "{} has no parameter `{key}` (it takes: {})",
+                op.name(),
+                known.join(", ")
+            ));
+        };
+        if !p.kind.accepts(value) {
+            return Err(format!(
+                "{}: `{key}` must be {}, not {}",
+                op.name(),
+                p.kind.describe(),
+                value.type_str()
+            ));
+        }
+    }
+    if let Some(p) = params
+        .iter()
+        .find(|p| p.required && !args.contains_key(p.name))
+    {
+        return Err(format!("{} needs `with.{}`", op.name(), p.name));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------- reading arguments
+
+impl Args {
+    fn raw(&self, key: &str) -> Option<&toml::Value> {
+        self.0.get(key)
+    }
+
+    /// A text parameter, rendered.
+    pub fn text(&self, ctx: &StepContext<'_>, key: &str) -> Result<Option<String>, StepError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => ctx.render(s).map(Some),
+            Some(toml::Value::Integer(i)) => Ok(Some(i.to_string())),
+            Some(toml::Value::Float(f)) => Ok(Some(f.to_string())),
+            Some(other) => Err(bad(key, "a string", other)),
+        }
+    }
+
+    pub fn text_or(
+        &self,
+        ctx: &StepContext<'_>,
+        key: &str,
+        default: &str,
+    ) -> Result<String, StepError> {
+        match self.text(ctx, key)? {
+            Some(v) => Ok(v),
+            None => ctx.render(default),
+        }
+    }
+
+    pub fn required_text(&self, ctx: &StepContext<'_>, key: &str) -> Result<String, StepError> {
+        self.text(ctx, key)?
+            .ok_or_else(|| StepError::Case(format!("`with.{key}` is required")))
+    }
+
+    pub fn int(&self, ctx: &StepContext<'_>, key: &str) -> Result<Option<i64>, StepError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) => Ok(Some(*i)),
+            Some(toml::Value::String(s)) => {
+                let text = ctx.render(s)?;
+                text.trim().parse::<i64>().map(Some).map_err(|_| {
+                    StepError::Case(format!("`with.{key}` = {text:?} is not an integer"))
+                })
+            }
+            Some(other) => Err(bad(key, "an integer", other)),
+        }
+    }
+
+    pub fn boolean(&self, ctx: &StepContext<'_>, key: &str) -> Result<Option<bool>, StepError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(toml::Value::String(s)) => match ctx.render(s)?.trim() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                other => Err(StepError::Case(format!(
+                    "`with.{key}` = {other:?} is not true or false"
+                ))),
+            },
+            Some(other) => Err(bad(key, "a boolean", other)),
+        }
+    }
+
+    pub fn list(&self, ctx: &StepContext<'_>, key: &str) -> Result<Option<Vec<String>>, StepError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(vec![ctx.render(s)?])),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => ctx.render(s),
+                    other => Err(bad(key, "a list of strings", other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(bad(key, "a list of strings", other)),
+        }
+    }
+}
+
+fn bad(key: &str, want: &str, got: &toml::Value) -> StepError {
+    StepError::Case(format!(
+        "`with.{key}` must be {want}, not {}",
+        got.type_str()
+    ))
+}
+
+// ------------------------------------------------------ one-request operations
+
+type Build = fn(&StepContext<'_>, &Args) -> Result<String, StepError>;
+
+/// An operation that renders one request and sends it once.
+struct Simple {
+    name: &'static str,
+    params: &'static [Param],
+    build: Build,
+}
+
+impl Operation for Simple {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn params(&self) -> &'static [Param] {
+        self.params
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let body = (self.build)(ctx, args)?;
+            ctx.exchange(body).await.map(|_| ())
+        })
+    }
+}
+
+use ParamKind::{Bool, Int, List, Text};
+
+const SUBSCRIBE: &[Param] = &[
+    opt("mode", Text),
+    opt("folders", List),
+    opt("all_folders", Bool),
+    opt("event_types", List),
+    opt("watermark", Text),
+    opt("timeout", Int),
+    opt("status_frequency", Int),
+    opt("url", Text),
+];
+const GET_EVENTS: &[Param] = &[req("subscription", Text), req("watermark", Text)];
+const UNSUBSCRIBE: &[Param] = &[req("subscription", Text)];
+const CREATE_ITEM: &[Param] = &[
+    opt("folder", Text),
+    opt("subject", Text),
+    opt("count", Int),
+    opt("disposition", Text),
+    opt("to", List),
+    opt("is_read", Bool),
+];
+const UPDATE_ITEM: &[Param] = &[
+    req("item", Text),
+    opt("is_read", Bool),
+    opt("subject", Text),
+];
+const MOVE_ITEM: &[Param] = &[req("item", Text), req("to", Text)];
+const COPY_ITEM: &[Param] = &[req("item", Text), req("to", Text)];
+const DELETE_ITEM: &[Param] = &[req("item", Text), opt("delete_type", Text)];
+const CREATE_FOLDER: &[Param] = &[opt("parent", Text), opt("name", Text)];
+const DELETE_FOLDER: &[Param] = &[req("folder", Text), opt("delete_type", Text)];
+const GET_FOLDER: &[Param] = &[req("folder", Text)];
+const GET_ITEM: &[Param] = &[req("item", Text)];
+const DRAIN: &[Param] = &[
+    req("subscription", Text),
+    req("watermark", Text),
+    opt("max_calls", Int),
+];
+
+fn builtin_ops() -> Vec<Arc<dyn Operation>> {
+    let simple = |name, params, build| -> Arc<dyn Operation> {
+        Arc::new(Simple {
+            name,
+            params,
+            build,
+        })
+    };
+    vec![
+        simple("Subscribe", SUBSCRIBE, build_subscribe),
+        simple("GetEvents", GET_EVENTS, |ctx, a| {
+            let r = GetEventsRequest {
+                subscription_id: a.required_text(ctx, "subscription")?,
+                watermark: a.required_text(ctx, "watermark")?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("Unsubscribe", UNSUBSCRIBE, |ctx, a| {
+            let r = UnsubscribeRequest {
+                subscription_id: a.required_text(ctx, "subscription")?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("CreateItem", CREATE_ITEM, build_create_item),
+        simple("UpdateItem", UPDATE_ITEM, |ctx, a| {
+            let r = UpdateItem {
+                item: a.required_text(ctx, "item")?,
+                is_read: a.boolean(ctx, "is_read")?,
+                subject: a.text(ctx, "subject")?,
+            };
+            if r.is_read.is_none() && r.subject.is_none() {
+                return Err(StepError::Case(
+                    "UpdateItem needs `is_read` or `subject`".into(),
+                ));
+            }
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("MoveItem", MOVE_ITEM, |ctx, a| {
+            build_move_copy(ctx, a, false)
+        }),
+        simple("CopyItem", COPY_ITEM, |ctx, a| {
+            build_move_copy(ctx, a, true)
+        }),
+        simple("DeleteItem", DELETE_ITEM, |ctx, a| {
+            let r = DeleteItem {
+                item: a.required_text(ctx, "item")?,
+                delete_type: delete_type(ctx, a)?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("CreateFolder", CREATE_FOLDER, |ctx, a| {
+            let r = CreateFolder {
+                parent: folder_ref(&a.text_or(ctx, "parent", "${folder}")?),
+                name: a.text_or(ctx, "name", "folder ${unique}")?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("DeleteFolder", DELETE_FOLDER, |ctx, a| {
+            let r = DeleteFolder {
+                folder: folder_ref(&a.required_text(ctx, "folder")?),
+                delete_type: delete_type(ctx, a)?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("GetFolder", GET_FOLDER, |ctx, a| {
+            let r = GetFolder {
+                folder: folder_ref(&a.required_text(ctx, "folder")?),
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+        simple("GetItem", GET_ITEM, |ctx, a| {
+            let r = GetItem {
+                item: a.required_text(ctx, "item")?,
+            };
+            Ok(request(&ctx.request_header(), |w| r.render(w)))
+        }),
+    ]
+}
+
+fn build_subscribe(ctx: &StepContext<'_>, a: &Args) -> Result<String, StepError> {
+    let mode = a.text_or(ctx, "mode", "pull")?;
+    let kind = match mode.as_str() {
+        "pull" => SubscriptionKind::Pull {
+            timeout: a.int(ctx, "timeout")?.unwrap_or(10),
+        },
+        "push" => SubscriptionKind::Push {
+            status_frequency: a.int(ctx, "status_frequency")?,
+            url: a.text_or(ctx, "url", "${push_url}")?,
+            caller_data: None,
+        },
+        "streaming" => SubscriptionKind::Streaming,
+        other => {
+            return Err(StepError::Case(format!(
+                "Subscribe: mode {other:?} is not pull, push or streaming"
+            )));
+        }
+    };
+    let folders = a.list(ctx, "folders")?;
+    let all = a.boolean(ctx, "all_folders")?.unwrap_or(false);
+    let scope = match (folders, all) {
+        (Some(_), true) => {
+            return Err(StepError::Case(
+                "Subscribe: `folders` and `all_folders = true` together cannot be rendered; send the request raw".into(),
+            ));
+        }
+        (Some(list), false) => FolderScope::Listed(list.iter().map(|f| folder_ref(f)).collect()),
+        (None, true) => FolderScope::AllFolders,
+        (None, false) => FolderScope::Unspecified,
+    };
+    let event_types = a
+        .list(ctx, "event_types")?
+        .unwrap_or_default()
+        .iter()
+        .map(|name| {
+            EventKind::from_element_name(name).ok_or_else(|| {
+                StepError::Case(format!(
+                    "Subscribe: `{name}` is not an event type (CreatedEvent, NewMailEvent, …)"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = SubscribeRequest {
+        kind,
+        scope,
+        event_types,
+        watermark: a.text(ctx, "watermark")?,
+    };
+    Ok(request(&ctx.request_header(), |w| r.render(w)))
+}
+
+fn build_create_item(ctx: &StepContext<'_>, a: &Args) -> Result<String, StepError> {
+    let count = a.int(ctx, "count")?.unwrap_or(1);
+    if !(1..=1000).contains(&count) {
+        return Err(StepError::Case(format!(
+            "CreateItem: count {count} is outside 1..1000"
+        )));
+    }
+    let disposition = a.text_or(ctx, "disposition", "SaveOnly")?;
+    let Some(disposition) = Disposition::parse(&disposition) else {
+        return Err(StepError::Case(format!(
+            "CreateItem: disposition {disposition:?} is not one of {}",
+            Disposition::NAMES.join(", ")
+        )));
+    };
+    let folder = if disposition == Disposition::SendOnly {
+        a.text(ctx, "folder")?.unwrap_or_default()
+    } else {
+        a.text_or(ctx, "folder", "${folder}")?
+    };
+    let r = CreateItem {
+        folder: folder_ref(&folder),
+        subject: a.text_or(ctx, "subject", "ews-conformance ${unique}")?,
+        count: count as usize,
+        disposition,
+        to: a.list(ctx, "to")?.unwrap_or_default(),
+        is_read: a.boolean(ctx, "is_read")?,
+    };
+    Ok(request(&ctx.request_header(), |w| r.render(w)))
+}
+
+fn build_move_copy(ctx: &StepContext<'_>, a: &Args, copy: bool) -> Result<String, StepError> {
+    let r = MoveOrCopyItem {
+        copy,
+        item: a.required_text(ctx, "item")?,
+        to: folder_ref(&a.required_text(ctx, "to")?),
+    };
+    Ok(request(&ctx.request_header(), |w| r.render(w)))
+}
+
+fn delete_type(ctx: &StepContext<'_>, a: &Args) -> Result<String, StepError> {
+    let t = a.text_or(ctx, "delete_type", "HardDelete")?;
+    if DELETE_TYPES.contains(&t.as_str()) {
+        Ok(t)
+    } else {
+        Err(StepError::Case(format!(
+            "delete_type {t:?} is not one of {}",
+            DELETE_TYPES.join(", ")
+        )))
+    }
+}
+
+// ------------------------------------------------------------- DrainEvents
+
+/// GetEvents repeatedly, sending the last event's watermark each time, until
+/// MoreEvents is false. Binds `${<step name>.watermark}` to the watermark to send next.
+struct DrainEvents;
+
+impl Operation for DrainEvents {
+    fn name(&self) -> &'static str {
+        "DrainEvents"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        DRAIN
+    }
+
+    fn outputs(&self) -> &'static [&'static str] {
+        &["watermark"]
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let subscription = args.required_text(ctx, "subscription")?;
+            let mut watermark = args.required_text(ctx, "watermark")?;
+            let max_calls = args.int(ctx, "max_calls")?.unwrap_or(50);
+            if !(1..=1000).contains(&max_calls) {
+                return Err(StepError::Case(format!(
+                    "DrainEvents: max_calls {max_calls} is outside 1..1000"
+                )));
+            }
+            let out_var = format!("{}.watermark", ctx.step().name);
+            let mut drained = false;
+            for _ in 0..max_calls {
+                let r = GetEventsRequest {
+                    subscription_id: subscription.clone(),
+                    watermark: watermark.clone(),
+                };
+                let body = request(&ctx.request_header(), |w| r.render(w));
+                let idx = match ctx.exchange(body).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        ctx.set_var(out_var.clone(), watermark.clone());
+                        return Err(e);
+                    }
+                };
+                let more = match read_get_events(&ctx.exchanges()[idx].response_text) {
+                    Some((next, more)) => {
+                        if let Some(next) = next {
+                            watermark = next;
+                        }
+                        more
+                    }
+                    // Not a successful GetEvents answer: the checks say why.
+                    None => {
+                        drained = true;
+                        break;
+                    }
+                };
+                if !more {
+                    drained = true;
+                    break;
+                }
+            }
+            if !drained {
+                ctx.fail(
+                    "events",
+                    format!(
+                        "step \"{}\": MoreEvents was still true after {max_calls} GetEvents calls",
+                        ctx.step().name
+                    ),
+                );
+            }
+            ctx.set_var(out_var, watermark);
+            Ok(())
+        })
+    }
+}
+
+/// The next watermark and MoreEvents of a successful GetEvents response.
+fn read_get_events(body: &str) -> Option<(Option<String>, bool)> {
+    let doc = crate::xml::parse_document(body).ok()?;
+    let opened = open(&doc).ok()?;
+    let resp = GetEventsResponse::parse(opened.payload).ok()?;
+    if !resp.message.is_success() {
+        return None;
+    }
+    let n = resp.notification?;
+    Some((
+        n.last_watermark().map(str::to_string),
+        n.more_events == Some(true),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, toml::Value)]) -> BTreeMap<String, toml::Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn args_are_validated_against_params() {
+        let r = OpRegistry::builtin();
+        let sub = r.get("Subscribe").expect("Subscribe is built in");
+        assert!(
+            validate_args(
+                sub.as_ref(),
+                &table(&[
+                    ("mode", "pull".into()),
+                    ("folders", toml::Value::Array(vec!["inbox".into()])),
+                    ("timeout", 10.into()),
+                ])
+            )
+            .is_ok()
+        );
+        let err = validate_args(sub.as_ref(), &table(&[("folder", "inbox".into())]))
+            .expect_err("unknown key");
+        assert!(err.contains("Subscribe has no parameter `folder`"), "{err}");
+        let err = validate_args(sub.as_ref(), &table(&[("timeout", true.into())]))
+            .expect_err("wrong type");
+        assert!(
+            err.contains("`timeout` must be an integer, not boolean"),
+            "{err}"
+        );
+        let ge = r.get("GetEvents").expect("GetEvents is built in");
+        let err = validate_args(ge.as_ref(), &table(&[("subscription", "x".into())]))
+            .expect_err("missing");
+        assert!(err.contains("GetEvents needs `with.watermark`"), "{err}");
+    }
+
+    #[test]
+    fn registry_lists_every_named_operation() {
+        assert_eq!(
+            OpRegistry::builtin().names(),
+            [
+                "CopyItem",
+                "CreateFolder",
+                "CreateItem",
+                "DeleteFolder",
+                "DeleteItem",
+                "DrainEvents",
+                "GetEvents",
+                "GetFolder",
+                "GetItem",
+                "MoveItem",
+                "Subscribe",
+                "Unsubscribe",
+                "UpdateItem"
+            ]
+        );
+    }
+
+    #[test]
+    fn get_events_answers_are_read() {
+        let body = crate::check::testing::GET_EVENTS_OK;
+        assert_eq!(read_get_events(body), Some((Some("W3".into()), false)));
+        assert_eq!(read_get_events(crate::check::testing::NOT_FOUND), None);
+        assert_eq!(read_get_events("garbage"), None);
+    }
+}
