@@ -3,3 +3,5 @@
 
 pub mod normalize;
 pub mod shape;
+#[cfg(feature = "xsd")]
+pub mod xsd;
