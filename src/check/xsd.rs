@@ -65,7 +65,10 @@ impl XsdFinding {
             _ => text.to_string(),
         };
         XsdFinding {
-            line: e.line.and_then(|l| u32::try_from(l).ok()).filter(|l| *l > 0),
+            line: e
+                .line
+                .and_then(|l| u32::try_from(l).ok())
+                .filter(|l| *l > 0),
             column: e.col.and_then(|c| u32::try_from(c).ok()).filter(|c| *c > 0),
             message,
         }
@@ -272,16 +275,13 @@ pub fn repair_types(types: &str) -> RepairedTypes {
     let mut text = types.to_string();
 
     // 1. `<xs:import namespace="…/XML/1998/namespace"/>` with no schemaLocation.
-    let import = Regex::new(
-        r#"<(?P<p>[A-Za-z_][\w.-]*:)?import(?P<attrs>\s[^>]*?)?\s*/>"#,
-    )
-    .ok();
+    let import = Regex::new(r#"<(?P<p>[A-Za-z_][\w.-]*:)?import(?P<attrs>\s[^>]*?)?\s*/>"#).ok();
     if let Some(import) = import {
         let located = import.replace_all(&text, |c: &regex::Captures<'_>| {
             let whole = c.get(0).map_or("", |m| m.as_str());
             let attrs = c.name("attrs").map_or("", |m| m.as_str());
-            let about_xml = attrs.contains(&format!("\"{XML_NS}\""))
-                || attrs.contains(&format!("'{XML_NS}'"));
+            let about_xml =
+                attrs.contains(&format!("\"{XML_NS}\"")) || attrs.contains(&format!("'{XML_NS}'"));
             if about_xml && !attrs.contains("schemaLocation") {
                 let prefix = c.name("p").map_or("", |m| m.as_str());
                 format!(
@@ -848,7 +848,10 @@ mod tests {
         let r = repair_types(TRANSITIONS);
         assert_eq!(
             r.repairs,
-            vec![Repair::XmlNamespaceLocated, Repair::TransitionsMadeDeterministic]
+            vec![
+                Repair::XmlNamespaceLocated,
+                Repair::TransitionsMadeDeterministic
+            ]
         );
         assert!(r.text.contains(&format!(
             r#"<xs:import namespace="{XML_NS}" schemaLocation="{XML_LANG_FILE}"/>"#
@@ -858,8 +861,14 @@ mod tests {
             r#"<xs:sequence><xs:element ref="t:Transition" minOccurs="0" maxOccurs="unbounded"/></xs:sequence>"#
         ));
         // The type's attribute and the other types are untouched.
-        assert!(r.text.contains(r#"<xs:attribute name="Id" type="xs:string"/>"#));
-        assert!(r.text.contains(r#"<xs:element name="A"/><xs:element name="B"/>"#));
+        assert!(
+            r.text
+                .contains(r#"<xs:attribute name="Id" type="xs:string"/>"#)
+        );
+        assert!(
+            r.text
+                .contains(r#"<xs:element name="A"/><xs:element name="B"/>"#)
+        );
     }
 
     #[test]
@@ -878,32 +887,49 @@ mod tests {
             .replace("t:", "types:");
         let r = repair_types(&text);
         assert_eq!(r.repairs.len(), 2, "{:?}", r.repairs);
-        assert!(r.text.contains(r#"<xsd:element ref="types:Transition" minOccurs="0" maxOccurs="unbounded"/>"#));
-        assert!(r.text.contains(&format!(r#"<xsd:import namespace="{XML_NS}" schemaLocation"#)));
+        assert!(r.text.contains(
+            r#"<xsd:element ref="types:Transition" minOccurs="0" maxOccurs="unbounded"/>"#
+        ));
+        assert!(r.text.contains(&format!(
+            r#"<xsd:import namespace="{XML_NS}" schemaLocation"#
+        )));
     }
 
     #[test]
     fn schema_text_that_reaches_elsewhere_is_refused() {
-        let remote = r#"<xs:import namespace="urn:x" schemaLocation="http://example.invalid/x.xsd"/>"#;
+        let remote =
+            r#"<xs:import namespace="urn:x" schemaLocation="http://example.invalid/x.xsd"/>"#;
         assert!(matches!(
             check_schema_text("messages.xsd", remote),
             Err(XsdError::Refused { .. })
         ));
         assert!(matches!(
-            check_schema_text("types.xsd", "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///x\">]><x/>"),
+            check_schema_text(
+                "types.xsd",
+                "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///x\">]><x/>"
+            ),
             Err(XsdError::Refused { .. })
         ));
-        assert!(check_schema_text("messages.xsd", r#"<xs:import schemaLocation="types.xsd"/>"#).is_ok());
+        assert!(
+            check_schema_text("messages.xsd", r#"<xs:import schemaLocation="types.xsd"/>"#).is_ok()
+        );
     }
 
     #[test]
     fn schema_urls_keep_scheme_host_and_port_only() {
-        let [m, t] = schema_urls("https://user:secret@mail.example.com:8443/EWS/Exchange.asmx?x=1#f")
-            .expect("valid endpoint");
+        let [m, t] =
+            schema_urls("https://user:secret@mail.example.com:8443/EWS/Exchange.asmx?x=1#f")
+                .expect("valid endpoint");
         assert_eq!(m, "https://mail.example.com:8443/EWS/messages.xsd");
         assert_eq!(t, "https://mail.example.com:8443/EWS/types.xsd");
-        assert!(matches!(schema_urls("ftp://h/EWS/Exchange.asmx"), Err(XsdError::Endpoint { .. })));
-        assert!(matches!(schema_urls("not a url"), Err(XsdError::Endpoint { .. })));
+        assert!(matches!(
+            schema_urls("ftp://h/EWS/Exchange.asmx"),
+            Err(XsdError::Endpoint { .. })
+        ));
+        assert!(matches!(
+            schema_urls("not a url"),
+            Err(XsdError::Endpoint { .. })
+        ));
     }
 
     #[test]
@@ -914,7 +940,10 @@ mod tests {
         };
         let shown = format!("{basic:?} {:?}", FetchAuth::Bearer("tok3n".into()));
         assert!(shown.contains("alice"));
-        assert!(!shown.contains("hunter2") && !shown.contains("tok3n"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok3n"),
+            "{shown}"
+        );
     }
 
     #[test]
