@@ -423,6 +423,24 @@ fn header_blocks_are_checked_laxly() {
 }
 
 #[test]
+fn text_is_validated_as_decoded_whatever_its_declaration_says() {
+    let v = validator_or_skip!();
+    let body = GetEventsResponse {
+        message: ResponseMessage::error(
+            ResponseCode::ErrorSubscriptionNotFound,
+            "Überprüfung fehlgeschlagen – 購読が見つかりません",
+        ),
+        notification: None,
+    };
+    let xml = respond(EnvelopeStyle::Prefixed, |w| body.render(w));
+    let relabelled = xml.replace(r#"encoding="utf-8""#, r#"encoding="utf-16""#);
+    assert_ne!(xml, relabelled);
+    assert_valid(v, "UTF-8 text", &xml);
+    assert_valid(v, "UTF-8 text labelled UTF-16", &relabelled);
+    assert_valid(v, "text with a byte order mark", &format!("\u{feff}{xml}"));
+}
+
+#[test]
 fn malformed_and_oversized_documents_are_findings_not_crashes() {
     let v = validator_or_skip!();
     let broken = getevents_error().replace("</m:ResponseMessages>", "");
@@ -691,5 +709,8 @@ async fn a_silent_target_is_bounded_by_the_deadline() {
         started.elapsed()
     );
     let text = err.to_string();
-    assert!(text.contains("/EWS/messages.xsd"), "{text}");
+    assert!(
+        text.contains("/EWS/messages.xsd") && text.contains("timed out"),
+        "{text}"
+    );
 }

@@ -447,7 +447,8 @@ impl fmt::Debug for XsdValidator {
 impl XsdValidator {
     /// Compiles `messages.xsd` and `types.xsd` from a folder (the files are
     /// only read; repairs go to a temporary copy). Blocks while libxml2
-    /// compiles, about a second; from async code call it in `spawn_blocking`.
+    /// compiles (well under a second for the published files); from async
+    /// code call it in `spawn_blocking`.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, XsdError> {
         let dir = dir.as_ref();
         let messages = read_schema_file(&dir.join(MESSAGES_FILE))?;
@@ -534,23 +535,9 @@ impl XsdValidator {
         deadline: Duration,
     ) -> Result<Self, XsdError> {
         let [messages_url, types_url] = schema_urls(endpoint)?;
-        let both = async {
-            let messages = get_text(client, &messages_url, auth).await?;
-            let types = get_text(client, &types_url, auth).await?;
-            Ok::<_, XsdError>((messages, types))
-        };
-        let (messages, types) = match tokio::time::timeout(deadline, both).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(XsdError::Fetch {
-                    url: messages_url,
-                    reason: format!(
-                        "the schema files did not arrive within {} ms",
-                        deadline.as_millis()
-                    ),
-                });
-            }
-        };
+        let until = tokio::time::Instant::now() + deadline;
+        let messages = get_text_by(client, &messages_url, auth, until, deadline).await?;
+        let types = get_text_by(client, &types_url, auth, until, deadline).await?;
         tokio::task::spawn_blocking(move || Self::from_texts(&messages, &types))
             .await
             .map_err(|e| XsdError::Worker(e.to_string()))?
@@ -562,8 +549,10 @@ impl XsdValidator {
     }
 
     /// Validates one whole document (normally a SOAP envelope). An empty
-    /// result means valid. Blocks until the worker answers; from async code
-    /// use [`Self::validate_async`].
+    /// result means valid. The text is read as the UTF-8 it is; an encoding
+    /// declaration in it is not consulted (decoding is the transport's job).
+    /// Blocks until the worker answers; from async code use
+    /// [`Self::validate_async`].
     pub fn validate(&self, xml_text: &str) -> Vec<XsdFinding> {
         if let Some(f) = too_large(xml_text) {
             return vec![f];
@@ -650,6 +639,27 @@ fn schema_urls(endpoint: &str) -> Result<[String; 2], XsdError> {
             .map_err(|e| bad(&e.to_string()))
     };
     Ok([at(MESSAGES_FILE)?, at(TYPES_FILE)?])
+}
+
+/// [`get_text`] that gives up at `until`, saying so.
+async fn get_text_by(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &FetchAuth,
+    until: tokio::time::Instant,
+    deadline: Duration,
+) -> Result<String, XsdError> {
+    tokio::time::timeout_at(until, get_text(client, url, auth))
+        .await
+        .unwrap_or_else(|_| {
+            Err(XsdError::Fetch {
+                url: url.to_string(),
+                reason: format!(
+                    "timed out: the schema files did not arrive within {} ms",
+                    deadline.as_millis()
+                ),
+            })
+        })
 }
 
 async fn get_text(
@@ -793,6 +803,9 @@ fn validate_text(context: &mut SchemaValidationContext, xml: &str) -> Vec<XsdFin
         no_net: true,
         no_error: true,
         no_warning: true,
+        // The text is already decoded; an encoding declaration in it is stale.
+        encoding: Some("UTF-8"),
+        ignore_enc: true,
         ..ParserOptions::default()
     };
     let mut findings = Vec::new();
