@@ -10,6 +10,8 @@ pub mod codes;
 pub mod events;
 pub mod normalize;
 pub mod shape;
+#[cfg(feature = "xsd")]
+pub mod xsd;
 
 use std::sync::Arc;
 
