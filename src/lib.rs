@@ -3,4 +3,5 @@
 
 pub mod client;
 pub mod ews;
+pub mod model;
 pub mod xml;
