@@ -32,3 +32,6 @@ pub use oracle::{
 };
 pub use profile::Profile;
 pub use simulate::simulate;
+
+#[cfg(test)]
+mod tests;
