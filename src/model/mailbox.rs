@@ -73,6 +73,9 @@ pub struct PredictedSubscription {
     pub unsubscribed_at: Option<usize>,
     /// For a Resubscribe: the subscription the watermark was remembered on, and the watermark.
     pub resumed_from: Option<(SubHandle, WatermarkHandle)>,
+    /// The first mailbox log index the subscription sees (its Subscribe
+    /// watermark, or the remembered one it resumed from).
+    pub log_start: usize,
     /// Indices of this subscription's Poll operations, in order.
     pub polls: Vec<usize>,
     /// The events due by some poll, in mailbox order.
@@ -885,6 +888,7 @@ impl Model {
             subscribed_at: s.subscribed_at,
             unsubscribed_at: s.unsubscribed_at,
             resumed_from: s.resumed_from,
+            log_start: s.start,
             polls: s.polls.iter().map(|(i, _)| *i).collect(),
             events: Vec::new(),
         };

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::mailbox::{ExpectedEvent, PredictedSubscription, Prediction};
+use super::mailbox::{ExpectedEvent, LoggedEvent, PredictedSubscription, Prediction};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::profile::Profile;
 use crate::ews::{Event, EventKind, Notification, ObjectId};
@@ -174,6 +174,9 @@ pub enum DivergenceKind {
     Filtered,
     /// The right place in the sequence, the wrong event.
     Mismatch,
+    /// An event from before the subscription's starting watermark (for a
+    /// resumed subscription: the resume ignored the watermark, R21).
+    BeforeStart,
     /// An event no operation explains.
     Unexpected,
 }
@@ -194,6 +197,7 @@ impl DivergenceKind {
             DivergenceKind::Late => "late event",
             DivergenceKind::Filtered => "filtered event delivered",
             DivergenceKind::Mismatch => "wrong event",
+            DivergenceKind::BeforeStart => "event from before the start",
             DivergenceKind::Unexpected => "unexpected event",
         }
     }
@@ -273,6 +277,7 @@ pub fn judge(prediction: &Prediction, observed: &Observed, profile: &Profile) ->
             pred,
             obs,
             profile,
+            log: &prediction.log,
         };
         out.extend(judge.deliveries());
         if let Some((origin, _)) = pred.resumed_from
@@ -331,6 +336,7 @@ struct SubJudge<'a> {
     pred: &'a PredictedSubscription,
     obs: &'a ObservedSubscription,
     profile: &'a Profile,
+    log: &'a [LoggedEvent],
 }
 
 /// A received non-status event and where it came from.
@@ -571,6 +577,9 @@ impl<'a> SubJudge<'a> {
             delivery_rule(self.pred.mode)
         };
         let mut p = 0;
+        // Tolerated extras since the last match: one of them may be the
+        // predicted event with a wrong UnreadCount.
+        let mut skipped: Vec<usize> = Vec::new();
         for (i, r) in received.iter().enumerate() {
             if let Some(pe) = predicted.get(p)
                 && let Ok(new) = unify(&pe.event, r.event, bindings, self.profile)
@@ -596,14 +605,25 @@ impl<'a> SubJudge<'a> {
                     ));
                 }
                 p += 1;
+                skipped.clear();
                 continue;
             }
-            if self.tolerated_extra(r.event) {
+            if self.tolerated_extra(r.event, bindings) {
+                skipped.push(i);
                 continue;
             }
-            return Some(self.classify(&received, i, p, rule, bindings));
+            let div = self.classify(&received, i, p, rule, bindings);
+            if div.kind == DivergenceKind::Lost
+                && let Some(near) = self.near_miss(&received, &skipped, p, bindings)
+            {
+                return Some(near);
+            }
+            return Some(div);
         }
         let missing = predicted.get(p)?;
+        if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
+            return Some(near);
+        }
         let mut div = self.divergence(
             DivergenceKind::Lost,
             rule,
@@ -619,10 +639,38 @@ impl<'a> SubJudge<'a> {
         Some(div)
     }
 
-    fn tolerated_extra(&self, e: &Event) -> bool {
+    /// An extra folder ModifiedEvent the profile tolerates; it must still
+    /// pass the subscription's filters.
+    fn tolerated_extra(&self, e: &Event, bindings: &Bindings) -> bool {
         self.profile.extra_folder_modified
             && e.kind == EventKind::Modified
             && e.object.as_ref().is_some_and(ObjectId::is_folder)
+            && !self.outside_filter(e, bindings)
+    }
+
+    /// A skipped extra that is predicted event `p` but for its UnreadCount.
+    fn near_miss(
+        &self,
+        received: &[Received<'_>],
+        skipped: &[usize],
+        p: usize,
+        bindings: &Bindings,
+    ) -> Option<Divergence> {
+        let expected = self.pred.events.get(p)?;
+        skipped.iter().find_map(|&k| {
+            let m = unify(&expected.event, received[k].event, bindings, self.profile).err()?;
+            (m.rule == Some("R44")).then(|| {
+                self.event_divergence(
+                    DivergenceKind::Mismatch,
+                    "R44",
+                    format!("{} (caused by operation {})", m.detail, expected.caused_by),
+                    k,
+                    &received[k],
+                    Some(&expected.event),
+                    bindings,
+                )
+            })
+        })
     }
 
     /// Explains why received event `i` does not match predicted event `p`.
@@ -648,6 +696,21 @@ impl<'a> SubJudge<'a> {
                 bindings,
             );
         }
+        // Same kind, object and parent: a wrong detail, not a wrong event.
+        if let Some(expected) = predicted.get(p)
+            && let Err(m) = unify(&expected.event, r.event, bindings, self.profile)
+            && let Some(field_rule) = m.rule
+        {
+            return self.event_divergence(
+                DivergenceKind::Mismatch,
+                field_rule,
+                format!("{} (caused by operation {})", m.detail, expected.caused_by),
+                i,
+                r,
+                Some(&expected.event),
+                bindings,
+            );
+        }
         if let Some(earlier) = predicted[..p]
             .iter()
             .rev()
@@ -663,6 +726,29 @@ impl<'a> SubJudge<'a> {
                 i,
                 r,
                 Some(&earlier.event),
+                bindings,
+            );
+        }
+        let start = self.pred.log_start.min(self.log.len());
+        // Folder ModifiedEvents repeat identically too often to be evidence.
+        let folder_modified = r.event.kind == EventKind::Modified
+            && r.event.object.as_ref().is_some_and(ObjectId::is_folder);
+        if let Some(old) = self.log[..start]
+            .iter()
+            .rev()
+            .filter(|_| !folder_modified)
+            .find(|l| self.pred.sees(&l.event) && fits(&l.event, r.event))
+        {
+            return self.event_divergence(
+                DivergenceKind::BeforeStart,
+                rule,
+                format!(
+                    "caused by operation {}, before the subscription's starting watermark",
+                    old.op_index
+                ),
+                i,
+                r,
+                predicted.get(p).map(|pe| &pe.event),
                 bindings,
             );
         }
