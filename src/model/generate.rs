@@ -18,7 +18,8 @@ pub type OpSeed = (u32, u32, u32);
 /// What a generated sequence may contain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenConfig {
-    /// Upper bound on the drawn operations (final polls come on top).
+    /// Bounds on the drawn operations (final polls come on top).
+    pub min_ops: usize,
     pub max_ops: usize,
     /// Subscription modes to use.
     pub modes: Vec<Mode>,
@@ -39,6 +40,7 @@ pub struct GenConfig {
 impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {
+            min_ops: 1,
             max_ops: 60,
             modes: Mode::ALL.to_vec(),
             shared_folders: true,
@@ -54,6 +56,7 @@ impl GenConfig {
     /// Long sequences with rare polls: hundreds of events, batches past 50.
     pub fn long() -> Self {
         GenConfig {
+            min_ops: 200,
             max_ops: 400,
             poll_weight: 1,
             ..GenConfig::default()
@@ -72,11 +75,12 @@ impl GenConfig {
     }
 }
 
-/// Sequences of 1..=`config.max_ops` drawn operations plus a final poll
+/// Sequences of `min_ops..=max_ops` drawn operations plus a final poll
 /// of every live subscription.
 pub fn ops_strategy(config: GenConfig) -> BoxedStrategy<Vec<Op>> {
-    let n = config.max_ops.max(1);
-    proptest::collection::vec(any::<OpSeed>(), 1..=n)
+    let max = config.max_ops.max(1);
+    let min = config.min_ops.clamp(1, max);
+    proptest::collection::vec(any::<OpSeed>(), min..=max)
         .prop_filter_map(
             "the generator produced an invalid operation",
             move |seeds| build_ops(&seeds, &config).ok(),
