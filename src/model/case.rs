@@ -141,7 +141,7 @@ impl<'a> Renderer<'a> {
             self.no_error();
             let _ = writeln!(
                 self.out,
-                "capture = {{ {} = \"//t:Folder/t:FolderId/@Id\" }}",
+                "capture = {{ {} = \"//t:FolderId/@Id\" }}",
                 folder_var(f)
             );
         }
