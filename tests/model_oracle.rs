@@ -525,6 +525,23 @@ fn tolerances_follow_the_profile() {
     let d = expect_divergence(&found, DivergenceKind::Mismatch, "R77");
     assert_eq!(d.event_index, Some(1));
 
+    // The target folder's ModifiedEvent left out (the digest's figure shows none for a copy).
+    let mut missing = clean.clone();
+    sub_mut(&mut missing, S1).deliveries[0]
+        .notification
+        .events
+        .pop();
+    assert_clean(&check(&prediction, &missing, &Profile::exchange2013()));
+    let d = expect_divergence(
+        &check(&prediction, &missing, &Profile::reference()),
+        DivergenceKind::Lost,
+        "R32",
+    );
+    assert_eq!(
+        d.predicted.as_deref(),
+        Some("ModifiedEvent folder f1 in case, unread 1")
+    );
+
     // CopyItem surfacing as CreatedEvent (R77).
     let mut created = clean;
     let copy = &mut sub_mut(&mut created, S1).deliveries[0].notification.events[0];

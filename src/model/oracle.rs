@@ -580,33 +580,48 @@ impl<'a> SubJudge<'a> {
         // Tolerated extras since the last match: one of them may be the
         // predicted event with a wrong UnreadCount.
         let mut skipped: Vec<usize> = Vec::new();
-        for (i, r) in received.iter().enumerate() {
-            if let Some(pe) = predicted.get(p)
-                && let Ok(new) = unify(&pe.event, r.event, bindings, self.profile)
-            {
-                for (h, id) in new {
-                    // unify checked consistency; a failure here cannot happen
-                    // but must not abort the judgement.
-                    let _ = bindings.bind(h, id);
+        'received: for (i, r) in received.iter().enumerate() {
+            while let Some(pe) = predicted.get(p) {
+                let why = match unify(&pe.event, r.event, bindings, self.profile) {
+                    Ok(new) => {
+                        for (h, id) in new {
+                            // unify checked consistency; a failure here cannot
+                            // happen but must not abort the judgement.
+                            let _ = bindings.bind(h, id);
+                        }
+                        if self.profile.synchronous_pull
+                            && self.pred.mode == Mode::Pull
+                            && r.poll != pe.due
+                        {
+                            return Some(self.event_divergence(
+                                DivergenceKind::Late,
+                                rule,
+                                format!(
+                                    "arrived in the poll at operation {}, due in the poll at operation {}",
+                                    r.poll, pe.due
+                                ),
+                                i,
+                                r,
+                                Some(&pe.event),
+                                bindings,
+                            ));
+                        }
+                        p += 1;
+                        skipped.clear();
+                        continue 'received;
+                    }
+                    Err(m) => m,
+                };
+                // A predicted folder ModifiedEvent the target may leave out,
+                // unless this is that very event with a wrong UnreadCount.
+                if self.optional(&pe.event) && why.rule != Some("R44") {
+                    if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
+                        return Some(near);
+                    }
+                    p += 1;
+                    continue;
                 }
-                if self.profile.synchronous_pull && self.pred.mode == Mode::Pull && r.poll != pe.due
-                {
-                    return Some(self.event_divergence(
-                        DivergenceKind::Late,
-                        rule,
-                        format!(
-                            "arrived in the poll at operation {}, due in the poll at operation {}",
-                            r.poll, pe.due
-                        ),
-                        i,
-                        r,
-                        Some(&pe.event),
-                        bindings,
-                    ));
-                }
-                p += 1;
-                skipped.clear();
-                continue;
+                break;
             }
             if self.tolerated_extra(r.event, bindings) {
                 skipped.push(i);
@@ -619,6 +634,12 @@ impl<'a> SubJudge<'a> {
                 return Some(near);
             }
             return Some(div);
+        }
+        while predicted.get(p).is_some_and(|pe| self.optional(&pe.event)) {
+            if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
+                return Some(near);
+            }
+            p += 1;
         }
         let missing = predicted.get(p)?;
         if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
@@ -637,6 +658,13 @@ impl<'a> SubJudge<'a> {
         div.event_index = Some(received.len());
         div.predicted = Some(missing.event.to_string());
         Some(div)
+    }
+
+    /// A predicted event the profile lets the target leave out.
+    fn optional(&self, e: &ExpectedEvent) -> bool {
+        self.profile.missing_folder_modified
+            && e.kind == EventKind::Modified
+            && e.object.is_folder()
     }
 
     /// An extra folder ModifiedEvent the profile tolerates; it must still
