@@ -4,9 +4,23 @@
 //! delivered with the prediction, and a renderer that turns a (shrunk)
 //! sequence into an ordinary case file.
 //!
-//! A driver runs the operations against a target, binds each handle to the
-//! id it captured ([`Bindings`]), records every notification per
-//! subscription ([`Delivery`]) and calls [`judge`].
+//! Nothing here does I/O. A driver that runs a sequence against a target:
+//! 1. predicts: [`predict`] (or [`predict_with`] and a [`Model`] told the
+//!    Inbox's unread count read with GetFolder);
+//! 2. runs each [`Op`] and binds what responses report ([`Bindings`]): the
+//!    case folder; the ItemId of CreateItem / MoveItem / CopyItem to `item`
+//!    / `new`; the FolderId of CreateFolder to `folder`. Delivered items,
+//!    items moved by a delete and unlooked-up folders are learnt from events;
+//! 3. records what each subscription receives ([`ObservedSubscription`]):
+//!    on `Poll`, pull drains GetEvents (one [`Delivery`] per response, with
+//!    the watermark it sent); streaming and push wait, bounded, until
+//!    [`PredictedSubscription::expected_by`] events have arrived. `Remember`
+//!    keeps the watermark a pull subscription sends next; `Resubscribe`
+//!    subscribes with it;
+//! 4. calls [`judge`] with a [`Profile`]; [`to_case_toml`] turns a shrunk
+//!    failing sequence into a case file.
+//!
+//! [`simulate()`] is that driver against an ideal in-memory target.
 
 pub mod case;
 pub mod generate;
