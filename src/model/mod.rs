@@ -17,8 +17,9 @@
 //!    [`PredictedSubscription::expected_by`] events have arrived. `Remember`
 //!    keeps the watermark a pull subscription sends next; `Resubscribe`
 //!    subscribes with it;
-//! 4. calls [`judge`] with a [`Profile`]; [`to_case_toml`] turns a shrunk
-//!    failing sequence into a case file.
+//! 4. calls [`judge`] with a [`Profile`]; on a failure, [`minimize`] trims
+//!    proptest's shrunk sequence further and [`to_case_toml`] turns it into
+//!    a case file.
 //!
 //! [`simulate()`] is that driver against an ideal in-memory target.
 
@@ -28,6 +29,7 @@ pub mod mailbox;
 pub mod ops;
 pub mod oracle;
 pub mod profile;
+pub mod shrink;
 pub mod simulate;
 
 pub use case::to_case_toml;
@@ -45,6 +47,7 @@ pub use oracle::{
     ObservedSubscription, judge,
 };
 pub use profile::Profile;
+pub use shrink::minimize;
 pub use simulate::simulate;
 
 #[cfg(test)]
