@@ -114,8 +114,10 @@ pub struct Delivery {
     pub notification: Notification,
     /// Pull: the watermark the GetEvents request sent.
     pub request_watermark: Option<String>,
-    /// Index (in the sequence) of the Poll during which it arrived. For
-    /// pull, the deliveries of one Poll form one drained run.
+    /// Index (in the sequence) of the Poll that collected it: for pull, the
+    /// Poll whose GetEvents fetched it (one Poll's deliveries form one
+    /// drained run); for streaming and push, the Poll during or before
+    /// which it arrived.
     pub poll: usize,
 }
 
