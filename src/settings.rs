@@ -50,6 +50,19 @@ pub struct Settings {
     pub slow: bool,
     /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
     pub log: String,
+    /// `EWS_PROPTEST_CASES`: generated sequences per delivery mode in the
+    /// property tests (`cargo test --test properties`), and `explore`'s
+    /// default count when it has no time budget. Default 16.
+    pub proptest_cases: u32,
+    /// `EWS_PROPTEST_SECONDS`: a time budget instead of a count: each property
+    /// test, and `explore` by default, generates sequences for this long.
+    pub proptest_seconds: Option<u64>,
+    /// `EWS_PROPTEST_SEED`: the generator's seed (printed by every run), to
+    /// draw the same sequences again. Default: a fresh one per run.
+    pub proptest_seed: Option<u64>,
+    /// `EWS_FOUND_DIR`: where a shrunk failing sequence is written as a case
+    /// file. Default `cases/found` (so the suite replays it).
+    pub found_dir: PathBuf,
 }
 
 /// A setting whose value cannot be used.
@@ -82,6 +95,10 @@ impl Default for Settings {
             profile: None,
             slow: false,
             log: "warn".into(),
+            proptest_cases: 16,
+            proptest_seconds: None,
+            proptest_seed: None,
+            found_dir: PathBuf::from("cases/found"),
         }
     }
 }
@@ -109,6 +126,10 @@ impl fmt::Debug for Settings {
             .field("profile", &self.profile)
             .field("slow", &self.slow)
             .field("log", &self.log)
+            .field("proptest_cases", &self.proptest_cases)
+            .field("proptest_seconds", &self.proptest_seconds)
+            .field("proptest_seed", &self.proptest_seed)
+            .field("found_dir", &self.found_dir)
             .finish()
     }
 }
@@ -159,6 +180,27 @@ impl Settings {
         }
         if let Some(v) = get("EWS_LOG") {
             s.log = v;
+        }
+        if let Some(v) = get("EWS_PROPTEST_CASES") {
+            let n = parse_positive("EWS_PROPTEST_CASES", &v)?;
+            s.proptest_cases = u32::try_from(n).map_err(|_| SettingsError {
+                variable: "EWS_PROPTEST_CASES",
+                value: v.clone(),
+                problem: "too large".into(),
+            })?;
+        }
+        if let Some(v) = get("EWS_PROPTEST_SECONDS") {
+            s.proptest_seconds = Some(parse_positive("EWS_PROPTEST_SECONDS", &v)?);
+        }
+        if let Some(v) = get("EWS_PROPTEST_SEED") {
+            s.proptest_seed = Some(v.trim().parse::<u64>().map_err(|_| SettingsError {
+                variable: "EWS_PROPTEST_SEED",
+                value: v.clone(),
+                problem: "expected a whole number".into(),
+            })?);
+        }
+        if let Some(v) = get("EWS_FOUND_DIR") {
+            s.found_dir = PathBuf::from(v);
         }
         Ok(s)
     }
@@ -234,6 +276,29 @@ mod tests {
         assert!(s.insecure_tls);
         assert_eq!(s.protocol_minute_ms, Some(250));
         assert!(!s.slow);
+    }
+
+    #[test]
+    fn property_settings_are_read() {
+        let s = from(&[]).expect("empty environment is valid");
+        assert_eq!(s.proptest_cases, 16);
+        assert_eq!(s.proptest_seconds, None);
+        assert_eq!(s.found_dir, PathBuf::from("cases/found"));
+        let s = from(&[
+            ("EWS_PROPTEST_CASES", "200"),
+            ("EWS_PROPTEST_SECONDS", "600"),
+            ("EWS_PROPTEST_SEED", "0"),
+            ("EWS_FOUND_DIR", "found-here"),
+        ])
+        .expect("valid settings");
+        assert_eq!(s.proptest_cases, 200);
+        assert_eq!(s.proptest_seconds, Some(600));
+        assert_eq!(s.proptest_seed, Some(0));
+        assert_eq!(s.found_dir, PathBuf::from("found-here"));
+        let err = from(&[("EWS_PROPTEST_CASES", "0")]).expect_err("zero sequences");
+        assert_eq!(err.variable, "EWS_PROPTEST_CASES");
+        let err = from(&[("EWS_PROPTEST_SEED", "-1")]).expect_err("not a u64");
+        assert_eq!(err.variable, "EWS_PROPTEST_SEED");
     }
 
     #[test]

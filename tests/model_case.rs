@@ -345,6 +345,12 @@ fn a_sequence_renders_as_a_replayable_case() {
     assert_eq!(expect.events.as_deref(), Some("exact"));
     assert_eq!(expect.batches, Some(vec![2]));
     assert_eq!(
+        first.asserts[0]["path"],
+        Value::from("//t:PreviousWatermark"),
+        "one predicted call: its PreviousWatermark is the watermark sent (R31)"
+    );
+    assert_eq!(first.asserts[0]["equals"], Value::from("${s1_wm}"));
+    assert_eq!(
         expect.event,
         vec![
             Pattern {

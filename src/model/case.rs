@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::mailbox::{ExpectedEvent, Prediction};
+use super::mailbox::{ExpectedEvent, PredictedEvent, Prediction};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle, WatermarkHandle};
 use super::profile::Profile;
 use crate::ews::EventKind;
@@ -354,7 +354,8 @@ impl<'a> Renderer<'a> {
         let n = self.polls.entry(sub).or_insert(0);
         *n += 1;
         let step_name = format!("{sub}-poll{n}");
-        let due: Vec<&ExpectedEvent> = pred.due_at(index).map(|e| &e.event).collect();
+        let due_events: Vec<&PredictedEvent> = pred.due_at(index).collect();
+        let due: Vec<&ExpectedEvent> = due_events.iter().map(|e| &e.event).collect();
         self.step(&step_name, "DrainEvents");
         let _ = writeln!(
             self.out,
@@ -362,8 +363,17 @@ impl<'a> Renderer<'a> {
             q(&format!("${{{sub}}}")),
             q(&watermark)
         );
-        let _ = writeln!(self.out, "\n[step.expect]\ncode = \"NoError\"");
         let strict = self.strict();
+        if strict && due.len() <= Profile::MAX_BATCH {
+            // One GetEvents call is predicted, so its PreviousWatermark is
+            // the watermark the step sends (R31).
+            let _ = writeln!(
+                self.out,
+                "assert = [{{ path = \"//t:PreviousWatermark\", equals = {} }}]",
+                q(&watermark)
+            );
+        }
+        let _ = writeln!(self.out, "\n[step.expect]\ncode = \"NoError\"");
         let _ = writeln!(
             self.out,
             "events = {}",
@@ -382,9 +392,13 @@ impl<'a> Renderer<'a> {
         if due.is_empty() {
             let _ = writeln!(self.out, "\n[[step.expect.event]]\nkind = \"StatusEvent\"");
         }
-        for e in due {
+        for pe in due_events {
+            let e = &pe.event;
             if e.kind == EventKind::Copied && self.profile.copy_as_created {
                 continue; // either CopiedEvent or CreatedEvent is right (R77)
+            }
+            if pe.new_mail_on_save && !self.profile.new_mail_on_save {
+                continue; // Exchange raises NewMail for delivered mail only
             }
             self.pattern(e);
         }

@@ -50,6 +50,10 @@ pub struct LoggedEvent {
     pub op_index: usize,
     /// The requirement whose event shape this is (digest section 3).
     pub rule: &'static str,
+    /// The NewMailEvent of a message *saved* (not delivered) into the
+    /// Inbox: the reference server raises it, Exchange raises NewMail only
+    /// for delivered mail (digest 2.2 notes), so a profile may let it be missing.
+    pub new_mail_on_save: bool,
 }
 
 /// An event one subscription must receive.
@@ -60,6 +64,8 @@ pub struct PredictedEvent {
     /// Index of the Poll operation by which the event must have arrived.
     pub due: usize,
     pub rule: &'static str,
+    /// See [`LoggedEvent::new_mail_on_save`].
+    pub new_mail_on_save: bool,
 }
 
 /// Everything the oracle needs to know about one subscription.
@@ -528,6 +534,7 @@ impl Model {
             event,
             op_index: index,
             rule,
+            new_mail_on_save: false,
         });
     }
 
@@ -650,6 +657,12 @@ impl Model {
             Op::CreateItem { item, folder, read } => {
                 self.add_item(Handle::Item(*item), *folder, *read);
                 self.item_event(index, "R30", EventKind::Created, Handle::Item(*item));
+                if *folder == FolderHandle::Inbox {
+                    self.item_event(index, "R71", EventKind::NewMail, Handle::Item(*item));
+                    if let Some(last) = self.log.last_mut() {
+                        last.new_mail_on_save = true;
+                    }
+                }
                 self.folder_modified(index, "R30", *folder);
             }
             Op::Deliver { item } => {
@@ -906,6 +919,7 @@ impl Model {
                 caused_by: logged.op_index,
                 due,
                 rule: logged.rule,
+                new_mail_on_save: logged.new_mail_on_save,
             });
         }
         p

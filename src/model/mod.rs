@@ -21,9 +21,12 @@
 //!    proptest's shrunk sequence further and [`to_case_toml`] turns it into
 //!    a case file.
 //!
-//! [`simulate()`] is that driver against an ideal in-memory target.
+//! [`simulate()`] is that driver against an ideal in-memory target;
+//! [`drive`] is the driver against a real one, over the wire, with the
+//! search that finds, shrinks and writes down failures ([`drive::explore`]).
 
 pub mod case;
+pub mod drive;
 pub mod generate;
 pub mod mailbox;
 pub mod ops;
@@ -47,7 +50,7 @@ pub use oracle::{
     ObservedSubscription, judge,
 };
 pub use profile::Profile;
-pub use shrink::minimize;
+pub use shrink::{Minimizer, minimize};
 pub use simulate::simulate;
 
 #[cfg(test)]

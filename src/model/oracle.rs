@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::mailbox::{ExpectedEvent, LoggedEvent, PredictedSubscription, Prediction};
+use super::mailbox::{ExpectedEvent, LoggedEvent, PredictedEvent, PredictedSubscription, Prediction};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::profile::Profile;
 use crate::ews::{Event, EventKind, Notification, ObjectId};
@@ -119,6 +119,11 @@ pub struct Delivery {
     /// drained run); for streaming and push, the Poll during or before
     /// which it arrived.
     pub poll: usize,
+    /// Pull: which drained run of its Poll the notification belongs to (0
+    /// for the first). A driver that drains again because events are late
+    /// (an asynchronous target) starts a new run, so MoreEvents is judged
+    /// per run. Always 0 for streaming and push.
+    pub drain: usize,
 }
 
 /// What one subscription received, in arrival order.
@@ -485,7 +490,7 @@ impl<'a> SubJudge<'a> {
         };
         match self.pred.mode {
             Mode::Pull => {
-                for run in own.chunk_by(|a, b| a.1.poll == b.1.poll) {
+                for run in own.chunk_by(|a, b| a.1.poll == b.1.poll && a.1.drain == b.1.drain) {
                     for (j, (k, d)) in run.iter().enumerate() {
                         let more = d.notification.more_events == Some(true);
                         let next = run.get(j + 1);
@@ -616,7 +621,7 @@ impl<'a> SubJudge<'a> {
                 };
                 // A predicted folder ModifiedEvent the target may leave out,
                 // unless this is that very event with a wrong UnreadCount.
-                if self.optional(&pe.event) && why.rule != Some("R44") {
+                if self.optional(pe) && why.rule != Some("R44") {
                     if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
                         return Some(near);
                     }
@@ -637,7 +642,7 @@ impl<'a> SubJudge<'a> {
             }
             return Some(div);
         }
-        while predicted.get(p).is_some_and(|pe| self.optional(&pe.event)) {
+        while predicted.get(p).is_some_and(|pe| self.optional(pe)) {
             if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
                 return Some(near);
             }
@@ -663,10 +668,12 @@ impl<'a> SubJudge<'a> {
     }
 
     /// A predicted event the profile lets the target leave out.
-    fn optional(&self, e: &ExpectedEvent) -> bool {
-        self.profile.missing_folder_modified
+    fn optional(&self, pe: &PredictedEvent) -> bool {
+        let e = &pe.event;
+        (self.profile.missing_folder_modified
             && e.kind == EventKind::Modified
-            && e.object.is_folder()
+            && e.object.is_folder())
+            || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
     }
 
     /// An extra folder ModifiedEvent the profile tolerates; it must still

@@ -25,6 +25,12 @@ pub struct Profile {
     pub streaming_batch_limit: bool,
     /// Folder ModifiedEvents carry UnreadCount (0..1 in the schema).
     pub unread_count_required: bool,
+    /// A message saved into the Inbox (CreateItem SaveOnly) raises
+    /// NewMailEvent, as on the reference server (a deliberate choice there:
+    /// client samples save into the Inbox and wait for NewMail). Exchange
+    /// raises it for delivered mail only; when false the predicted event
+    /// may be missing.
+    pub new_mail_on_save: bool,
 }
 
 impl Profile {
@@ -42,6 +48,7 @@ impl Profile {
             exact_more_events: true,
             streaming_batch_limit: true,
             unread_count_required: true,
+            new_mail_on_save: true,
         }
     }
 
@@ -56,6 +63,22 @@ impl Profile {
             exact_more_events: false,
             streaming_batch_limit: false,
             unread_count_required: false,
+            new_mail_on_save: false,
+        }
+    }
+}
+
+impl Profile {
+    /// The profile a target's profile name selects: `reference` and
+    /// `exchange2013` (also `exchange2016`, `exchange-online`, which share its
+    /// documented latitude); `None` for a name the model does not know.
+    pub fn named(name: &str) -> Option<Profile> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "reference" => Some(Profile::reference()),
+            "exchange2013" | "exchange2016" | "exchange2019" | "exchange-online" | "exchange" => {
+                Some(Profile::exchange2013())
+            }
+            _ => None,
         }
     }
 }

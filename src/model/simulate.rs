@@ -105,6 +105,7 @@ pub fn simulate(prediction: &Prediction) -> Observed {
                         },
                         request_watermark: Some(wm),
                         poll,
+                        drain: 0,
                     });
                 }
                 continue;
@@ -138,6 +139,7 @@ pub fn simulate(prediction: &Prediction) -> Observed {
                     notification,
                     request_watermark: (pred.mode == Mode::Pull).then_some(previous),
                     poll,
+                    drain: 0,
                 });
             }
         }

@@ -1,0 +1,384 @@
+//! The search: generate sequences, run each against the target, and on the
+//! first failure shrink it — proptest's shrinking of the drawn numbers,
+//! then [`Minimizer`] on the operations — re-running every candidate
+//! against the target, and render the smallest failing sequence as an
+//! ordinary case file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use super::{DriveError, Driver, SequenceRun, Signature};
+use crate::model::case::to_case_toml;
+use crate::model::generate::{GenConfig, ops_strategy};
+use crate::model::mailbox::predict;
+use crate::model::ops::{Mode, Op, describe_sequence};
+use crate::model::shrink::Minimizer;
+
+/// What to explore and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExploreConfig {
+    pub generator: GenConfig,
+    /// Stop after this many sequences (`None`: only the time budget counts).
+    pub cases: Option<usize>,
+    /// Stop starting new sequences after this long.
+    pub budget: Option<Duration>,
+    /// The generator's seed: the same seed against the same target draws
+    /// the same sequences.
+    pub seed: u64,
+    /// Runs spent shrinking a failure, at most.
+    pub shrink_runs: usize,
+    /// Time spent shrinking a failure, at most.
+    pub shrink_budget: Duration,
+    /// Where the shrunk failure is written as a case file (`None`: not written).
+    pub found_dir: Option<PathBuf>,
+}
+
+impl Default for ExploreConfig {
+    fn default() -> Self {
+        ExploreConfig {
+            generator: GenConfig::default(),
+            cases: Some(16),
+            budget: None,
+            seed: 0,
+            shrink_runs: 500,
+            shrink_budget: Duration::from_secs(300),
+            found_dir: None,
+        }
+    }
+}
+
+/// A failure and its shrunk form.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The sequence that failed first.
+    pub original: Vec<Op>,
+    /// The run of the smallest sequence that still fails the same way.
+    pub shrunk: SequenceRun,
+    /// What "the same way" meant while shrinking.
+    pub signature: Signature,
+    /// Runs made while shrinking.
+    pub shrink_runs: usize,
+    /// The case file rendered from the shrunk sequence.
+    pub case_name: String,
+    pub case_text: String,
+    /// Where it was written, or why it could not be.
+    pub case_file: Option<PathBuf>,
+    pub write_error: Option<String>,
+}
+
+impl Found {
+    /// The shrunk sequence and its first problem (predicted vs received),
+    /// as a panic message or the CLI prints them.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} — shrunk from {} to {} operations in {} runs:",
+            self.signature,
+            self.original.len(),
+            self.shrunk.ops.len(),
+            self.shrink_runs
+        );
+        out.push_str(&describe_sequence(&self.shrunk.ops));
+        if let Some(f) = &self.shrunk.failure {
+            let _ = writeln!(out, "first problem:\n  {}", f.first().replace('\n', "\n  "));
+            if let super::Failure::Diverged(list) = f
+                && list.len() > 1
+            {
+                let _ = writeln!(out, "  ({} more divergences)", list.len() - 1);
+            }
+        }
+        for note in self.shrunk.notes.iter().take(5) {
+            let _ = writeln!(out, "note: {note}");
+        }
+        match (&self.case_file, &self.write_error) {
+            (Some(path), _) => {
+                let root = path
+                    .parent()
+                    .and_then(Path::parent)
+                    .map_or_else(|| ".".to_string(), |p| p.display().to_string());
+                let _ = writeln!(
+                    out,
+                    "case written to {}\nreplay it: ews-conformance run --cases {root} --filter {}",
+                    path.display(),
+                    self.case_name
+                );
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(out, "the case could not be written: {e}");
+            }
+            (None, None) => {}
+        }
+        out
+    }
+}
+
+/// What an exploration did.
+#[derive(Debug, Clone)]
+pub struct ExploreReport {
+    pub seed: u64,
+    pub sequences: usize,
+    pub operations: usize,
+    pub requests: usize,
+    /// Predicted events the oracle judged.
+    pub events: usize,
+    pub elapsed: Duration,
+    pub modes: Vec<Mode>,
+    pub found: Option<Found>,
+}
+
+impl ExploreReport {
+    /// One closing line.
+    pub fn summary(&self) -> String {
+        let modes: Vec<&str> = self.modes.iter().map(|m| m.as_str()).collect();
+        let verdict = match &self.found {
+            None => "no divergence".to_string(),
+            Some(f) => format!("FAILED: {}", f.signature),
+        };
+        format!(
+            "explored {} sequences ({} operations, {} predicted events, {} requests; {}) in {:.1}s with seed {}: {verdict}",
+            self.sequences,
+            self.operations,
+            self.events,
+            self.requests,
+            modes.join("/"),
+            self.elapsed.as_secs_f64(),
+            self.seed
+        )
+    }
+}
+
+fn rng(seed: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let word = seed
+            .wrapping_add(i as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// Generates and runs sequences until the count or the time budget is
+/// reached or one fails; a failure is shrunk against the target and, when
+/// `found_dir` is set, written as a case file.
+pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreReport, DriveError> {
+    let started = Instant::now();
+    let available = driver.modes();
+    let mut generator = config.generator.clone();
+    generator.modes.retain(|m| available.contains(m));
+    if generator.modes.is_empty() {
+        return Err(DriveError::Harness(format!(
+            "the target supports none of the requested delivery modes (it has: {})",
+            available
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut report = ExploreReport {
+        seed: config.seed,
+        sequences: 0,
+        operations: 0,
+        requests: 0,
+        events: 0,
+        elapsed: Duration::ZERO,
+        modes: generator.modes.clone(),
+        found: None,
+    };
+    let strategy = ops_strategy(generator);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng(config.seed));
+    loop {
+        let counted_out = config.cases.is_some_and(|n| report.sequences >= n);
+        let timed_out = config.budget.is_some_and(|b| started.elapsed() >= b);
+        let unbounded = config.cases.is_none() && config.budget.is_none();
+        if counted_out || timed_out || (unbounded && report.sequences > 0) {
+            break;
+        }
+        let tree = strategy
+            .new_tree(&mut runner)
+            .map_err(|r| DriveError::Harness(format!("the generator gave up: {r}")))?;
+        let ops = tree.current();
+        let run = driver.run(&ops).await?;
+        report.sequences += 1;
+        report.operations += ops.len();
+        report.requests += run.requests;
+        report.events += run.predicted_events();
+        tracing::debug!(
+            sequence = report.sequences,
+            ops = ops.len(),
+            passed = run.passed(),
+            "explored a sequence"
+        );
+        if run.failure.is_some() {
+            let mut found = shrink(driver, config, tree, run).await?;
+            if let Some(dir) = &config.found_dir {
+                match write_found_case(dir, &found.case_name, &found.case_text) {
+                    Ok(path) => found.case_file = Some(path),
+                    Err(e) => found.write_error = Some(e.to_string()),
+                }
+            }
+            report.found = Some(found);
+            break;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn shrink(
+    driver: &Driver,
+    config: &ExploreConfig,
+    mut tree: Box<dyn ValueTree<Value = Vec<Op>>>,
+    first: SequenceRun,
+) -> Result<Found, DriveError> {
+    let Some(signature) = first.failure.as_ref().map(|f| f.signature()) else {
+        return Err(DriveError::Harness("shrinking a run that passed".into()));
+    };
+    let started = Instant::now();
+    let original = first.ops.clone();
+    let mut best = first;
+    let mut runs = 0usize;
+    let within = |runs: usize| runs < config.shrink_runs && started.elapsed() < config.shrink_budget;
+    let same = |r: &SequenceRun| r.failure.as_ref().is_some_and(|f| f.shows(&signature));
+
+    // Proptest's shrinking of the drawn numbers, with a third of the runs:
+    // it simplifies choices number by number, which is slow on long
+    // sequences; removing operations (below) is where the size goes.
+    let proptest_runs = config.shrink_runs / 3;
+    if tree.simplify() {
+        while within(runs) && runs < proptest_runs {
+            let candidate = tree.current();
+            runs += 1;
+            let r = driver.run(&candidate).await?;
+            if same(&r) {
+                best = r;
+                if !tree.simplify() {
+                    break;
+                }
+            } else if !tree.complicate() {
+                break;
+            }
+        }
+    }
+    // Then operation by operation.
+    let mut m = Minimizer::new(&best.ops);
+    while within(runs) {
+        let Some(candidate) = m.candidate() else {
+            break;
+        };
+        runs += 1;
+        let r = driver.run(&candidate).await?;
+        let fails = same(&r);
+        if fails {
+            best = r;
+        }
+        m.report(fails);
+    }
+    let case_name = found_case_name(&best.ops, &signature);
+    let case_text = render_found_case(driver, config.seed, &original, &best, &signature)?;
+    Ok(Found {
+        original,
+        shrunk: best,
+        signature,
+        shrink_runs: runs,
+        case_name,
+        case_text,
+        case_file: None,
+        write_error: None,
+    })
+}
+
+/// The modes of a sequence's subscriptions, for names and titles.
+fn modes_of(ops: &[Op]) -> String {
+    let mut modes: Vec<&str> = Vec::new();
+    for op in ops {
+        let m = match op {
+            Op::Subscribe { mode, .. } => mode.as_str(),
+            Op::Resubscribe { .. } => Mode::Pull.as_str(),
+            _ => continue,
+        };
+        if !modes.contains(&m) {
+            modes.push(m);
+        }
+    }
+    match modes.len() {
+        0 => "plain".into(),
+        1 => modes[0].into(),
+        _ => "mixed".into(),
+    }
+}
+
+/// FNV-1a: a short, stable fingerprint of a sequence for file names.
+fn fingerprint(text: &str) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+/// `<mode>-<failure>-<fingerprint>`, e.g. `pull-lost-event-1a2b3c4d`.
+pub fn found_case_name(ops: &[Op], signature: &Signature) -> String {
+    let what = match signature {
+        Signature::Step { request, .. } => format!("{request}-failed").to_ascii_lowercase(),
+        Signature::Divergence { kind, .. } => kind.as_str().replace(' ', "-"),
+    };
+    format!(
+        "{}-{what}-{:08x}",
+        modes_of(ops),
+        fingerprint(&describe_sequence(ops))
+    )
+}
+
+/// The case file for a shrunk failure: [`to_case_toml`] with a header
+/// saying where it came from and what went wrong.
+pub fn render_found_case(
+    driver: &Driver,
+    seed: u64,
+    original: &[Op],
+    shrunk: &SequenceRun,
+    signature: &Signature,
+) -> Result<String, DriveError> {
+    // Without the unread counts this mailbox had: the case must replay on another.
+    let prediction = predict(&shrunk.ops)?;
+    let title = format!(
+        "{signature} in a {} sequence of {} operations (found by explore)",
+        modes_of(&shrunk.ops),
+        shrunk.ops.len()
+    );
+    let body = to_case_toml(&title, &shrunk.ops, &prediction, &driver.config.profile);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Found by `ews-conformance explore` (seed {seed}) against {}: a generated\n\
+         # sequence of {} operations failed, shrunk to these {}. Review before keeping it:\n\
+         # the suite replays every case under cases/.",
+        driver.target().label,
+        original.len(),
+        shrunk.ops.len()
+    );
+    if let Some(f) = &shrunk.failure {
+        out.push_str("#\n# The first problem when it was found:\n");
+        for line in f.first().lines() {
+            let _ = writeln!(out, "#   {line}");
+        }
+    }
+    out.push_str("#\n");
+    out.push_str(&body);
+    Ok(out)
+}
+
+/// Writes `text` as `<dir>/<name>.toml`, creating the folder.
+pub fn write_found_case(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
