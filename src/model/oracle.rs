@@ -1050,8 +1050,9 @@ fn show_id(id: &str, bindings: &Bindings) -> String {
     }
 }
 
+/// A watermark in full: two of them often differ only at the end.
 fn show_opt(s: Option<&str>) -> String {
-    s.map_or_else(|| "(absent)".to_string(), short)
+    s.map_or_else(|| "(absent)".to_string(), str::to_string)
 }
 
 /// A received event in the words of [`ExpectedEvent`]'s display, with
