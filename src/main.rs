@@ -40,6 +40,51 @@ enum Command {
     List(ListArgs),
     /// Start the reference server alone (a faithful local EWS notification server).
     Serve(ServeArgs),
+    /// Run generated event sequences against a target until a time budget
+    /// runs out or one diverges; shrink the failure and write it as a case.
+    Explore(Box<ExploreArgs>),
+}
+
+/// A delivery mode on the command line.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    Pull,
+    Streaming,
+    Push,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Explore for this long (EWS_PROPTEST_SECONDS); without it, --sequences of them.
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Sequences to run when there is no time budget (EWS_PROPTEST_CASES, default 16).
+    #[arg(long = "sequences")]
+    sequences: Option<u32>,
+    /// Delivery modes to use (repeatable); default: every mode the target supports.
+    #[arg(long = "mode", value_enum)]
+    modes: Vec<ModeArg>,
+    /// Stay in the case folder: no Inbox, Deleted Items, delivered mail or
+    /// all-folder subscriptions (for a mailbox with other activity).
+    #[arg(long)]
+    isolated: bool,
+    /// Long sequences (200-400 operations, rare polls): queues past 50 events.
+    #[arg(long)]
+    long: bool,
+    /// At most this many generated operations a sequence (default 60, 400 with --long).
+    #[arg(long)]
+    max_ops: Option<usize>,
+    /// The generator's seed (EWS_PROPTEST_SEED); default a fresh one, printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where a shrunk failure is written as a case (EWS_FOUND_DIR, default cases/found).
+    #[arg(long)]
+    found_dir: Option<PathBuf>,
+    /// Report a failure without writing a case file.
+    #[arg(long)]
+    no_write: bool,
 }
 
 #[derive(Args)]
@@ -192,6 +237,7 @@ fn main() -> ExitCode {
         Command::List(args) => list(settings, args),
         Command::Run(args) => run(settings, *args),
         Command::Serve(args) => serve(args),
+        Command::Explore(args) => explore(settings, *args),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -225,6 +271,100 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             .context("waiting for Ctrl-C")?;
         server.shutdown().await;
         Ok(ExitStatus::Passed)
+    })
+}
+
+fn explore(mut settings: Settings, args: ExploreArgs) -> anyhow::Result<ExitStatus> {
+    use ews_conformance::model::drive::{DriveError, Driver, ExploreConfig};
+    use ews_conformance::model::{GenConfig, Mode};
+
+    apply(&mut settings, args.target);
+    let seed = args
+        .seed
+        .or(settings.proptest_seed)
+        .unwrap_or_else(rand::random);
+    let seconds = args.seconds.or(settings.proptest_seconds);
+    let mut generator = if args.long {
+        GenConfig::long()
+    } else {
+        GenConfig::default()
+    };
+    if let Some(n) = args.max_ops {
+        generator.max_ops = n.max(1);
+        generator.min_ops = generator.min_ops.min(generator.max_ops);
+    }
+    if args.isolated {
+        generator.shared_folders = false;
+        generator.all_folders = false;
+    }
+    if !args.modes.is_empty() {
+        generator.modes = args
+            .modes
+            .iter()
+            .map(|m| match m {
+                ModeArg::Pull => Mode::Pull,
+                ModeArg::Streaming => Mode::Streaming,
+                ModeArg::Push => Mode::Push,
+            })
+            .collect();
+    }
+    let config = ExploreConfig {
+        generator,
+        cases: match seconds {
+            Some(_) => None,
+            None => Some(args.sequences.unwrap_or(settings.proptest_cases) as usize),
+        },
+        budget: seconds.map(std::time::Duration::from_secs),
+        seed,
+        found_dir: (!args.no_write).then(|| args.found_dir.unwrap_or(settings.found_dir.clone())),
+        ..ExploreConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let target = match target::from_settings(&settings).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
+        let driver = match Driver::for_target(target) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
+        let budget = match config.budget {
+            Some(b) => format!("for {}s", b.as_secs()),
+            None => format!("{} sequences", config.cases.unwrap_or(0)),
+        };
+        println!(
+            "exploring {} ({} profile), {budget}, seed {seed}",
+            driver.target().label,
+            driver.config().profile.name
+        );
+        match ews_conformance::model::drive::explore(&driver, &config).await {
+            Ok(report) => {
+                if let Some(found) = &report.found {
+                    println!("{}", found.report());
+                }
+                println!("{}", report.summary());
+                Ok(if report.found.is_some() {
+                    ExitStatus::Failed
+                } else {
+                    ExitStatus::Passed
+                })
+            }
+            Err(DriveError::Unreachable(m)) => {
+                eprintln!("error: {m}");
+                Ok(ExitStatus::Unreachable)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitStatus::HarnessError)
+            }
+        }
     })
 }
 

@@ -682,3 +682,73 @@ fn fault_drop_one_in_a_hundred_is_found() {
         150,
     ));
 }
+
+// ------------------------------------------------------------ the CLI
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ews-conformance"))
+        .args(args)
+        .env_remove("EWS_ENDPOINT")
+        .env_remove("EWS_PROPTEST_SECONDS")
+        .env("EWS_LOG", "error")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn explore_exits_0_on_the_reference_server_and_1_with_a_written_case_on_a_broken_one() {
+    let clean = cli(&["explore", "--sequences", "3", "--seed", "4", "--no-write"]);
+    let out = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(0), "{out}");
+    assert!(out.contains("explored 3 sequences"), "{out}");
+    assert!(out.contains("seed 4: no divergence"), "{out}");
+
+    let rt = runtime();
+    let server = rt.block_on(reference_server(ServerConfig::default()));
+    let proxy = rt.block_on(start_proxy(server.url(), Break::DropFirstOfTwoCreated));
+    let found_root = scratch("cli");
+    let found_dir = found_root.join("found");
+    let users = ServerConfig::default().users;
+    let user = users.first().expect("a user");
+    let broken = cli(&[
+        "explore",
+        "--endpoint",
+        &proxy.url,
+        "--user",
+        &user.smtp,
+        "--password",
+        &user.password,
+        "--profile",
+        "reference",
+        "--protocol-minute-ms",
+        "2000",
+        "--mode",
+        "pull",
+        "--isolated",
+        "--max-ops",
+        "20",
+        "--sequences",
+        "100",
+        "--seed",
+        "3",
+        "--found-dir",
+        found_dir.to_str().expect("a UTF-8 path"),
+    ]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAILED: "), "{out}");
+    assert!(out.contains("first problem:"), "{out}");
+    assert!(out.contains("case written to"), "{out}");
+    assert!(!out.contains(&user.password), "no credentials in the output");
+    let written: Vec<_> = std::fs::read_dir(&found_dir)
+        .expect("the found folder exists")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(written.len(), 1, "{out}");
+    let text = std::fs::read_to_string(written[0].path()).expect("readable");
+    assert!(!text.contains(&user.password), "no credentials in the case");
+    assert!(text.contains("# Found by `ews-conformance explore` (seed 3)"), "{text}");
+    drop(proxy);
+    rt.block_on(server.shutdown());
+    let _ = std::fs::remove_dir_all(&found_root);
+}
