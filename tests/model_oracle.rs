@@ -680,3 +680,77 @@ fn soft_deleted_items_are_matched_through_their_new_id() {
         "R76",
     );
 }
+
+#[test]
+fn new_mail_for_a_save_into_the_inbox_is_required_only_by_the_reference_profile() {
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[FolderHandle::Inbox], all_types()),
+        create(1, FolderHandle::Inbox),
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let kinds: Vec<EventKind> = prediction.subscriptions[&S1]
+        .events
+        .iter()
+        .map(|e| e.event.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::Created, EventKind::NewMail, EventKind::Modified],
+        "the reference server's choice: a save into the Inbox is new mail"
+    );
+    assert!(prediction.subscriptions[&S1].events[1].new_mail_on_save);
+    let mut observed = simulate(&prediction);
+    for d in &mut sub_mut(&mut observed, S1).deliveries {
+        d.notification
+            .events
+            .retain(|e| e.kind != EventKind::NewMail);
+    }
+    expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::Lost,
+        "R32",
+    );
+    // Exchange raises NewMail for delivered mail only.
+    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    assert_clean(&check(
+        &prediction,
+        &simulate(&prediction),
+        &Profile::exchange2013(),
+    ));
+    assert_eq!(
+        Profile::named("Exchange2013"),
+        Some(Profile::exchange2013())
+    );
+    assert_eq!(Profile::named("reference"), Some(Profile::reference()));
+    assert_eq!(Profile::named("gromox"), None);
+}
+
+#[test]
+fn more_events_is_judged_per_drained_run() {
+    // An asynchronous target: the driver drained once (MoreEvents false),
+    // then again within the same poll for late events.
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        create(1, CASE),
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let sub = sub_mut(&mut observed, S1);
+    let mut late = sub.deliveries[0].clone();
+    let wm = late.notification.last_watermark().map(str::to_string);
+    late.drain = 1;
+    late.request_watermark = wm.clone();
+    late.notification.previous_watermark = wm.clone();
+    late.notification.events = vec![Event::status(wm)];
+    sub.deliveries.push(late.clone());
+    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    // The same two answers in one run: the run went on after MoreEvents false.
+    sub_mut(&mut observed, S1).deliveries[1].drain = 0;
+    expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::MoreEvents,
+        "R32",
+    );
+}

@@ -122,3 +122,64 @@ fn a_passing_remainder_is_never_chosen() {
     // Nothing smaller fails: the sequence comes back whole.
     assert_eq!(minimize(&ops, |c| c.len() == 3), ops);
 }
+
+#[test]
+fn long_sequences_shrink_in_chunks_with_few_runs() {
+    // 200 items, one of which matters, and a subscription that sees it.
+    let mut ops = vec![Op::Subscribe {
+        sub: SubHandle(1),
+        mode: Mode::Pull,
+        scope: Scope::Folders([FolderHandle::Case].into()),
+        event_types: [EventKind::Created].into_iter().collect(),
+    }];
+    ops.extend((1..=200).map(create));
+    ops.push(Op::Poll { sub: SubHandle(1) });
+    let essential = |c: &[Op]| {
+        c.iter()
+            .any(|op| matches!(op, Op::CreateItem { item, .. } if *item == ItemHandle(137)))
+            && c.iter().any(|op| matches!(op, Op::Poll { .. }))
+    };
+    let mut calls = 0;
+    let small = minimize(&ops, |c| {
+        calls += 1;
+        essential(c)
+    });
+    assert_eq!(small.len(), 3, "{}", describe_sequence(&small));
+    assert!(
+        calls < 60,
+        "halving chunks find the one item in {calls} runs (one at a time would need ~200)"
+    );
+}
+
+#[test]
+fn the_minimizer_hands_out_one_candidate_until_told_the_result() {
+    let ops = vec![
+        Op::Subscribe {
+            sub: SubHandle(1),
+            mode: Mode::Pull,
+            scope: Scope::AllFolders,
+            event_types: [EventKind::Created].into_iter().collect(),
+        },
+        create(1),
+        create(2),
+        Op::Poll { sub: SubHandle(1) },
+    ];
+    let mut m = ews_conformance::model::Minimizer::new(&ops);
+    let first = m.candidate().expect("something to try");
+    assert_eq!(m.candidate(), Some(first.clone()), "asked again: the same");
+    assert!(first.len() < ops.len());
+    assert!(predict(&first).is_ok(), "only valid candidates");
+    m.report(false);
+    assert_eq!(m.tried(), 1);
+    assert_eq!(
+        m.current(),
+        ops.as_slice(),
+        "a passing candidate is not kept"
+    );
+    while let Some(c) = m.candidate() {
+        let keep = c.len() >= 3 && c.iter().any(|op| matches!(op, Op::Poll { .. }));
+        m.report(keep);
+    }
+    assert!(m.is_done());
+    assert_eq!(m.current().len(), 3, "{}", describe_sequence(m.current()));
+}

@@ -295,7 +295,12 @@ async fn forward(
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let text = answer.text().await.unwrap_or_default();
     let text = rewrite(&state, &request, text);
-    (status, [(header::CONTENT_TYPE, "text/xml; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 async fn start_proxy(upstream: String, how: Break) -> Proxy {
@@ -386,7 +391,10 @@ async fn find_and_replay(
         text.contains("  0: s1 = Subscribe(pull"),
         "the report lists the shrunk sequence: {text}"
     );
-    assert!(text.contains("predicted:") || text.contains("received:"), "{text}");
+    assert!(
+        text.contains("predicted:") || text.contains("received:"),
+        "{text}"
+    );
     let Some(Failure::Diverged(divergences)) = &found.shrunk.failure else {
         panic!("a divergence: {text}");
     };
@@ -397,7 +405,11 @@ async fn find_and_replay(
         .case_file
         .clone()
         .unwrap_or_else(|| panic!("the case was written: {text}"));
-    assert!(path.starts_with(found_root.join("found")), "{}", path.display());
+    assert!(
+        path.starts_with(found_root.join("found")),
+        "{}",
+        path.display()
+    );
     assert!(text.contains(&path.display().to_string()), "{text}");
     let (ops, checks) = (OpRegistry::builtin(), CheckRegistry::builtin());
     let loader = Loader::new(&ops, &checks);
@@ -590,10 +602,7 @@ fn an_unreachable_target_ends_the_run_as_unreachable() {
             Duration::from_secs(5),
         ))
         .expect("a driver");
-        let err = driver
-            .run(&tiny_sequence())
-            .await
-            .expect_err("unreachable");
+        let err = driver.run(&tiny_sequence()).await.expect_err("unreachable");
         assert!(matches!(err, DriveError::Unreachable(_)), "{err}");
     });
 }
@@ -621,7 +630,12 @@ fn faulty_server_config(names: &[&str]) -> ServerConfig {
     panic!("the fault switches {names:?} have not landed (branch `faults`)")
 }
 
-async fn fault_is_found(names: &[&str], generator: GenConfig, kind: DivergenceKind, max_ops: usize) {
+async fn fault_is_found(
+    names: &[&str],
+    generator: GenConfig,
+    kind: DivergenceKind,
+    max_ops: usize,
+) {
     let broken = reference_server(faulty_server_config(names)).await;
     let clean = reference_server(ServerConfig::default()).await;
     let report = find_and_replay(
@@ -739,7 +753,10 @@ fn explore_exits_0_on_the_reference_server_and_1_with_a_written_case_on_a_broken
     assert!(out.contains("FAILED: "), "{out}");
     assert!(out.contains("first problem:"), "{out}");
     assert!(out.contains("case written to"), "{out}");
-    assert!(!out.contains(&user.password), "no credentials in the output");
+    assert!(
+        !out.contains(&user.password),
+        "no credentials in the output"
+    );
     let written: Vec<_> = std::fs::read_dir(&found_dir)
         .expect("the found folder exists")
         .filter_map(Result::ok)
@@ -747,7 +764,10 @@ fn explore_exits_0_on_the_reference_server_and_1_with_a_written_case_on_a_broken
     assert_eq!(written.len(), 1, "{out}");
     let text = std::fs::read_to_string(written[0].path()).expect("readable");
     assert!(!text.contains(&user.password), "no credentials in the case");
-    assert!(text.contains("# Found by `ews-conformance explore` (seed 3)"), "{text}");
+    assert!(
+        text.contains("# Found by `ews-conformance explore` (seed 3)"),
+        "{text}"
+    );
     drop(proxy);
     rt.block_on(server.shutdown());
     let _ = std::fs::remove_dir_all(&found_root);

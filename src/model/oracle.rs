@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::mailbox::{ExpectedEvent, LoggedEvent, PredictedEvent, PredictedSubscription, Prediction};
+use super::mailbox::{
+    ExpectedEvent, LoggedEvent, PredictedEvent, PredictedSubscription, Prediction,
+};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::profile::Profile;
 use crate::ews::{Event, EventKind, Notification, ObjectId};

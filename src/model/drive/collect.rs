@@ -218,7 +218,10 @@ impl PushFeed {
         let query = p.path.split_once('?').map(|(_, q)| q).unwrap_or("");
         let mut tagged = false;
         for pair in query.split('&') {
-            if let Some(v) = pair.strip_prefix(PUSH_QUERY).and_then(|r| r.strip_prefix('=')) {
+            if let Some(v) = pair
+                .strip_prefix(PUSH_QUERY)
+                .and_then(|r| r.strip_prefix('='))
+            {
                 if v == self.token {
                     return true;
                 }

@@ -244,7 +244,8 @@ async fn shrink(
     let original = first.ops.clone();
     let mut best = first;
     let mut runs = 0usize;
-    let within = |runs: usize| runs < config.shrink_runs && started.elapsed() < config.shrink_budget;
+    let within =
+        |runs: usize| runs < config.shrink_runs && started.elapsed() < config.shrink_budget;
     let same = |r: &SequenceRun| r.failure.as_ref().is_some_and(|f| f.shows(&signature));
 
     // Proptest's shrinking of the drawn numbers, with a third of the runs:
@@ -381,4 +382,80 @@ pub fn write_found_case(dir: &Path, name: &str, text: &str) -> std::io::Result<P
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ops::{FolderHandle, ItemHandle, Scope, SubHandle};
+    use crate::model::oracle::DivergenceKind;
+
+    fn ops(mode: Mode) -> Vec<Op> {
+        vec![
+            Op::Subscribe {
+                sub: SubHandle(1),
+                mode,
+                scope: Scope::Folders([FolderHandle::Case].into()),
+                event_types: [crate::ews::EventKind::Created].into(),
+            },
+            Op::CreateItem {
+                item: ItemHandle(1),
+                folder: FolderHandle::Case,
+                read: false,
+            },
+            Op::Poll { sub: SubHandle(1) },
+        ]
+    }
+
+    #[test]
+    fn found_cases_are_named_by_mode_failure_and_sequence() {
+        let lost = Signature::Divergence {
+            kind: DivergenceKind::Lost,
+            rule: "R32",
+        };
+        let name = found_case_name(&ops(Mode::Streaming), &lost);
+        assert!(name.starts_with("streaming-lost-event-"), "{name}");
+        assert_eq!(name.len(), "streaming-lost-event-".len() + 8);
+        assert_eq!(
+            name,
+            found_case_name(&ops(Mode::Streaming), &lost),
+            "stable"
+        );
+        assert_ne!(name, found_case_name(&ops(Mode::Pull)[..2], &lost));
+        let step = Signature::Step {
+            request: "GetEvents",
+            code: Some("ErrorSubscriptionNotFound".into()),
+        };
+        assert!(found_case_name(&ops(Mode::Pull), &step).starts_with("pull-getevents-failed-"));
+        assert_eq!(modes_of(&[]), "plain");
+        let mut mixed = ops(Mode::Pull);
+        mixed.extend(ops(Mode::Push).into_iter().map(|op| match op {
+            Op::Subscribe {
+                mode,
+                scope,
+                event_types,
+                ..
+            } => Op::Subscribe {
+                sub: SubHandle(2),
+                mode,
+                scope,
+                event_types,
+            },
+            other => other,
+        }));
+        assert_eq!(modes_of(&mixed), "mixed");
+    }
+
+    #[test]
+    fn seeds_give_distinct_reproducible_generators() {
+        let draw = |seed| {
+            let mut runner = TestRunner::new_with_rng(Config::default(), rng(seed));
+            ops_strategy(GenConfig::default())
+                .new_tree(&mut runner)
+                .expect("a sequence")
+                .current()
+        };
+        assert_eq!(draw(5), draw(5));
+        assert_ne!(draw(5), draw(6));
+    }
 }

@@ -207,9 +207,9 @@ impl Failure {
     pub fn shows(&self, sig: &Signature) -> bool {
         match (self, sig) {
             (Failure::Step(_), Signature::Step { .. }) => self.signature() == *sig,
-            (Failure::Diverged(list), Signature::Divergence { kind, rule }) => list
-                .iter()
-                .any(|d| d.kind == *kind && d.rule == *rule),
+            (Failure::Diverged(list), Signature::Divergence { kind, rule }) => {
+                list.iter().any(|d| d.kind == *kind && d.rule == *rule)
+            }
             _ => false,
         }
     }
@@ -320,7 +320,7 @@ impl Driver {
         s.cleanup().await;
         let (prediction, failure) = match outcome {
             Err(Stop::Fatal(e)) => return Err(e),
-            Err(Stop::Failed(step, prediction)) => (prediction, Some(Failure::Step(step))),
+            Err(Stop::Failed(step, prediction)) => (prediction, Some(Failure::Step(*step))),
             Ok(prediction) => {
                 let observed = s.observed();
                 let found = judge(&prediction, &observed, &self.config.profile);
@@ -342,13 +342,16 @@ impl Driver {
 
 /// Why a run stopped early.
 enum Stop {
-    Failed(StepFailure, Prediction),
+    /// A step failure before the prediction exists carries an empty one.
+    Failed(Box<StepFailure>, Prediction),
     Fatal(DriveError),
 }
 
 /// How a subscription delivers in this run.
 enum Feed {
-    Pull { next_watermark: String },
+    Pull {
+        next_watermark: String,
+    },
     Streaming(StreamFeed),
     Push(PushFeed),
     /// A streaming subscription after Unsubscribe: its connection is closed.
@@ -384,8 +387,8 @@ struct Session<'d> {
     notes: Vec<String>,
 }
 
-/// A step failure before the prediction exists carries an empty one.
-type StepResult<T> = Result<T, StepFailure>;
+/// An operation's outcome inside a run (boxed: failures are rare and large).
+type StepResult<T> = Result<T, Box<StepFailure>>;
 
 impl<'d> Session<'d> {
     fn new(d: &'d Driver) -> Self {
@@ -418,26 +421,31 @@ impl<'d> Session<'d> {
         self.d.target.config()
     }
 
-    fn fail(&self, request: &'static str, refusal: Refusal, body: Option<&str>) -> StepFailure {
-        StepFailure {
+    fn fail(
+        &self,
+        request: &'static str,
+        refusal: Refusal,
+        body: Option<&str>,
+    ) -> Box<StepFailure> {
+        Box::new(StepFailure {
             index: self.at,
             op: self.at_label.clone(),
             request,
             code: refusal.code,
             detail: refusal.detail,
             evidence: body.map(|b| excerpt(b, EVIDENCE_CHARS)),
-        }
+        })
     }
 
-    fn missing(&self, what: String) -> StepFailure {
-        StepFailure {
+    fn missing(&self, what: String) -> Box<StepFailure> {
+        Box::new(StepFailure {
             index: self.at,
             op: self.at_label.clone(),
             request: "(none)",
             code: None,
             detail: what,
             evidence: None,
-        }
+        })
     }
 
     /// POSTs one request; a fatal transport error ends the run.
@@ -600,7 +608,12 @@ impl<'d> Session<'d> {
             })
     }
 
-    fn bind(&mut self, handle: Handle, id: Option<String>, request: &'static str) -> StepResult<()> {
+    fn bind(
+        &mut self,
+        handle: Handle,
+        id: Option<String>,
+        request: &'static str,
+    ) -> StepResult<()> {
         match id {
             Some(id) => self.bindings.bind(handle, id).map_err(|c| {
                 self.fail(
@@ -657,7 +670,10 @@ impl<'d> Session<'d> {
             }
             Op::Deliver { item } => {
                 let cfg = self.cfg();
-                let to = cfg.impersonate.clone().unwrap_or_else(|| cfg.user.smtp.clone());
+                let to = cfg
+                    .impersonate
+                    .clone()
+                    .unwrap_or_else(|| cfg.user.smtp.clone());
                 let body = self.render(|w| {
                     CreateItem {
                         folder: FolderRef::distinguished("inbox"),
@@ -751,7 +767,9 @@ impl<'d> Session<'d> {
             }
             Op::Resubscribe { sub, from } => {
                 let Some(watermark) = self.remembered.get(from).cloned() else {
-                    return Ok(Err(self.missing(format!("watermark {from} was not remembered"))));
+                    return Ok(Err(
+                        self.missing(format!("watermark {from} was not remembered"))
+                    ));
                 };
                 let origin = prediction
                     .subscriptions
@@ -773,9 +791,9 @@ impl<'d> Session<'d> {
                 let next = match self.subs.get(sub).map(|s| &s.feed) {
                     Some(Feed::Pull { next_watermark }) => next_watermark.clone(),
                     _ => {
-                        return Ok(Err(self.missing(format!(
-                            "{sub} is not a pull subscription of this run"
-                        ))));
+                        return Ok(Err(
+                            self.missing(format!("{sub} is not a pull subscription of this run"))
+                        ));
                     }
                 };
                 self.remembered.insert(*watermark, next);
@@ -950,9 +968,9 @@ impl<'d> Session<'d> {
             Some((Feed::Streaming(_) | Feed::Push(_), true)) => self.d.config.settle,
             Some((Feed::Streaming(_) | Feed::Push(_), false)) => self.d.config.event_wait,
             Some((Feed::Closed, _)) | None => {
-                return Ok(Err(self.missing(format!(
-                    "{sub} is not a live subscription of this run"
-                ))));
+                return Ok(Err(
+                    self.missing(format!("{sub} is not a live subscription of this run"))
+                ));
             }
         };
         let deadline = Instant::now() + wait;
@@ -1078,9 +1096,9 @@ impl<'d> Session<'d> {
                     ..
                 }) => (id.clone(), next_watermark.clone()),
                 _ => {
-                    return Ok(Err(self.missing(format!(
-                        "{sub} is not a pull subscription of this run"
-                    ))));
+                    return Ok(Err(
+                        self.missing(format!("{sub} is not a pull subscription of this run"))
+                    ));
                 }
             };
             let body = self.render(|w| {

@@ -170,7 +170,17 @@ mod tests {
     fn ids_and_refusals_are_read() {
         let r = item_reply(200, OK_CREATE).expect("a success");
         assert_eq!(r.item_id.as_deref(), Some("I1"));
-        assert_eq!(r.folder_id.as_deref(), Some("F0"));
+        assert_eq!(
+            r.folder_id, None,
+            "a ParentFolderId is not the answer's folder"
+        );
+        let folder = OK_CREATE.replace(
+            r#"<t:ItemId Id="I1" ChangeKey="C"/><t:ParentFolderId Id="F0"/>"#,
+            r#"<t:FolderId Id="F9"/><t:UnreadCount>4</t:UnreadCount>"#,
+        );
+        let r = item_reply(200, &folder).expect("a success");
+        assert_eq!(r.folder_id.as_deref(), Some("F9"));
+        assert_eq!(r.unread_count, Some(4));
         let refused = OK_CREATE
             .replace("Success", "Error")
             .replace("NoError", "ErrorItemNotFound");
