@@ -754,3 +754,30 @@ fn more_events_is_judged_per_drained_run() {
         "R32",
     );
 }
+
+#[test]
+fn a_lost_move_of_a_deleted_item_is_lost_not_a_wrong_old_id() {
+    // Items moved by a delete have ids no response reports: the oracle
+    // learns them from events, so a missing one must not look like the
+    // next one with a wrong OldItemId.
+    let mut ops = vec![subscribe(S1, Mode::Pull, &[CASE], all_types())];
+    ops.extend(creates(1..=2, CASE));
+    for n in 1..=2 {
+        ops.push(Op::DeleteItem {
+            item: ItemHandle(n),
+            how: DeleteHow::SoftDelete,
+        });
+    }
+    ops.push(Op::Poll { sub: S1 });
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    let first_move = events
+        .iter()
+        .position(|e| e.kind == EventKind::Moved)
+        .expect("a MovedEvent");
+    events.remove(first_move);
+    let found = check(&prediction, &observed, &Profile::reference());
+    assert_eq!(found[0].kind, DivergenceKind::Lost, "{}", found[0]);
+    assert_eq!(found[0].rule, "R32");
+}

@@ -739,6 +739,7 @@ impl<'a> SubJudge<'a> {
         if let Some(expected) = predicted.get(p)
             && let Err(m) = unify(&expected.event, r.event, bindings, self.profile)
             && let Some(field_rule) = m.rule
+            && m.known_object
         {
             return self.event_divergence(
                 DivergenceKind::Mismatch,
@@ -750,9 +751,17 @@ impl<'a> SubJudge<'a> {
                 bindings,
             );
         }
+        // Folder ModifiedEvents repeat identically too often to be evidence:
+        // one that fits a later prediction is not called a repeat.
+        let folder_modified = r.event.kind == EventKind::Modified
+            && r.event.object.as_ref().is_some_and(ObjectId::is_folder);
+        let fits_later = predicted
+            .get(p + 1..)
+            .is_some_and(|rest| rest.iter().any(|pe| fits(&pe.event, r.event)));
         if let Some(earlier) = predicted[..p]
             .iter()
             .rev()
+            .filter(|_| !(folder_modified && fits_later))
             .find(|pe| fits(&pe.event, r.event))
         {
             return self.event_divergence(
@@ -769,9 +778,6 @@ impl<'a> SubJudge<'a> {
             );
         }
         let start = self.pred.log_start.min(self.log.len());
-        // Folder ModifiedEvents repeat identically too often to be evidence.
-        let folder_modified = r.event.kind == EventKind::Modified
-            && r.event.object.as_ref().is_some_and(ObjectId::is_folder);
         if let Some(old) = self.log[..start]
             .iter()
             .rev()
@@ -900,10 +906,20 @@ struct FieldMismatch {
     /// A more specific requirement than the operation's (R43 old ids, R44 UnreadCount).
     rule: Option<&'static str>,
     detail: String,
+    /// The object matched an id bound before this event: the event is
+    /// certainly about the predicted object, so a wrong field is a wrong
+    /// detail. An object matched only by a fresh binding (an item moved by
+    /// a delete, a delivered item) is weak evidence: a lost event explains
+    /// the difference as well.
+    known_object: bool,
 }
 
 fn mismatch(rule: Option<&'static str>, detail: String) -> FieldMismatch {
-    FieldMismatch { rule, detail }
+    FieldMismatch {
+        rule,
+        detail,
+        known_object: false,
+    }
 }
 
 /// Whether `got` is `pred` under the bindings; if so, the new bindings it implies.
@@ -928,6 +944,11 @@ fn unify(
         .ok_or_else(|| mismatch(None, "no ItemId or FolderId".to_string()))?;
     bind_object(bindings, &mut pending, pred.object, object)
         .map_err(|d| mismatch(None, format!("object: {d}")))?;
+    let known_object = !pending.iter().any(|(h, _)| *h == pred.object);
+    let mismatch = |rule: Option<&'static str>, detail: String| FieldMismatch {
+        known_object,
+        ..mismatch(rule, detail)
+    };
     let parent = got
         .parent_folder_id
         .as_ref()
