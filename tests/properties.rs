@@ -635,6 +635,7 @@ async fn fault_is_found(
     generator: GenConfig,
     kind: DivergenceKind,
     max_ops: usize,
+    shrink_runs: usize,
 ) {
     let broken = reference_server(faulty_server_config(names)).await;
     let clean = reference_server(ServerConfig::default()).await;
