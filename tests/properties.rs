@@ -389,7 +389,7 @@ async fn find_and_replay(
     assert!(found.shrunk.ops.len() <= max_ops, "{text}");
     assert!(found.shrunk.ops.len() < found.original.len() || found.original.len() <= max_ops);
     assert!(
-        text.contains("  0: s1 = Subscribe(pull"),
+        text.contains(" = Subscribe(pull"),
         "the report lists the shrunk sequence: {text}"
     );
     assert!(text.contains("first problem:"), "{text}");
@@ -689,19 +689,21 @@ fn fault_batch_of_51_is_found() {
 fn fault_drop_one_in_a_hundred_is_found() {
     runtime().block_on(fault_is_found(
         &["drop-one-in-hundred", "drop-event"],
-        // Every item in the case folder, so its hundredth item event comes soon.
+        // Every item event in the case folder (fresh in every run, so the
+        // fault strikes at the same operation in a replay), and soon.
         GenConfig {
             min_ops: 130,
             max_ops: 160,
             poll_weight: 1,
             max_user_folders: 0,
+            delete_kinds: vec![ews_conformance::model::DeleteHow::HardDelete],
             ..GenConfig::isolated_pull()
         },
         DivergenceKind::Lost,
         // The hundredth item event of a folder needs about a hundred
         // operations; halving chunks get near that in few runs.
-        160,
-        60,
+        130,
+        150,
     ));
 }
 

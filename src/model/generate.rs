@@ -35,6 +35,10 @@ pub struct GenConfig {
     /// Weight of Poll among the operation kinds (about 30 in total): low
     /// values let queues grow past 50 events between polls.
     pub poll_weight: u32,
+    /// The DeleteType values DeleteItem and DeleteFolder use (empty: HardDelete).
+    /// Soft deletes and MoveToDeletedItems put items into folders every
+    /// sequence shares (the dumpster, Deleted Items).
+    pub delete_kinds: Vec<DeleteHow>,
 }
 
 impl Default for GenConfig {
@@ -48,6 +52,7 @@ impl Default for GenConfig {
             max_user_folders: 4,
             max_subscriptions: 4,
             poll_weight: 4,
+            delete_kinds: DeleteHow::ALL.to_vec(),
         }
     }
 }
@@ -305,7 +310,7 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
                 },
                 _ => Op::DeleteItem {
                     item,
-                    how: pick(&DeleteHow::ALL, b).unwrap_or(DeleteHow::HardDelete),
+                    how: pick(&config.delete_kinds, b).unwrap_or(DeleteHow::HardDelete),
                 },
             }
         }
@@ -320,7 +325,7 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
         Kind::DeleteFolder => match pick(&user_folders, a) {
             Some(folder) => Op::DeleteFolder {
                 folder,
-                how: pick(&DeleteHow::ALL, b).unwrap_or(DeleteHow::HardDelete),
+                how: pick(&config.delete_kinds, b).unwrap_or(DeleteHow::HardDelete),
             },
             None => create_in_case(),
         },
