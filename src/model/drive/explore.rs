@@ -18,6 +18,9 @@ use crate::model::mailbox::predict;
 use crate::model::ops::{Mode, Op, describe_sequence};
 use crate::model::shrink::Minimizer;
 
+/// Proptest shrinking stops after this many runs without a shorter sequence.
+const PROPTEST_STALL: usize = 25;
+
 /// What to explore and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExploreConfig {
@@ -248,22 +251,32 @@ async fn shrink(
         |runs: usize| runs < config.shrink_runs && started.elapsed() < config.shrink_budget;
     let same = |r: &SequenceRun| r.failure.as_ref().is_some_and(|f| f.shows(&signature));
 
-    // Proptest's shrinking of the drawn numbers, with a third of the runs:
-    // it simplifies choices number by number, which is slow on long
-    // sequences; removing operations (below) is where the size goes.
+    // Proptest's shrinking of the drawn numbers: it simplifies choices
+    // number by number, which is slow on long sequences, so it gets a third
+    // of the runs and stops once the sequence stops getting shorter;
+    // removing operations (below) is where the size goes.
     let proptest_runs = config.shrink_runs / 3;
+    let mut stalled = 0;
     if tree.simplify() {
-        while within(runs) && runs < proptest_runs {
+        while within(runs) && runs < proptest_runs && stalled < PROPTEST_STALL {
             let candidate = tree.current();
             runs += 1;
             let r = driver.run(&candidate).await?;
             if same(&r) {
+                stalled = if r.ops.len() < best.ops.len() {
+                    0
+                } else {
+                    stalled + 1
+                };
                 best = r;
                 if !tree.simplify() {
                     break;
                 }
-            } else if !tree.complicate() {
-                break;
+            } else {
+                stalled += 1;
+                if !tree.complicate() {
+                    break;
+                }
             }
         }
     }
