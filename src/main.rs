@@ -73,7 +73,8 @@ struct ExploreArgs {
     /// Long sequences (200-400 operations, rare polls): queues past 50 events.
     #[arg(long)]
     long: bool,
-    /// At most this many generated operations a sequence (default 60, 400 with --long).
+    /// At most this many generated operations a sequence (default 60, with
+    /// every eighth sequence 200-400 long; 400 with --long).
     #[arg(long)]
     max_ops: Option<usize>,
     /// The generator's seed (EWS_PROPTEST_SEED); default a fresh one, printed.
@@ -317,6 +318,8 @@ fn explore(mut settings: Settings, args: ExploreArgs) -> anyhow::Result<ExitStat
         budget: seconds.map(std::time::Duration::from_secs),
         seed,
         found_dir: (!args.no_write).then(|| args.found_dir.unwrap_or(settings.found_dir.clone())),
+        // Every eighth sequence is long (batches past 50), unless the length is fixed.
+        long_every: (args.max_ops.is_none() && !args.long).then_some(8),
         ..ExploreConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -781,3 +781,39 @@ fn a_lost_move_of_a_deleted_item_is_lost_not_a_wrong_old_id() {
     assert_eq!(found[0].kind, DivergenceKind::Lost, "{}", found[0]);
     assert_eq!(found[0].rule, "R32");
 }
+
+#[test]
+fn an_idle_poll_without_status_event_and_a_bad_timestamp_are_caught() {
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        Op::Poll { sub: S1 },
+        create(1, CASE),
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let clean = simulate(&prediction);
+    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+
+    let mut observed = clean.clone();
+    sub_mut(&mut observed, S1).deliveries[0]
+        .notification
+        .events
+        .clear();
+    expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::EmptyNotification,
+        "R29",
+    );
+
+    let mut observed = clean;
+    if let Some(t) = &mut sub_mut(&mut observed, S1).deliveries[1].notification.events[0].timestamp
+    {
+        *t = t.replacen('T', " ", 1);
+    }
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::BadTimestamp,
+        "R78",
+    );
+    assert_eq!(d.received.as_deref(), Some("2024-01-01 00:00:00Z"));
+}

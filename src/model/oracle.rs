@@ -169,6 +169,11 @@ pub enum DivergenceKind {
     PreviousWatermark,
     /// An event without a (non-empty) Watermark.
     EmptyWatermark,
+    /// A notification with no event at all: an idle poll must still carry
+    /// a StatusEvent (R29); the schema wants at least one event.
+    EmptyNotification,
+    /// An event's TimeStamp is missing or not an xs:dateTime (R78).
+    BadTimestamp,
     /// A resumed subscription kept the old SubscriptionId (R21).
     SameSubscriptionId,
     /// A predicted event never arrived.
@@ -199,6 +204,8 @@ impl DivergenceKind {
             DivergenceKind::MoreEvents => "wrong MoreEvents",
             DivergenceKind::PreviousWatermark => "broken watermark chain",
             DivergenceKind::EmptyWatermark => "missing watermark",
+            DivergenceKind::EmptyNotification => "notification without events",
+            DivergenceKind::BadTimestamp => "invalid TimeStamp",
             DivergenceKind::SameSubscriptionId => "same subscription id",
             DivergenceKind::Lost => "lost event",
             DivergenceKind::Repeated => "repeated event",
@@ -414,6 +421,36 @@ impl<'a> SubJudge<'a> {
                         n.events.len()
                     ),
                 )));
+            }
+            if n.events.is_empty() {
+                let rule = if mode == Mode::Pull {
+                    "R29"
+                } else {
+                    delivery_rule(mode)
+                };
+                out.push(at(self.divergence(
+                    DivergenceKind::EmptyNotification,
+                    rule,
+                    "a notification with no event (an idle one carries a StatusEvent)".to_string(),
+                )));
+            }
+            if let Some((pos, e)) = n.events.iter().enumerate().find(|(_, e)| {
+                e.kind != EventKind::Status
+                    && !e
+                        .timestamp
+                        .as_deref()
+                        .is_some_and(crate::ews::time::is_xs_datetime)
+            }) {
+                let mut div = at(self.divergence(
+                    DivergenceKind::BadTimestamp,
+                    "R78",
+                    format!(
+                        "event {pos} of the notification ({}) has no valid xs:dateTime TimeStamp",
+                        e.kind
+                    ),
+                ));
+                div.received = Some(show_opt(e.timestamp.as_deref()));
+                out.push(div);
             }
             if mode != Mode::Streaming
                 && let Some(pos) = n

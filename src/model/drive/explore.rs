@@ -38,6 +38,10 @@ pub struct ExploreConfig {
     pub shrink_budget: Duration,
     /// Where the shrunk failure is written as a case file (`None`: not written).
     pub found_dir: Option<PathBuf>,
+    /// Every n-th sequence is a long one (200-400 operations, rare polls):
+    /// queues past 50 events, for the batching and MoreEvents rules.
+    /// `None` (or a generator that already is long): never.
+    pub long_every: Option<usize>,
 }
 
 impl Default for ExploreConfig {
@@ -50,6 +54,7 @@ impl Default for ExploreConfig {
             shrink_runs: 500,
             shrink_budget: Duration::from_secs(300),
             found_dir: None,
+            long_every: Some(8),
         }
     }
 }
@@ -194,7 +199,14 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
         modes: generator.modes.clone(),
         found: None,
     };
+    let long = GenConfig {
+        min_ops: generator.min_ops.max(200),
+        max_ops: generator.max_ops.max(400),
+        poll_weight: 1,
+        ..generator.clone()
+    };
     let strategy = ops_strategy(generator);
+    let long_strategy = ops_strategy(long);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng(config.seed));
     loop {
         let counted_out = config.cases.is_some_and(|n| report.sequences >= n);
@@ -203,7 +215,10 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
         if counted_out || timed_out || (unbounded && report.sequences > 0) {
             break;
         }
-        let tree = strategy
+        let is_long = config
+            .long_every
+            .is_some_and(|n| n > 0 && report.sequences % n == n - 1);
+        let tree = if is_long { &long_strategy } else { &strategy }
             .new_tree(&mut runner)
             .map_err(|r| DriveError::Harness(format!("the generator gave up: {r}")))?;
         let ops = tree.current();
