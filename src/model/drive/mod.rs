@@ -92,7 +92,7 @@ impl DriverConfig {
         let minute = config.protocol_minute;
         DriverConfig {
             profile,
-            event_wait: (minute / 2).clamp(Duration::from_secs(5), Duration::from_secs(60)),
+            event_wait: (minute / 2).clamp(Duration::from_secs(2), Duration::from_secs(60)),
             settle: (minute / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)),
             pull_timeout_minutes: 30,
             push_status_frequency: 1,
