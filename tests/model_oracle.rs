@@ -817,3 +817,35 @@ fn an_idle_poll_without_status_event_and_a_bad_timestamp_are_caught() {
     );
     assert_eq!(d.received.as_deref(), Some("2024-01-01 00:00:00Z"));
 }
+
+#[test]
+fn a_wrong_old_parent_is_r43_even_when_it_puts_the_move_outside_the_filter() {
+    // Watching only the folder the item leaves: the MovedEvent is in scope
+    // through its OldParentFolderId, which the target gets wrong.
+    let ops = vec![
+        Op::CreateFolder {
+            folder: F1,
+            parent: CASE,
+        },
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        create(1, CASE),
+        Op::MoveItem {
+            item: ItemHandle(1),
+            to: F1,
+            new: ItemHandle(2),
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    for d in &mut sub_mut(&mut observed, S1).deliveries {
+        for e in &mut d.notification.events {
+            if e.kind == EventKind::Moved {
+                e.old_parent_folder_id = e.parent_folder_id.clone();
+            }
+        }
+    }
+    let found = check(&prediction, &observed, &Profile::reference());
+    assert_eq!(found[0].kind, DivergenceKind::Mismatch, "{}", found[0]);
+    assert_eq!(found[0].rule, "R43", "{}", found[0]);
+}

@@ -761,18 +761,8 @@ impl<'a> SubJudge<'a> {
         let r = &received[i];
         let predicted = &self.pred.events;
         let fits = |pe: &ExpectedEvent, got: &Event| unify(pe, got, bindings, self.profile).is_ok();
-        if self.outside_filter(r.event, bindings) {
-            return self.event_divergence(
-                DivergenceKind::Filtered,
-                "R42",
-                "the subscription's event types or folders exclude this event".to_string(),
-                i,
-                r,
-                predicted.get(p).map(|pe| &pe.event),
-                bindings,
-            );
-        }
-        // Same kind, object and parent: a wrong detail, not a wrong event.
+        // Same kind, a known object and parent: a wrong detail (R43, R44),
+        // even when the wrong field puts the event outside the filter.
         if let Some(expected) = predicted.get(p)
             && let Err(m) = unify(&expected.event, r.event, bindings, self.profile)
             && let Some(field_rule) = m.rule
@@ -785,6 +775,17 @@ impl<'a> SubJudge<'a> {
                 i,
                 r,
                 Some(&expected.event),
+                bindings,
+            );
+        }
+        if self.outside_filter(r.event, bindings) {
+            return self.event_divergence(
+                DivergenceKind::Filtered,
+                "R42",
+                "the subscription's event types or folders exclude this event".to_string(),
+                i,
+                r,
+                predicted.get(p).map(|pe| &pe.event),
                 bindings,
             );
         }

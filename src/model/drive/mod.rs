@@ -541,9 +541,11 @@ impl<'d> Session<'d> {
             Err(f) => return Ok(Err(f)),
         };
         let Some(id) = reply.folder_id else {
-            return Ok(Err(
-                self.missing("the CreateFolder answer names no FolderId".into())
-            ));
+            let refusal = Refusal {
+                code: None,
+                detail: "the answer names no t:FolderId".into(),
+            };
+            return Ok(Err(self.fail("CreateFolder", refusal, None)));
         };
         self.case_folder = Some(id.clone());
         if let Err(c) = self.bindings.bind_folder(FolderHandle::Case, id) {
