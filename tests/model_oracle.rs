@@ -849,3 +849,49 @@ fn a_wrong_old_parent_is_r43_even_when_it_puts_the_move_outside_the_filter() {
     assert_eq!(found[0].kind, DivergenceKind::Mismatch, "{}", found[0]);
     assert_eq!(found[0].rule, "R43", "{}", found[0]);
 }
+
+#[test]
+fn a_wrong_old_parent_of_a_deleted_item_is_r43() {
+    // The item moved by MoveToDeletedItems has a fresh id; its old id is known.
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        create(1, CASE),
+        Op::DeleteItem {
+            item: ItemHandle(1),
+            how: DeleteHow::MoveToDeletedItems,
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    for d in &mut sub_mut(&mut observed, S1).deliveries {
+        for e in &mut d.notification.events {
+            if e.kind == EventKind::Moved {
+                e.old_parent_folder_id = e.parent_folder_id.clone();
+            }
+        }
+    }
+    let found = check(&prediction, &observed, &Profile::reference());
+    assert_eq!(found[0].kind, DivergenceKind::Mismatch, "{}", found[0]);
+    assert_eq!(found[0].rule, "R43", "{}", found[0]);
+}
+
+#[test]
+fn more_events_false_on_a_full_batch_with_events_queued_is_named() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    let sub = sub_mut(&mut observed, S1);
+    sub.deliveries[0].notification.more_events = Some(false);
+    // The client stops draining: 70 predicted events never arrive.
+    sub.deliveries.truncate(1);
+    let found = check(&prediction, &observed, &Profile::reference());
+    assert_eq!(found[0].kind, DivergenceKind::MoreEvents, "{}", found[0]);
+    assert!(
+        found[0].detail.contains("70 predicted events"),
+        "{}",
+        found[0]
+    );
+    // Exchange's profile does not promise exact MoreEvents: the loss is named.
+    let lenient = check(&prediction, &observed, &Profile::exchange2013());
+    assert!(lenient.iter().all(|d| d.kind != DivergenceKind::MoreEvents));
+    expect_divergence(&lenient, DivergenceKind::Lost, "R32");
+}

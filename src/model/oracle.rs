@@ -529,6 +529,30 @@ impl<'a> SubJudge<'a> {
         };
         match self.pred.mode {
             Mode::Pull => {
+                if self.profile.exact_more_events {
+                    // A run that stopped on a full batch with MoreEvents
+                    // false while predicted events were still queued.
+                    for run in own.chunk_by(|a, b| a.1.poll == b.1.poll) {
+                        let Some((k, last)) = run.last() else {
+                            continue;
+                        };
+                        let got: usize = run.iter().map(|(_, d)| real_events(d)).sum();
+                        let due = self.pred.due_at(last.poll).count();
+                        if last.notification.more_events != Some(true)
+                            && real_events(last) == Profile::MAX_BATCH
+                            && got < due
+                        {
+                            flag(
+                                *k,
+                                "R32",
+                                format!(
+                                    "MoreEvents was not true on a full batch, yet {} predicted events were still queued",
+                                    due - got
+                                ),
+                            );
+                        }
+                    }
+                }
                 for run in own.chunk_by(|a, b| a.1.poll == b.1.poll && a.1.drain == b.1.drain) {
                     for (j, (k, d)) in run.iter().enumerate() {
                         let more = d.notification.more_events == Some(true);
@@ -1007,6 +1031,15 @@ fn unify(
             bind_object(bindings, &mut pending, old, got_old)
                 .map_err(|d| mismatch(Some("R43"), format!("old object: {d}")))?;
         }
+        // A moved item's new id may be fresh; its old id, when already
+        // known and matched, identifies the event as surely.
+        let old_known = pred
+            .old_object
+            .is_some_and(|old| bindings.id_of(old).is_some());
+        let mismatch = |rule: Option<&'static str>, detail: String| FieldMismatch {
+            known_object: known_object || old_known,
+            ..mismatch(rule, detail)
+        };
         if let Some(old_parent) = pred.old_parent {
             let got_old = got
                 .old_parent_folder_id
