@@ -1,10 +1,11 @@
-//! Property-generated event sequences without any I/O: a generator of valid
+//! Property-generated event sequences: a generator of valid
 //! mailbox/subscription operation sequences, a model that predicts the
 //! events each subscription must see, an oracle that compares what a target
-//! delivered with the prediction, and a renderer that turns a (shrunk)
-//! sequence into an ordinary case file.
+//! delivered with the prediction, a renderer that turns a (shrunk) sequence
+//! into an ordinary case file, and the driver that runs sequences against a
+//! target ([`drive`]).
 //!
-//! Nothing here does I/O. A driver that runs a sequence against a target:
+//! Apart from [`drive`], nothing here does I/O. What a driver does:
 //! 1. predicts: [`predict`] (or [`predict_with`] and a [`Model`] told the
 //!    Inbox's unread count read with GetFolder);
 //! 2. runs each [`Op`] and binds what responses report ([`Bindings`]): the
