@@ -26,54 +26,6 @@ impl SchemaViolation {
     }
 }
 
-/// The values of `t:DistinguishedFolderIdNameType`.
-pub const DISTINGUISHED_NAMES: &[&str] = &[
-    "calendar",
-    "contacts",
-    "deleteditems",
-    "drafts",
-    "inbox",
-    "journal",
-    "notes",
-    "outbox",
-    "sentitems",
-    "tasks",
-    "msgfolderroot",
-    "publicfoldersroot",
-    "root",
-    "junkemail",
-    "searchfolders",
-    "voicemail",
-    "recoverableitemsroot",
-    "recoverableitemsdeletions",
-    "recoverableitemsversions",
-    "recoverableitemspurges",
-    "recoverableitemsdiscoveryholds",
-    "archiveroot",
-    "archivemsgfolderroot",
-    "archivedeleteditems",
-    "archiveinbox",
-    "archiverecoverableitemsroot",
-    "archiverecoverableitemsdeletions",
-    "archiverecoverableitemsversions",
-    "archiverecoverableitemspurges",
-    "archiverecoverableitemsdiscoveryholds",
-    "syncissues",
-    "conflicts",
-    "localfailures",
-    "serverfailures",
-    "recipientcache",
-    "quickcontacts",
-    "conversationhistory",
-    "adminauditlogs",
-    "todosearch",
-    "mycontacts",
-    "directory",
-    "imcontactlist",
-    "peopleconnect",
-    "favorites",
-];
-
 /// Decision: the Watermark of a subscription request may be `m:Watermark`
 /// as well as the schema's `t:Watermark`, because exchangelib writes the
 /// `m:` form when it resumes, and a reference server that rejected it
