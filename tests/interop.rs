@@ -106,3 +106,70 @@ async fn exchangelib_scenarios_pass_against_the_reference_server() {
     // The one-line results, visible with `cargo test --test interop -- --nocapture`.
     print!("{stdout}");
 }
+
+/// The server side of affinity, which exchangelib relies on: a Subscribe
+/// that asks for it gets an `X-BackEndOverrideCookie`; other requests and
+/// Subscribes that do not ask get none, and a replayed cookie is harmless.
+#[tokio::test]
+async fn subscribe_with_affinity_sets_the_backend_cookie() {
+    let config = ServerConfig::default();
+    let user = config.users[0].clone();
+    let server = server::start(config)
+        .await
+        .expect("the reference server starts on 127.0.0.1:0");
+    let envelope = |body: &str| {
+        format!(
+            "<?xml version='1.0' encoding='utf-8'?>\
+             <s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\" \
+             xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\">\
+             <s:Header><t:RequestServerVersion Version=\"Exchange2013\"/></s:Header>\
+             <s:Body>{body}</s:Body></s:Envelope>"
+        )
+    };
+    let subscribe = envelope(
+        "<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds>\
+         <t:DistinguishedFolderId Id=\"inbox\"/></t:FolderIds><t:EventTypes>\
+         <t:EventType>NewMailEvent</t:EventType></t:EventTypes>\
+         </m:StreamingSubscriptionRequest></m:Subscribe>",
+    );
+    let unsubscribe = envelope(
+        "<m:Unsubscribe><m:SubscriptionId>bm8tc3VjaC1zdWJzY3JpcHRpb24=</m:SubscriptionId></m:Unsubscribe>",
+    );
+    let http = reqwest::Client::new();
+    let post = |body: String, affinity: bool| {
+        let mut r = http
+            .post(server.url())
+            .basic_auth(&user.smtp, Some(&user.password))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(body);
+        if affinity {
+            r = r
+                .header("X-PreferServerAffinity", "True")
+                .header("X-AnchorMailbox", &user.smtp)
+                .header("X-BackEndOverrideCookie", "reference-server~1");
+        }
+        r.send()
+    };
+    let cookie = |r: &reqwest::Response| {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("X-BackEndOverrideCookie="))
+            .map(str::to_string)
+    };
+    let r = post(subscribe.clone(), true)
+        .await
+        .expect("Subscribe answers");
+    assert_eq!(r.status(), 200);
+    let set = cookie(&r).expect("a Subscribe asking for affinity gets the cookie");
+    assert!(set.len() > "X-BackEndOverrideCookie=".len(), "{set}");
+    let text = r.text().await.expect("body");
+    assert!(text.contains("ResponseClass=\"Success\""), "{text}");
+    let r = post(subscribe, false).await.expect("Subscribe answers");
+    assert_eq!(cookie(&r), None, "no affinity asked, no cookie");
+    let r = post(unsubscribe, true).await.expect("Unsubscribe answers");
+    assert_eq!(cookie(&r), None, "only Subscribe sets the cookie");
+    server.shutdown().await;
+}

@@ -328,8 +328,12 @@ def scenario_resume(ctx):
 def scenario_streaming(ctx):
     """Subscribe, open the connection, create a message, receive the events, stop."""
     inbox = ctx.inbox
+    ctx.account.affinity_cookie = None
     with inbox.streaming_subscription(event_types=ITEM_EVENTS) as sid:
         check(sid, "streaming Subscribe returned no id")
+        # exchangelib asks for affinity (X-PreferServerAffinity) and replays
+        # the X-BackEndOverrideCookie that Exchange sets on the Subscribe.
+        check(ctx.account.affinity_cookie, "no X-BackEndOverrideCookie after a streaming Subscribe")
         created = {}
 
         def create_later():
@@ -380,8 +384,8 @@ def scenario_streaming(ctx):
     except ErrorSubscriptionNotFound:
         pass
     return (
-        f"Created+NewMail+Modified(inbox) in {notifications} notification(s) within {took:.1f} s{closed}; "
-        "unsubscribed"
+        f"affinity cookie kept; Created+NewMail+Modified(inbox) in {notifications} notification(s) "
+        f"within {took:.1f} s{closed}; unsubscribed"
     )
 
 
