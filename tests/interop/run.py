@@ -56,13 +56,10 @@ try:
     )
     from exchangelib.folders import Inbox, Root
     from exchangelib.properties import (
-        CopiedEvent,
         CreatedEvent,
-        DeletedEvent,
         DistinguishedFolderId,
         Mailbox,
         ModifiedEvent,
-        MovedEvent,
         NewMailEvent,
         StatusEvent,
     )
@@ -453,6 +450,10 @@ def scenario_push(ctx):
         check(got is not None, f"no notification within {wait:.1f} s of Subscribe")
         _, first = got
         check(first.subscription_id == sid, f"notification for {first.subscription_id!r}")
+        check(
+            first.events and all(isinstance(e, StatusEvent) for e in first.events),
+            f"the first notification of an idle subscription is {describe(first.events)}, not a StatusEvent",
+        )
         m = ctx.new_message(inbox, "push")
         events, chain_ok = [], True
         deadline = time.monotonic() + wait
@@ -475,7 +476,7 @@ def scenario_push(ctx):
         check_timestamps(events)
         # Answer the next notification with Unsubscribe.
         listener.answer = "Unsubscribe"
-        m2 = ctx.new_message(inbox, "push 2")
+        ctx.new_message(inbox, "push 2")
         got = listener.next(wait)
         check(got is not None and got[0] == "Unsubscribe", "no notification came to answer with Unsubscribe")
         posts = listener.posts
@@ -487,7 +488,6 @@ def scenario_push(ctx):
             f"{listener.posts - posts} notification(s) arrived after answering Unsubscribe",
         )
         check(not listener.errors, "; ".join(listener.errors))
-        del m2
         return (
             f"status, then Created+NewMail for the new item, answered OK; answered Unsubscribe and "
             f"no POST in the next {quiet:.1f} s ({posts} POSTs in all)"
