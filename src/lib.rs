@@ -5,6 +5,7 @@ pub mod check;
 pub mod client;
 pub mod ews;
 pub mod report;
+pub mod selftest;
 pub mod server;
 pub mod settings;
 pub mod suite;

@@ -50,6 +50,9 @@ pub struct Settings {
     pub slow: bool,
     /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
     pub log: String,
+    /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
+    /// whole suite against every fault instead of only the catalogue's catchers.
+    pub selftest_full: bool,
 }
 
 /// A setting whose value cannot be used.
@@ -82,6 +85,7 @@ impl Default for Settings {
             profile: None,
             slow: false,
             log: "warn".into(),
+            selftest_full: false,
         }
     }
 }
@@ -109,6 +113,7 @@ impl fmt::Debug for Settings {
             .field("profile", &self.profile)
             .field("slow", &self.slow)
             .field("log", &self.log)
+            .field("selftest_full", &self.selftest_full)
             .finish()
     }
 }
@@ -159,6 +164,9 @@ impl Settings {
         }
         if let Some(v) = get("EWS_LOG") {
             s.log = v;
+        }
+        if let Some(v) = get("EWS_SELFTEST_FULL") {
+            s.selftest_full = parse_flag("EWS_SELFTEST_FULL", &v)?;
         }
         Ok(s)
     }
@@ -224,8 +232,10 @@ mod tests {
             ("EWS_INSECURE_TLS", "true"),
             ("EWS_PROTOCOL_MINUTE_MS", "250"),
             ("EWS_SLOW", "0"),
+            ("EWS_SELFTEST_FULL", "yes"),
         ])
         .expect("valid settings");
+        assert!(s.selftest_full);
         assert_eq!(
             s.endpoint.as_deref(),
             Some("https://mail.example.test/EWS/Exchange.asmx")
