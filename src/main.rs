@@ -67,7 +67,7 @@ struct SelftestArgs {
     #[arg(long)]
     cases: Option<PathBuf>,
     /// Faulty servers running at once.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 8)]
     parallel: usize,
     /// Cases running at once against one server.
     #[arg(long, default_value_t = 4)]

@@ -66,7 +66,7 @@ impl Default for SelftestOptions {
         SelftestOptions {
             faults: Vec::new(),
             scope: Scope::Full,
-            parallel_servers: 3,
+            parallel_servers: 8,
             case_concurrency: 4,
         }
     }
