@@ -26,10 +26,10 @@ use crate::check::Finding;
 use crate::report::Reporter;
 use crate::server::{Fault, FaultInfo, FaultSet};
 use crate::settings::Settings;
+use crate::suite::Case;
 use crate::suite::exec::{Executor, Outcome, Verdict};
 use crate::suite::run::{ExitStatus, RunOptions, Summary, run_suite};
 use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_with};
-use crate::suite::Case;
 
 /// Which cases run against each fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,9 @@ impl FaultRun {
 pub fn explaining_finding<'o>(info: &FaultInfo, outcome: &'o Outcome) -> Option<&'o Finding> {
     outcome.failures().find(|f| {
         info.checks.contains(&f.check.as_str())
-            || f.requirements.iter().any(|r| info.rules.contains(&r.as_str()))
+            || f.requirements
+                .iter()
+                .any(|r| info.rules.contains(&r.as_str()))
     })
 }
 
@@ -469,7 +471,11 @@ fn judge(
 
 /// Runs the self-test. `cases` is the loaded suite (load errors are the
 /// caller's to report). Every wait is bounded by the cases' own deadlines.
-pub async fn run(settings: &Settings, cases: Vec<Case>, options: &SelftestOptions) -> SelftestReport {
+pub async fn run(
+    settings: &Settings,
+    cases: Vec<Case>,
+    options: &SelftestOptions,
+) -> SelftestReport {
     let started = Instant::now();
     let settings = server_settings(settings);
     let suite: BTreeSet<String> = cases.iter().map(|c| c.id.clone()).collect();

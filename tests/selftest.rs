@@ -48,7 +48,11 @@ fn the_catalogue_names_real_requirements_and_cases() {
     let checks = CheckRegistry::builtin();
     for info in CATALOGUE {
         for rule in info.rules {
-            assert!(known.contains(*rule), "{}: unknown requirement {rule}", info.name);
+            assert!(
+                known.contains(*rule),
+                "{}: unknown requirement {rule}",
+                info.name
+            );
         }
         if !info.pending {
             for c in info.catchers {
@@ -63,7 +67,10 @@ fn the_catalogue_names_real_requirements_and_cases() {
         }
     }
     let pending = CATALOGUE.iter().filter(|i| i.pending).count();
-    assert!(CATALOGUE.len() - pending >= 25, "at least 25 faults caught now");
+    assert!(
+        CATALOGUE.len() - pending >= 25,
+        "at least 25 faults caught now"
+    );
     // Every notification operation and every built-in check kind is covered.
     for op in [
         "Subscribe",
@@ -193,9 +200,19 @@ fn the_cli_prints_the_matrix_and_its_exit_code_follows_the_score() {
     assert_eq!(out.status.code(), Some(0));
     let listing = String::from_utf8_lossy(&out.stdout);
     assert_eq!(listing.lines().count(), CATALOGUE.len());
-    assert!(listing.lines().any(|l| l.starts_with("stream-never-closes\tpending\t")));
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("stream-never-closes\tpending\t"))
+    );
 
-    let out = cli(&["serve", "--listen", "127.0.0.1:0", "--fault", "no-such-fault"]);
+    let out = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--fault",
+        "no-such-fault",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fault"));
 }
@@ -228,6 +245,9 @@ fn serve_announces_its_faults() {
         lines[0].starts_with("EWS reference server listening at http://127.0.0.1:"),
         "{lines:?}"
     );
-    assert!(lines.iter().any(|l| l.contains("FAULT batch-51")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("FAULT batch-51")),
+        "{lines:?}"
+    );
     assert_eq!(Fault::from_name("never-expire"), Some(Fault::NeverExpire));
 }

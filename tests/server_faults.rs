@@ -25,7 +25,10 @@ const UNKNOWN_ID: &str = "39ea5d0f-f062-455e-a1e9-89c0304390f4";
 
 #[tokio::test]
 async fn response_code_after_link_key_swaps_the_two_elements() {
-    for (faults, code_first) in [(vec![], true), (vec![Fault::ResponseCodeAfterLinkKey], false)] {
+    for (faults, code_first) in [
+        (vec![], true),
+        (vec![Fault::ResponseCodeAfterLinkKey], false),
+    ] {
         let s = server_with(Duration::from_secs(60), &faults).await;
         let c = Client::alice(&s);
         let a = c
@@ -43,7 +46,10 @@ async fn response_code_after_link_key_swaps_the_two_elements() {
 #[tokio::test]
 async fn a_held_first_envelope_comes_only_after_four_heartbeats() {
     let minute = Duration::from_millis(1000);
-    for (faults, prompt) in [(vec![], true), (vec![Fault::StreamFirstEnvelopeHeld], false)] {
+    for (faults, prompt) in [
+        (vec![], true),
+        (vec![Fault::StreamFirstEnvelopeHeld], false),
+    ] {
         let s = server_with(minute, &faults).await;
         let c = Client::alice(&s);
         let id = c.streaming("").await;
@@ -155,9 +161,13 @@ async fn an_unsubscribe_answer_is_ignored_under_the_fault() {
     for (faults, stops) in [(vec![], true), (vec![Fault::PushIgnoresUnsubscribe], false)] {
         let s = server_with(minute, &faults).await;
         let (l, _) = pushed(&s, PushAnswer::Unsubscribe).await;
-        l.wait_for("the first StatusEvent", |_| true, Instant::now() + minute * 3)
-            .await
-            .expect("a first POST");
+        l.wait_for(
+            "the first StatusEvent",
+            |_| true,
+            Instant::now() + minute * 3,
+        )
+        .await
+        .expect("a first POST");
         let more = l
             .expect_none("a POST after Unsubscribe", |p| p.seq > 1, minute * 4)
             .await;
@@ -172,12 +182,14 @@ async fn an_unanswered_push_is_retried_only_by_the_clean_server() {
     for (faults, retried) in [(vec![], true), (vec![Fault::PushNeverRetries], false)] {
         let s = server_with(minute, &faults).await;
         let (l, _) = pushed(&s, PushAnswer::HttpError(500)).await;
-        l.wait_for("the first StatusEvent", |_| true, Instant::now() + minute * 3)
-            .await
-            .expect("a first POST");
-        let retry = l
-            .expect_none("a retry", |p| p.seq > 1, minute * 2)
-            .await;
+        l.wait_for(
+            "the first StatusEvent",
+            |_| true,
+            Instant::now() + minute * 3,
+        )
+        .await
+        .expect("a first POST");
+        let retry = l.expect_none("a retry", |p| p.seq > 1, minute * 2).await;
         assert_eq!(retry.is_err(), retried, "{faults:?}");
         l.shutdown().await;
     }

@@ -248,7 +248,10 @@ mod tests {
             ServerConfig::from_toml_str("[[users]]\nsmtp='x'\npassword='p'").expect_err("bad smtp");
         assert!(e.to_string().contains("not an SMTP address"), "{e}");
         let e = ServerConfig::from_toml_str("faults = ['no-such-fault']").expect_err("fault");
-        assert!(e.to_string().contains("unknown fault `no-such-fault`"), "{e}");
+        assert!(
+            e.to_string().contains("unknown fault `no-such-fault`"),
+            "{e}"
+        );
         let e = ServerConfig::from_file(Path::new("no-such-config.toml")).expect_err("missing");
         assert!(e.to_string().contains("no-such-config.toml"), "{e}");
     }

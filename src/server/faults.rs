@@ -123,7 +123,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "Subscribe",
         "Subscribe ignores t:Watermark: delivery starts at the newest event and unknown watermarks are accepted",
         &["R21", "R22"],
-        &["subscribe/resume-from-watermark", "subscribe/unknown-watermark"],
+        &[
+            "subscribe/resume-from-watermark",
+            "subscribe/unknown-watermark",
+        ],
         &["events", "codes"],
     ),
     f(
@@ -141,7 +144,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "Subscribe",
         "subscriptions deliver every event type, not only the subscribed EventTypes",
         &["R42"],
-        &["getevents/event-type-filter", "getevents/created-item-event"],
+        &[
+            "getevents/event-type-filter",
+            "getevents/created-item-event",
+        ],
         &["events"],
     ),
     f(
@@ -195,7 +201,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "GetEvents",
         "the first event of every notification is sent twice",
         &["R32"],
-        &["getevents/created-item-event", "subscribe/resume-from-watermark"],
+        &[
+            "getevents/created-item-event",
+            "subscribe/resume-from-watermark",
+        ],
         &["events"],
     ),
     f(
@@ -276,7 +285,10 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "GetEvents",
         "event TimeStamps are not xs:dateTime (a space instead of the T)",
         &["R78"],
-        &["getevents/created-item-event", "getevents/new-mail-delivery"],
+        &[
+            "getevents/created-item-event",
+            "getevents/new-mail-delivery",
+        ],
         &["asserts"],
     ),
     f(
@@ -619,7 +631,10 @@ pub fn rewrite_response(faults: &FaultSet, xml: String) -> String {
     }
     if faults.has(Fault::HttpsNamespaces) {
         xml = NAMESPACE
-            .replace_all(&xml, r#""https://schemas.microsoft.com/exchange/services/2006/$1""#)
+            .replace_all(
+                &xml,
+                r#""https://schemas.microsoft.com/exchange/services/2006/$1""#,
+            )
             .into_owned();
     }
     xml
@@ -748,10 +763,7 @@ mod tests {
                 .collect()
         };
         use EventKind::*;
-        assert_eq!(
-            kinds(&[Fault::NewMailMissing]),
-            [Created, Moved, Modified]
-        );
+        assert_eq!(kinds(&[Fault::NewMailMissing]), [Created, Moved, Modified]);
         assert_eq!(
             kinds(&[Fault::RepeatEvent]),
             [Created, Created, NewMail, Moved, Modified]
@@ -769,7 +781,10 @@ mod tests {
         assert_eq!(shaped[0].timestamp.as_deref(), Some("2026-01-01 00:00:00Z"));
         assert_eq!(shaped[3].unread_count, Some(3));
         assert_eq!(
-            shaped[2].old_parent_folder_id.as_ref().map(|i| i.id.as_str()),
+            shaped[2]
+                .old_parent_folder_id
+                .as_ref()
+                .map(|i| i.id.as_str()),
             Some("NEW")
         );
         assert_eq!(shaped[0].old_parent_folder_id, None);

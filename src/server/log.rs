@@ -115,7 +115,7 @@ impl EventLog {
         {
             let count = self.item_events_per_folder.entry(e.parent_key).or_default();
             *count += 1;
-            if *count % n == 0 {
+            if count.is_multiple_of(n) {
                 return;
             }
         }
