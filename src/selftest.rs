@@ -252,7 +252,15 @@ impl SelftestReport {
                     FaultVerdict::AwaitingCatcher => format!(
                         "waits for: {} on {}",
                         info.checks.join("/"),
-                        info.catchers.join(", ")
+                        info.catchers
+                            .iter()
+                            .map(|c| if r.absent.iter().any(|a| a == c) {
+                                format!("{c} (not in the suite yet)")
+                            } else {
+                                c.to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     _ => "(none)".to_string(),
                 }
