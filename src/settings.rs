@@ -53,6 +53,9 @@ pub struct Settings {
     /// `EWS_INTEROP`: `1`/`true` makes the real-client interop test (tests/interop.rs)
     /// fail when it cannot run exchangelib, instead of skipping. CI sets it.
     pub interop: bool,
+    /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
+    /// whole suite against every fault instead of only the catalogue's catchers.
+    pub selftest_full: bool,
 }
 
 /// A setting whose value cannot be used.
@@ -86,6 +89,7 @@ impl Default for Settings {
             slow: false,
             log: "warn".into(),
             interop: false,
+            selftest_full: false,
         }
     }
 }
@@ -114,6 +118,7 @@ impl fmt::Debug for Settings {
             .field("slow", &self.slow)
             .field("log", &self.log)
             .field("interop", &self.interop)
+            .field("selftest_full", &self.selftest_full)
             .finish()
     }
 }
@@ -167,6 +172,9 @@ impl Settings {
         }
         if let Some(v) = get("EWS_INTEROP") {
             s.interop = parse_flag("EWS_INTEROP", &v)?;
+        }
+        if let Some(v) = get("EWS_SELFTEST_FULL") {
+            s.selftest_full = parse_flag("EWS_SELFTEST_FULL", &v)?;
         }
         Ok(s)
     }
@@ -233,9 +241,11 @@ mod tests {
             ("EWS_PROTOCOL_MINUTE_MS", "250"),
             ("EWS_SLOW", "0"),
             ("EWS_INTEROP", "1"),
+            ("EWS_SELFTEST_FULL", "yes"),
         ])
         .expect("valid settings");
         assert!(s.interop);
+        assert!(s.selftest_full);
         assert_eq!(
             s.endpoint.as_deref(),
             Some("https://mail.example.test/EWS/Exchange.asmx")
