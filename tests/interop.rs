@@ -10,7 +10,7 @@
 //! and returns, unless `EWS_INTEROP=1` (CI), where that is a failure.
 //! Install the pinned clients with
 //! `python3 -m pip install -r tests/interop/requirements.txt` and
-//! `npm ci --prefix tests/interop/js`.
+//! `cd tests/interop/js && npm ci`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -151,9 +151,16 @@ async fn ews_javascript_api_scenarios_pass_against_the_reference_server() {
         program: "node",
         script: "tests/interop/js/scenarios.js",
         env: &[],
-        scenarios: &["pull", "resume", "streaming", "stream-open", "takeover"],
+        scenarios: &[
+            "pull",
+            "resume",
+            "streaming",
+            "stream-open",
+            "takeover",
+            "stale",
+        ],
         deadline: Duration::from_secs(25),
-        install: "npm ci --prefix tests/interop/js",
+        install: "cd tests/interop/js && npm ci",
     })
     .await;
 }

@@ -387,8 +387,9 @@ async function scenarioStreamOpen(ctx) {
   check(stream && stream.op === 'GetStreamingEvents', 'no GetStreamingEvents stream was recorded');
   check(stream.chunks.length > 0, 'the connection is open but no chunk was recorded');
   const firstAfter = stream.chunks[0].at - stream.sent;
-  // The first envelope comes at once, before any event or heartbeat is due:
-  // well inside a quarter of a protocol minute (generous for a loaded machine).
+  // The first envelope comes at once, not when the first heartbeat is due:
+  // within a generous absolute bound, and (checked below, once the next
+  // envelope came) in less than half the time between it and the next one.
   const bound = Math.max(1500, ctx.args.minuteMs / 4);
   check(firstAfter < bound, `the first bytes came ${firstAfter} ms after the request (bound ${bound} ms)`);
   // Idle, the connection ends by itself after its lifetime with ConnectionStatus=Closed,
@@ -415,6 +416,13 @@ async function scenarioStreamOpen(ctx) {
   const exact = raw.split(UNPREFIXED).length - 1;
   check(exact === starts.length, `${starts.length - exact} envelope(s) do not start with ${UNPREFIXED}`);
   check(!raw.includes('<?xml'), 'an XML declaration inside the stream');
+  check(stream.chunks.length >= 2, 'a single chunk on a connection that lived its whole lifetime');
+  const gap = stream.chunks[1].at - stream.chunks[0].at;
+  check(
+    firstAfter < gap / 2,
+    `the first bytes came ${firstAfter} ms after the request and the next ${gap} ms later: ` +
+      'the first envelope was not sent at once',
+  );
   const first = stream.chunks[0].text.trim();
   check(first.startsWith(UNPREFIXED), `the first chunk starts ${JSON.stringify(first.slice(0, 60))}`);
   check(/ConnectionStatus>OK</.test(first), 'the first envelope is not ConnectionStatus OK');
@@ -428,7 +436,7 @@ async function scenarioStreamOpen(ctx) {
   check(failures.length === 0, `Open() rejected: ${failures}`);
   await sub.Unsubscribe();
   return (
-    `first bytes ${firstAfter} ms after the request, IsOpen ${openAfter} ms after Open(); ` +
+    `first bytes ${firstAfter} ms after the request (next ${gap} ms later), IsOpen ${openAfter} ms after Open(); ` +
     `${starts.length} unprefixed envelopes (OK … Closed), all ${parsed} parsed; ` +
     `closed by the server after ${lasted.toFixed(1)} s -> one clean OnDisconnect`
   );
@@ -484,12 +492,55 @@ async function scenarioTakeover(ctx) {
   );
 }
 
+async function scenarioStale(ctx) {
+  // A connection carrying a subscription the application already unsubscribed:
+  // the client is told about that one (OnSubscriptionError) and the other delivers.
+  const good = await ctx.service.SubscribeToStreamingNotifications([ctx.inbox], ...ITEM_EVENTS);
+  const stale = await ctx.service.SubscribeToStreamingNotifications([ctx.inbox], ...ITEM_EVENTS);
+  await stale.Unsubscribe();
+  const connection = new StreamingSubscriptionConnection(ctx.service, ctx.lifetimeFor(6));
+  connection.AddSubscription(good);
+  connection.AddSubscription(stale);
+  const events = [];
+  const foreign = [];
+  const errors = [];
+  const disconnects = [];
+  // (The client swallows exceptions thrown by handlers: record, check later.)
+  connection.OnNotificationEvent.push((sender, args) => {
+    if (args.Subscription.Id !== good.Id) foreign.push(args.Subscription.Id);
+    events.push(...args.Events);
+  });
+  connection.OnSubscriptionError.push((sender, args) =>
+    errors.push({ id: args.Subscription ? args.Subscription.Id : null, code: errorCode(args.Exception) }),
+  );
+  connection.OnDisconnect.push((sender, args) => disconnects.push(args.Exception));
+  const { failures } = open(connection);
+  check(await until(() => connection.IsOpen, 3000), 'the connection did not open within 3 s');
+  check(await until(() => errors.length > 0, 3000), 'no OnSubscriptionError for the unsubscribed subscription');
+  check(
+    errors.length === 1 && errors[0].id === stale.Id && errors[0].code === 'ErrorSubscriptionNotFound',
+    `subscription errors: ${JSON.stringify(errors)}`,
+  );
+  check(connection.IsOpen && disconnects.length === 0, 'the connection closed although one subscription is good');
+  const id = await ctx.newMessage('stale');
+  const wait = Math.max(4000, 2 * ctx.args.minuteMs);
+  check(await until(() => kindsAbout(events, id).length >= 2, wait), `the good subscription got ${describe(events)}`);
+  checkCreated(events, id, 'stale');
+  check(foreign.length === 0, `events for the unsubscribed subscription: ${foreign}`);
+  connection.Close();
+  check(await until(() => disconnects.length > 0, 2000), 'OnDisconnect did not fire after Close()');
+  await good.Unsubscribe();
+  check(failures.length === 0, `Open() rejected: ${failures}`);
+  return 'the unsubscribed one -> OnSubscriptionError(ErrorSubscriptionNotFound) for its id; the other delivered Created+NewMail';
+}
+
 const SCENARIOS = {
   pull: scenarioPull,
   resume: scenarioResume,
   streaming: scenarioStreaming,
   'stream-open': scenarioStreamOpen,
   takeover: scenarioTakeover,
+  stale: scenarioStale,
 };
 
 function usage(message) {
