@@ -10,6 +10,14 @@
 //     PASS pull: Created+NewMail for the new item, Modified(inbox), ...
 //     FAIL streaming: no events within 4.0 s
 //
+// Scenarios: pull (PullSubscription on the Inbox, EmailMessage.Save, GetEvents,
+// Unsubscribe), resume (re-subscribe from a kept watermark), streaming
+// (StreamingSubscriptionConnection, events, Close), stream-open (the first
+// envelope comes at once, every envelope is the unprefixed `<Envelope` the
+// client scans for, the server ends an idle connection cleanly), takeover (a
+// second connection for one subscription), stale (an unsubscribed id on a
+// connection).
+//
 // The client groups the events of one notification by element name, so the
 // order *across* event types is lost (and its NewWatermark can be stale when
 // a type repeats non-adjacently). No scenario asserts cross-type order; the
