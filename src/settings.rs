@@ -50,8 +50,8 @@ pub struct Settings {
     pub slow: bool,
     /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
     pub log: String,
-    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop test (tests/interop.rs)
-    /// fail when it cannot run exchangelib, instead of skipping. CI sets it.
+    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/interop.rs)
+    /// fail when they cannot run exchangelib or ews-javascript-api, instead of skipping. CI sets it.
     pub interop: bool,
     /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
     /// whole suite against every fault instead of only the catalogue's catchers.

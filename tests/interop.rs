@@ -1,13 +1,16 @@
 //! Real clients against the reference server (issue 7).
 //!
-//! Starts the embedded reference server on 127.0.0.1:0 and runs the
-//! exchangelib scenarios in `tests/interop/run.py` against it, unchanged
-//! client code written for real Exchange. The test passes when every
-//! scenario prints `PASS <name>` and the script exits 0.
+//! Starts the embedded reference server on 127.0.0.1:0 and runs unchanged
+//! client code written for real Exchange against it: the exchangelib
+//! scenarios in `tests/interop/run.py` (Python) and the ews-javascript-api
+//! scenarios in `tests/interop/js/scenarios.js` (Node). A test passes when
+//! every scenario prints `PASS <name>:` and the script exits 0.
 //!
-//! When Python or exchangelib is missing, the test says why and returns,
-//! unless `EWS_INTEROP=1` (CI), where that is a failure. Install the pinned
-//! client with `python3 -m pip install -r tests/interop/requirements.txt`.
+//! When the interpreter or the pinned client is missing, the test says why
+//! and returns, unless `EWS_INTEROP=1` (CI), where that is a failure.
+//! Install the pinned clients with
+//! `python3 -m pip install -r tests/interop/requirements.txt` and
+//! `cd tests/interop/js && npm ci`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,24 +22,41 @@ use ews_conformance::settings::Settings;
 /// and ConnectionTimeout are counted in these, so the push and streaming
 /// scenarios take seconds.
 const MINUTE_MS: u64 = 2000;
-/// The whole run, Python start-up included (it takes about 10 s).
-const DEADLINE: Duration = Duration::from_secs(55);
-/// Every scenario `run.py` has; each must report PASS.
-const SCENARIOS: &[&str] = &["pull", "resume", "streaming", "push", "natural"];
-/// `run.py`'s exit code for "exchangelib is not importable".
-const NOT_IMPORTABLE: i32 = 3;
+/// The scripts' exit code for "the client is not installed".
+const NOT_INSTALLED: i32 = 3;
 
-fn unavailable(settings: &Settings, why: &str) {
-    assert!(
-        !settings.interop,
-        "EWS_INTEROP is set but the interop scenarios cannot run: {why}\n\
-         install them with: python3 -m pip install -r tests/interop/requirements.txt"
-    );
-    eprintln!("interop skipped: {why} (set EWS_INTEROP=1 to make this a failure)");
+/// One real client's scenario script and how to run it.
+struct Client {
+    /// The interpreter.
+    program: &'static str,
+    /// The script, relative to the package root.
+    script: &'static str,
+    /// Extra environment for the interpreter.
+    env: &'static [(&'static str, &'static str)],
+    /// Every scenario the script has; each must report PASS.
+    scenarios: &'static [&'static str],
+    /// The whole run, interpreter start-up included.
+    deadline: Duration,
+    /// How to install the pinned client.
+    install: &'static str,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchangelib_scenarios_pass_against_the_reference_server() {
+fn unavailable(settings: &Settings, client: &Client, why: &str) {
+    assert!(
+        !settings.interop,
+        "EWS_INTEROP is set but the {} scenarios cannot run: {why}\n\
+         install the client with: {}",
+        client.script, client.install
+    );
+    eprintln!(
+        "interop skipped ({}): {why} (set EWS_INTEROP=1 to make this a failure)",
+        client.script
+    );
+}
+
+/// Runs `client`'s scenarios against a fresh reference server and asserts
+/// that every one passed (or skips, see the module documentation).
+async fn run_scenarios(client: &Client) {
     let settings = Settings::from_env().expect("the EWS_* environment is valid");
     let config = ServerConfig {
         protocol_minute: Duration::from_millis(MINUTE_MS),
@@ -46,18 +66,19 @@ async fn exchangelib_scenarios_pass_against_the_reference_server() {
     let server = server::start(config)
         .await
         .expect("the reference server starts on 127.0.0.1:0");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/run.py");
-    let script_deadline = (DEADLINE - Duration::from_secs(5)).as_secs().to_string();
-    let mut command = tokio::process::Command::new("python3");
+    let script = format!("{}/{}", env!("CARGO_MANIFEST_DIR"), client.script);
+    let script_deadline = (client.deadline - Duration::from_secs(5))
+        .as_secs()
+        .to_string();
+    let mut command = tokio::process::Command::new(client.program);
     command
-        .arg(script)
+        .arg(&script)
         .args(["--endpoint", &server.url(), "--user", &user.smtp])
         .args(["--minute-ms", &MINUTE_MS.to_string()])
         .args(["--deadline", &script_deadline])
         // The password travels in the environment, not on a command line.
         .env("EWS_INTEROP_PASSWORD", &user.password)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
+        .envs(client.env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -66,35 +87,38 @@ async fn exchangelib_scenarios_pass_against_the_reference_server() {
         Ok(c) => c,
         Err(e) => {
             server.shutdown().await;
-            return unavailable(&settings, &format!("python3 cannot be started: {e}"));
+            let why = format!("{} cannot be started: {e}", client.program);
+            return unavailable(&settings, client, &why);
         }
     };
     let started = std::time::Instant::now();
-    let output = tokio::time::timeout(DEADLINE, child.wait_with_output()).await;
+    let output = tokio::time::timeout(client.deadline, child.wait_with_output()).await;
     server.shutdown().await;
     let output = match output {
-        Ok(o) => o.expect("reading run.py's output"),
+        Ok(o) => o.expect("reading the script's output"),
         Err(_) => panic!(
-            "run.py did not finish within {} s (the child was killed)",
-            DEADLINE.as_secs()
+            "{} did not finish within {} s (the child was killed)",
+            client.script,
+            client.deadline.as_secs()
         ),
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code();
-    if code == Some(NOT_IMPORTABLE) {
+    if code == Some(NOT_INSTALLED) {
         let why = stdout
             .lines()
             .find(|l| l.starts_with("SKIP"))
-            .unwrap_or("exchangelib is not importable");
-        return unavailable(&settings, why.trim_start_matches("SKIP ").trim());
+            .unwrap_or("the client is not installed");
+        return unavailable(&settings, client, why.trim_start_matches("SKIP ").trim());
     }
     let report = format!(
-        "run.py exited with {code:?} after {:.1} s\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        "{} exited with {code:?} after {:.1} s\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        client.script,
         started.elapsed().as_secs_f64()
     );
     assert_eq!(code, Some(0), "{report}");
-    for name in SCENARIOS {
+    for name in client.scenarios {
         assert!(
             stdout
                 .lines()
@@ -105,6 +129,40 @@ async fn exchangelib_scenarios_pass_against_the_reference_server() {
     assert!(!stdout.contains("FAIL "), "{report}");
     // The one-line results, visible with `cargo test --test interop -- --nocapture`.
     print!("{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchangelib_scenarios_pass_against_the_reference_server() {
+    run_scenarios(&Client {
+        program: "python3",
+        script: "tests/interop/run.py",
+        env: &[("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1")],
+        scenarios: &["pull", "resume", "streaming", "push", "natural"],
+        // Python start-up alone takes about 10 s.
+        deadline: Duration::from_secs(55),
+        install: "python3 -m pip install -r tests/interop/requirements.txt",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_javascript_api_scenarios_pass_against_the_reference_server() {
+    run_scenarios(&Client {
+        program: "node",
+        script: "tests/interop/js/scenarios.js",
+        env: &[],
+        scenarios: &[
+            "pull",
+            "resume",
+            "streaming",
+            "stream-open",
+            "takeover",
+            "stale",
+        ],
+        deadline: Duration::from_secs(25),
+        install: "cd tests/interop/js && npm ci",
+    })
+    .await;
 }
 
 /// The server side of affinity, which exchangelib relies on: a Subscribe
