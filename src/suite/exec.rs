@@ -190,7 +190,9 @@ impl From<TemplateError> for StepError {
 /// ends, which closes whatever it holds.
 #[derive(Default)]
 pub struct Resources {
-    values: HashMap<TypeId, Box<dyn Any + Send>>,
+    // The mutex only makes the map `Sync` (a step context is shared across
+    // awaits); access is through `&mut`, so it is never locked.
+    values: HashMap<TypeId, std::sync::Mutex<Box<dyn Any + Send>>>,
 }
 
 impl Resources {
@@ -198,7 +200,9 @@ impl Resources {
     pub fn get<T: Default + Send + 'static>(&mut self) -> &mut T {
         self.values
             .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()))
+            .or_insert_with(|| std::sync::Mutex::new(Box::new(T::default())))
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
             .downcast_mut::<T>()
             .expect("values are stored under their own type id")
     }
