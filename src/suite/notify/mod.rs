@@ -365,12 +365,17 @@ fn awaited(ctx: &StepContext<'_>, step: &Step, noun: &str, count: usize) -> Stri
     if !step.asserts.is_empty() {
         parts.push(format!("{} assert(s) holding", step.asserts.len()));
     }
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     let head = if count > 1 {
         format!("{count} {noun}s")
     } else if parts.is_empty() {
         format!("the next {noun}")
     } else {
-        format!("a {noun}")
+        format!("{article} {noun}")
     };
     if parts.is_empty() {
         head
@@ -443,6 +448,31 @@ fn summarize(text: &str) -> String {
         }
     }
     parts.join(", ")
+}
+
+/// The reader's state at a deadline: whether part of an envelope is pending.
+fn pending(partial: Option<&crate::client::stream::Incomplete>) -> String {
+    match partial {
+        None => "nothing was pending on the connection".into(),
+        Some(p) => format!(
+            "{} bytes of an unfinished envelope were pending: {}",
+            p.len, p.evidence
+        ),
+    }
+}
+
+/// "; the last one did not do: <why>" (without the step prefix of the finding).
+fn closest(problem: Option<String>) -> String {
+    match problem {
+        None => String::new(),
+        Some(p) => {
+            let why = match p.split_once("\": ") {
+                Some((head, rest)) if head.starts_with("step \"") => rest.to_string(),
+                _ => p,
+            };
+            format!("; the last one did not do: {why}")
+        }
+    }
 }
 
 fn run_text(name: &str, count: usize) -> String {

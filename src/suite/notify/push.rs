@@ -210,22 +210,18 @@ impl Operation for AwaitPush {
             let step = ctx.step().name.clone();
             if verdict == Verdict::Unmet {
                 let what = awaited(ctx, &judging.selection, "push", count);
-                let closest = judging
-                    .last_problem(ctx)
-                    .map(|p| format!("; the last one did not do because {p}"))
-                    .unwrap_or_default();
+                let closest = super::closest(judging.last_problem(ctx));
                 ctx.report(
                     CHECK,
                     Severity::Fail,
                     format!(
-                        "step \"{step}\": awaited {what} for subscription {sub} for {} ({}); {} push(es) for it arrived:{}{closest}; the listener received {} push(es) in all",
+                        "step \"{step}\": awaited {what} for subscription {sub} for {} ({}); {} push(es) for it arrived{closest}; the listener received {} push(es) in all",
                         secs(began.elapsed()),
                         wait.text,
                         seen.len(),
-                        listed(&seen, began),
                         listener.mark()
                     ),
-                    None,
+                    Some(format!("arrived:{}", listed(&seen, began))),
                 );
             } else {
                 let times: Vec<Instant> = judging
@@ -471,13 +467,12 @@ impl Operation for CollectPushes {
                     CHECK,
                     Severity::Fail,
                     format!(
-                        "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} ({}) without reaching {target}; {} arrived:{}",
+                        "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} ({}) without reaching {target}; {} arrived",
                         secs(began.elapsed()),
                         wait.text,
                         seen.len(),
-                        listed(&seen, began)
                     ),
-                    None,
+                    Some(format!("arrived:{}", listed(&seen, began))),
                 );
                 return Ok(());
             }

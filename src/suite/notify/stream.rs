@@ -417,7 +417,9 @@ async fn read_until(
                     None,
                 );
             }
-            Err(e @ StreamError::Deadline { .. }) => break End::Deadline(e.to_string()),
+            Err(StreamError::Deadline { partial, .. }) => {
+                break End::Deadline(super::pending(partial.as_ref()));
+            }
             Err(e) => {
                 handle.ended = true;
                 break End::Broken(e.to_string());
@@ -433,28 +435,24 @@ async fn read_until(
     let what = awaited(ctx, &judging.selection, "envelope", count);
     let items = arrivals(ctx, handle, judging.since, began);
     let n = items.len();
-    let problem = judging.last_problem(ctx);
-    let closest = match (&problem, verdict) {
-        (Some(p), Verdict::Unmet) => format!("; the last one did not do because {p}"),
+    let closest = match verdict {
+        Verdict::Unmet => super::closest(judging.last_problem(ctx)),
         _ => String::new(),
     };
     let failure = match end {
         End::Met(_) => None,
-        End::Deadline(detail) => Some(format!(
-            "awaited {what} on stream `{name}` for {} ({}); {n} envelope(s) arrived in this step:{}{closest}; reader: {detail}",
+        End::Deadline(pending) => Some(format!(
+            "awaited {what} on stream `{name}` for {} ({}); {n} envelope(s) arrived in this step{closest}; {pending}",
             secs(began.elapsed()),
             wait.text,
-            listed(&items)
         )),
         End::Ended => Some(format!(
-            "stream `{name}` ended (after {} in this step) before {what} arrived; {n} envelope(s) arrived in this step:{}{closest}",
+            "stream `{name}` ended ({} into the step) before {what} arrived; {n} envelope(s) arrived in this step{closest}",
             secs(began.elapsed()),
-            listed(&items)
         )),
         End::Broken(detail) => Some(format!(
-            "stream `{name}` broke after {} in this step, before {what} arrived: {detail}; {n} envelope(s) arrived in this step:{}{closest}",
+            "stream `{name}` broke {} into the step, before {what} arrived: {detail}; {n} envelope(s) arrived in this step{closest}",
             secs(began.elapsed()),
-            listed(&items)
         )),
     };
     match failure {
@@ -462,7 +460,7 @@ async fn read_until(
             CHECK,
             Severity::Fail,
             format!("step \"{step_name}\": {message}"),
-            None,
+            Some(format!("arrived:{}", listed(&items))),
         ),
         None => {
             let judged: Vec<usize> = judging.judged(ctx);
@@ -578,12 +576,17 @@ async fn await_closed(
         }
         Judging::with_selection(ctx, selection, 1)
     };
-    let mut problem: Option<String> = None;
+    let mut problem: Option<(String, Option<String>)> = None;
     if handle.closed_after.is_none() {
         loop {
             if handle.ended {
-                problem = Some(format!(
-                    "the body of stream `{name}` ended without an envelope with ConnectionStatus Closed"
+                let items = arrivals(ctx, handle, judging.since, began);
+                problem = Some((
+                    format!(
+                        "the body of stream `{name}` ended without an envelope with ConnectionStatus Closed; {} envelope(s) arrived in this step",
+                        items.len()
+                    ),
+                    Some(format!("arrived:{}", listed(&items))),
                 ));
                 break;
             }
@@ -609,22 +612,26 @@ async fn await_closed(
                         None,
                     );
                 }
-                Err(e @ StreamError::Deadline { .. }) => {
+                Err(StreamError::Deadline { partial, .. }) => {
                     let items = arrivals(ctx, handle, judging.since, began);
-                    problem = Some(format!(
-                        "awaited ConnectionStatus Closed on stream `{name}` for {} ({}; the stream was opened {} before the step); {} envelope(s) arrived in this step:{}; reader: {e}",
-                        secs(began.elapsed()),
-                        wait.text,
-                        secs(began.saturating_duration_since(handle.opened)),
-                        items.len(),
-                        listed(&items)
+                    problem = Some((
+                        format!(
+                            "awaited ConnectionStatus Closed on stream `{name}` for {} ({}; the stream was opened {} before the step); {} envelope(s) arrived in this step; {}",
+                            secs(began.elapsed()),
+                            wait.text,
+                            secs(began.saturating_duration_since(handle.opened)),
+                            items.len(),
+                            super::pending(partial.as_ref())
+                        ),
+                        Some(format!("arrived:{}", listed(&items))),
                     ));
                     break;
                 }
                 Err(e) => {
                     handle.ended = true;
-                    problem = Some(format!(
-                        "stream `{name}` broke before ConnectionStatus Closed: {e}"
+                    problem = Some((
+                        format!("stream `{name}` broke before ConnectionStatus Closed: {e}"),
+                        None,
                     ));
                     break;
                 }
@@ -637,8 +644,13 @@ async fn await_closed(
         Verdict::Unmet
     };
     judging.finish(ctx, verdict);
-    if let Some(p) = problem {
-        ctx.report(CHECK, Severity::Fail, format!("step \"{step}\": {p}"), None);
+    if let Some((p, evidence)) = problem {
+        ctx.report(
+            CHECK,
+            Severity::Fail,
+            format!("step \"{step}\": {p}"),
+            evidence,
+        );
         return Ok(());
     }
     let Some(closed_after) = handle.closed_after else {
@@ -666,11 +678,12 @@ async fn await_closed(
                 }
             }
             Err(StreamError::Split(_)) => {}
-            Err(e @ StreamError::Deadline { .. }) => {
+            Err(StreamError::Deadline { partial, .. }) => {
                 break Err(format!(
-                    "ConnectionStatus Closed arrived {} after the opening, but the body did not end within {} ({e})",
+                    "ConnectionStatus Closed arrived {} after the opening, but the body did not end within {}; {}",
                     secs(closed_after),
-                    wait.text
+                    wait.text,
+                    super::pending(partial.as_ref())
                 ));
             }
             Err(e) => {
