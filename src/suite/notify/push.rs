@@ -230,14 +230,15 @@ impl Operation for AwaitPush {
                     .filter_map(|&i| seen.get(i - judging.since).map(|p| p.arrived))
                     .collect();
                 check_arrivals(ctx, &times);
-                ctx.note(
+                ctx.report(
                     CHECK,
+                    Severity::Note,
                     format!(
-                        "step \"{step}\": {} push(es) for subscription {sub} in {}:{}",
+                        "step \"{step}\": {} push(es) for subscription {sub} in {}",
                         seen.len(),
                         secs(began.elapsed()),
-                        listed(&seen, began)
                     ),
+                    Some(format!("arrived:{}", listed(&seen, began))),
                 );
             }
             Ok(())
@@ -484,13 +485,14 @@ impl Operation for CollectPushes {
                 .map(|(_, p)| p.arrived)
                 .collect();
             check_arrivals(ctx, &times);
-            ctx.note(
+            ctx.report(
                 CHECK,
+                Severity::Note,
                 format!(
-                    "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} up to {target}:{}",
+                    "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} up to {target}",
                     secs(began.elapsed()),
-                    listed(&seen, began)
                 ),
+                Some(format!("arrived:{}", listed(&seen, began))),
             );
             Ok(())
         })

@@ -471,13 +471,14 @@ async fn read_until(
             check_arrivals(ctx, &times);
             let opened = handle.opened;
             let gaps = gap_text(&ctx.exchanges()[judging.since..], began, opened);
-            ctx.note(
+            ctx.report(
                 CHECK,
+                Severity::Note,
                 format!(
-                    "step \"{step_name}\": stream `{name}`: {n} envelope(s) in {}{gaps}:{}",
+                    "step \"{step_name}\": stream `{name}`: {n} envelope(s) in {}{gaps}",
                     secs(began.elapsed()),
-                    listed(&items)
                 ),
+                Some(format!("arrived:{}", listed(&items))),
             );
         }
     }
