@@ -30,7 +30,10 @@
 //! (a named operation's implicit success, structure). Otherwise it stops at
 //! the first document that meets them on its own, or as soon as all the
 //! documents it received together meet them (events split over several
-//! envelopes); then all of them are judged. `no_events` is not a reason to
+//! envelopes); then all of them are judged. With `count` > 1 the judged
+//! documents are checked together afterwards, as a DrainEvents step's
+//! responses are (an assert's `count` is their total), though each was
+//! chosen on its own. `no_events` is not a reason to
 //! keep waiting; it is judged at the end. If the deadline passes, the last
 //! document is judged with the step's expectations (so the checks say what
 //! was wrong with it) and a finding says what was awaited, for how long,
@@ -370,8 +373,13 @@ fn awaited(ctx: &StepContext<'_>, step: &Step, noun: &str, count: usize) -> Stri
     } else {
         "a"
     };
+    let plural = if noun.ends_with('h') || noun.ends_with('s') {
+        format!("{noun}es")
+    } else {
+        format!("{noun}s")
+    };
     let head = if count > 1 {
-        format!("{count} {noun}s")
+        format!("{count} {plural}")
     } else if parts.is_empty() {
         format!("the next {noun}")
     } else {
