@@ -496,12 +496,17 @@ fn listing(items: &[(String, &str)]) -> String {
     if items.is_empty() {
         return " none".into();
     }
+    // The first few and the most recent ones.
+    let head = LISTED / 4;
     let skip = items.len().saturating_sub(LISTED);
     let mut s = String::new();
-    if skip > 0 {
-        s.push_str(&format!("\n  … {skip} earlier one(s) not shown"));
-    }
-    for (label, text) in &items[skip..] {
+    for (i, (label, text)) in items.iter().enumerate() {
+        if skip > 0 && (head..head + skip).contains(&i) {
+            if i == head {
+                s.push_str(&format!("\n  … {skip} more not shown"));
+            }
+            continue;
+        }
         s.push_str(&format!("\n  {label}: {}", summarize(text)));
     }
     s
