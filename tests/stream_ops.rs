@@ -128,7 +128,9 @@ async fn ews(body: String) -> Response {
             std::future::pending::<()>().await;
         }
         if body.contains(">stall<") {
-            return body_for(Body::from_stream(stream::pending::<Result<Bytes, Infallible>>()));
+            return body_for(Body::from_stream(stream::pending::<
+                Result<Bytes, Infallible>,
+            >()));
         }
         if body.contains(">late-error<") {
             return body_for(late_error());
@@ -369,7 +371,11 @@ expect = { class = "Error", code = "ErrorSubscriptionNotFound", error_subscripti
         .filter(|e| e.step == "the error")
         .collect();
     assert_eq!(awaited.len(), 3, "two heartbeats, then the error");
-    assert!(awaited[2].response_text.contains("ErrorSubscriptionNotFound"));
+    assert!(
+        awaited[2]
+            .response_text
+            .contains("ErrorSubscriptionNotFound")
+    );
     assert!(
         awaited
             .iter()
@@ -408,4 +414,85 @@ expect = { code = "ErrorNewEventStreamConnectionOpened" }
             "Error/ErrorSubscriptionNotFound, ErrorSubscriptionIds [late-error], ConnectionStatus OK",
         ],
     );
+}
+
+#[test]
+fn stream_and_push_keys_are_checked_when_the_case_loads() {
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let loader = Loader::new(&ops, &checks);
+    let load = |step: &str| {
+        let text = format!(
+            "title = \"t\"\nrequirements = [\"R45\"]\nisolate = false\n\n[[step]]\nname = \"s\"\n{step}\n"
+        );
+        loader
+            .parse(&text, Path::new("cases/x/y.toml"), "x/y")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        load(
+            "op = \"AwaitStream\"\nwith = { stream = \"s1\", count = 3, within_minutes = 2 }\nexpect = { connection_status = \"OK\" }"
+        ),
+        Ok(())
+    );
+    let e = load("op = \"AwaitStream\"\nexpect = { connection_status = \"Open\" }")
+        .expect_err("bad status");
+    assert!(
+        e.contains("x/y.toml:8:") && e.contains("`Open` is not a ConnectionStatus (OK, Closed)"),
+        "{e}"
+    );
+    let e = load("op = \"Subscribe\"\nexpect = { arrivals_minutes = [0.0, 0.5] }")
+        .expect_err("not a waiting step");
+    assert!(
+        e.contains("arrivals_minutes is judged by the steps that wait"),
+        "{e}"
+    );
+    let e = load("op = \"AwaitPush\"\nwith = { subscription = \"x\" }\nexpect = { arrivals_minutes = [1.0, 0.5] }").expect_err("descending");
+    assert!(e.contains("non-negative and ascending"), "{e}");
+    let e = load("op = \"OpenStream\"\nwith = { subscription = \"x\" }").expect_err("unknown key");
+    assert!(
+        e.contains("OpenStream has no parameter `subscription`"),
+        "{e}"
+    );
+    let e = load("op = \"AwaitPush\"\nwith = { within_minutes = 1 }").expect_err("missing key");
+    assert!(e.contains("AwaitPush needs `with.subscription`"), "{e}");
+    let e = load("op = \"AwaitStream\"\nexpect = { event = [{ kind = \"CreatedEvent\", subscription = \"${nope}\" }] }").expect_err("unknown var");
+    assert!(e.contains("unknown variable `${nope}`"), "{e}");
+}
+
+#[tokio::test]
+async fn steps_on_a_stream_that_did_not_open_fail_without_blaming_the_case() {
+    let h = Harness::start().await;
+    let (outcome, took) = h
+        .run(
+            r#"title = "t"
+requirements = ["R48"]
+grade = "record"
+isolate = false
+
+[[step]]
+name = "open"
+op = "OpenStream"
+with = { request = "<not-a-request/>" }
+
+[[step]]
+name = "await"
+op = "AwaitStream"
+
+[[step]]
+name = "close"
+op = "CloseStream"
+"#,
+        )
+        .await;
+    let report = ews_conformance::report::observations(&outcome);
+    assert_eq!(outcome.verdict, Verdict::Recorded, "{report}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(outcome.exchanges[0].status, Some(400), "{report}");
+    assert!(
+        report.contains("step \"await\" cannot be sent: stream `s1` did not open (step \"open\")"),
+        "{report}"
+    );
+    assert!(report.contains("step \"close\" cannot be sent"), "{report}");
 }

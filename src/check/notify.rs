@@ -223,9 +223,7 @@ pub fn collection(input: &StepInput<'_>, all: &[Notification]) -> Vec<Finding> {
         let got: Vec<Option<bool>> = all.iter().map(|n| n.more_events).collect();
         let ok = match got.split_last() {
             None => false,
-            Some((last, rest)) => {
-                rest.iter().all(|m| *m == Some(true)) && *last == Some(false)
-            }
+            Some((last, rest)) => rest.iter().all(|m| *m == Some(true)) && *last == Some(false),
         };
         if ok != want {
             let shown: Vec<String> = got
@@ -304,10 +302,7 @@ fn id_list(ids: &BTreeSet<String>) -> String {
     if ids.is_empty() {
         "none".into()
     } else {
-        format!(
-            "[{}]",
-            ids.iter().cloned().collect::<Vec<_>>().join(", ")
-        )
+        format!("[{}]", ids.iter().cloned().collect::<Vec<_>>().join(", "))
     }
 }
 
@@ -382,11 +377,10 @@ impl Rendered<'_> {
             ev.old_parent_folder_id.as_ref(),
         ];
         ev.kind == self.pattern.kind
-            && self
-                .values
-                .iter()
-                .zip(got)
-                .all(|(want, got)| want.as_ref().is_none_or(|w| got.is_some_and(|g| &g.id == w)))
+            && self.values.iter().zip(got).all(|(want, got)| {
+                want.as_ref()
+                    .is_none_or(|w| got.is_some_and(|g| &g.id == w))
+            })
             && self
                 .pattern
                 .unread_count
@@ -397,7 +391,14 @@ impl Rendered<'_> {
 impl std::fmt::Display for Rendered<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.pattern.kind)?;
-        let names = ["item", "folder", "parent", "old_item", "old_folder", "old_parent"];
+        let names = [
+            "item",
+            "folder",
+            "parent",
+            "old_item",
+            "old_folder",
+            "old_parent",
+        ];
         let parts: Vec<String> = names
             .iter()
             .zip(&self.values)
@@ -476,7 +477,10 @@ mod tests {
         };
         let f = run(wrong, &[STREAM_ERROR]);
         let m = fails(&f);
-        assert!(m[0].contains("expected ConnectionStatus Closed, got OK"), "{m:?}");
+        assert!(
+            m[0].contains("expected ConnectionStatus Closed, got OK"),
+            "{m:?}"
+        );
         assert!(
             m[1].contains("expected ErrorSubscriptionIds [BAD, OTHER], got [BAD]"),
             "{m:?}"
@@ -562,9 +566,6 @@ mod tests {
         assert_eq!(f[0].line, 7);
         let twice = push("SB", "W0", false, &["1"]);
         let f = run(expect("${a}"), &[&a, &b, &twice]);
-        assert!(
-            fails(&f)[0].contains("also under SB"),
-            "{f:?}"
-        );
+        assert!(fails(&f)[0].contains("also under SB"), "{f:?}");
     }
 }

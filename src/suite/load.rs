@@ -379,6 +379,14 @@ impl<'a> Loader<'a> {
             Some(e) => self.validate_expect(src, e, known)?,
             None => Expect::default(),
         };
+        if let (Some(e), false) = (&raw.expect, takes_arrivals(&action))
+            && let Some(a) = &e.get_ref().arrivals_minutes
+        {
+            return Err(src.error(
+                a.span(),
+                "arrivals_minutes is judged by the steps that wait for documents (AwaitStream, AwaitPush, CollectPushes)",
+            ));
+        }
         let mut captures = Vec::new();
         for (cname, path) in &raw.capture {
             if !is_var_name(cname) {
@@ -678,6 +686,11 @@ fn check_value_templates(
             .try_for_each(|i| check_value_templates(src, span.clone(), i, known)),
         _ => Ok(()),
     }
+}
+
+/// Whether a step's operation judges `arrivals_minutes` (it knows when documents arrived).
+fn takes_arrivals(action: &Action) -> bool {
+    matches!(action, Action::Op { name, .. } if crate::suite::notify::TIMED_OPS.contains(&name.as_str()))
 }
 
 /// Where a step's messages point: its `name`, else its first key.

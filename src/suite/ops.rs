@@ -119,7 +119,9 @@ impl OpRegistry {
             r.register(op);
         }
         r.register(Arc::new(DrainEvents));
-        super::notify::operations().into_iter().for_each(|op| r.register(op));
+        super::notify::operations()
+            .into_iter()
+            .for_each(|op| r.register(op));
         r
     }
 

@@ -75,6 +75,9 @@ const LISTED: usize = 20;
 /// The check name of findings the operations make themselves.
 const CHECK: &str = "notify";
 
+/// The operations that judge `arrivals_minutes`.
+pub const TIMED_OPS: &[&str] = &["AwaitStream", "AwaitPush", "CollectPushes"];
+
 /// The streaming and push operations, for [`OpRegistry::builtin`](super::ops::OpRegistry::builtin).
 pub fn operations() -> Vec<Arc<dyn Operation>> {
     let mut ops = stream::operations();
@@ -108,11 +111,7 @@ impl Wait {
         let slack = nominal.mul_f64(SLACK_FRACTION).max(SLACK_MIN);
         Wait {
             limit: nominal + slack,
-            text: format!(
-                "{described} = {} + {} slack",
-                secs(nominal),
-                secs(slack)
-            ),
+            text: format!("{described} = {} + {} slack", secs(nominal), secs(slack)),
         }
     }
 }
@@ -175,7 +174,9 @@ fn count(ctx: &StepContext<'_>, args: &Args) -> Result<usize, StepError> {
     if (1..=1000).contains(&n) {
         Ok(n as usize)
     } else {
-        Err(StepError::Case(format!("`with.count` {n} is outside 1..1000")))
+        Err(StepError::Case(format!(
+            "`with.count` {n} is outside 1..1000"
+        )))
     }
 }
 
@@ -250,8 +251,7 @@ impl Judging {
             }
             return None;
         }
-        if !self.per_document && unmet(ctx, &self.selection, &docs[self.since..=idx]).is_empty()
-        {
+        if !self.per_document && unmet(ctx, &self.selection, &docs[self.since..=idx]).is_empty() {
             return Some(Verdict::Together);
         }
         None
@@ -417,10 +417,8 @@ fn summarize(text: &str) -> String {
         }
     }
     if let Ok(list) = notifications(text) {
-        if list.is_empty() {
-            if parts.iter().any(|p| p.starts_with("ConnectionStatus OK")) {
-                parts.push("heartbeat".into());
-            }
+        if list.is_empty() && parts.iter().any(|p| p.starts_with("ConnectionStatus OK")) {
+            parts.push("heartbeat".into());
         }
         for n in list {
             let mut kinds: Vec<String> = Vec::new();

@@ -13,8 +13,8 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 
 use super::{
-    CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, awaited, check_arrivals,
-    count, listing, param, received, secs, wait,
+    CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, awaited, check_arrivals, count,
+    listing, param, received, secs, wait,
 };
 use crate::check::Severity;
 use crate::client::push::{Answer, PushListener, ReceivedPush, result_envelope};
@@ -101,7 +101,9 @@ fn answer_text(answer: Answer) -> String {
     match answer {
         Answer::Ok => result_envelope(SubscriptionStatus::Ok),
         Answer::Unsubscribe => result_envelope(SubscriptionStatus::Unsubscribe),
-        Answer::HttpError(code) => format!("(the listener answered HTTP {code} without a SOAP body)"),
+        Answer::HttpError(code) => {
+            format!("(the listener answered HTTP {code} without a SOAP body)")
+        }
         Answer::Hang => "(the listener held the request without answering)".into(),
     }
 }
@@ -439,9 +441,8 @@ impl Operation for CollectPushes {
             while let Some(push) = next_push(listener, &sub, after, deadline).await {
                 after = push.seq;
                 let idx = record(ctx, &push, began);
-                let leading_status = until == Until::MoreEventsFalse
-                    && collected == 0
-                    && status_only(&push);
+                let leading_status =
+                    until == Until::MoreEventsFalse && collected == 0 && status_only(&push);
                 if leading_status {
                     ctx.pass_over(idx);
                 } else {

@@ -43,6 +43,8 @@ struct Handle {
 #[derive(Default)]
 struct Streams {
     open: HashMap<String, Handle>,
+    /// Streams an OpenStream step tried and did not open, with the step's name.
+    not_opened: HashMap<String, String>,
 }
 
 pub(super) fn operations() -> Vec<Arc<dyn Operation>> {
@@ -58,20 +60,35 @@ fn stream_name(ctx: &StepContext<'_>, args: &Args) -> Result<String, StepError> 
     args.text_or(ctx, "stream", DEFAULT_STREAM)
 }
 
+/// The open stream `name`. One that an earlier step failed to open makes
+/// this step fail like a missing capture would; an unknown name is the case's fault.
 fn take(ctx: &mut StepContext<'_>, name: &str) -> Result<Handle, StepError> {
+    let streams = ctx.resources().get::<Streams>();
+    if let Some(h) = streams.open.remove(name) {
+        return Ok(h);
+    }
+    match streams.not_opened.get(name) {
+        Some(step) => Err(StepError::Missing(format!(
+            "stream `{name}` did not open (step \"{step}\")"
+        ))),
+        None => Err(StepError::Case(format!(
+            "no stream named `{name}` is open in this case (OpenStream opens one)"
+        ))),
+    }
+}
+
+fn not_opened(ctx: &mut StepContext<'_>, name: &str) {
+    let step = ctx.step().name.clone();
     ctx.resources()
         .get::<Streams>()
-        .open
-        .remove(name)
-        .ok_or_else(|| {
-            StepError::Case(format!(
-                "no stream named `{name}` is open in this case (OpenStream opens one)"
-            ))
-        })
+        .not_opened
+        .insert(name.to_string(), step);
 }
 
 fn put(ctx: &mut StepContext<'_>, name: String, handle: Handle) {
-    ctx.resources().get::<Streams>().open.insert(name, handle);
+    let streams = ctx.resources().get::<Streams>();
+    streams.not_opened.remove(&name);
+    streams.open.insert(name, handle);
 }
 
 fn is_closed(text: &str) -> bool {
@@ -79,7 +96,12 @@ fn is_closed(text: &str) -> bool {
 }
 
 /// Records an arrived envelope as an exchange of the step.
-fn record(ctx: &mut StepContext<'_>, handle: &mut Handle, env: ArrivedEnvelope, step_began: Instant) -> usize {
+fn record(
+    ctx: &mut StepContext<'_>,
+    handle: &mut Handle,
+    env: ArrivedEnvelope,
+    step_began: Instant,
+) -> usize {
     if handle.closed_after.is_none() && is_closed(&env.text) {
         handle.closed_after = Some(env.elapsed_since_open);
     }
@@ -187,7 +209,10 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
                 subscription_ids: ids,
                 connection_timeout: minutes,
             };
-            (request(&ctx.request_header(), |w| r.render(w)), Some(minutes))
+            (
+                request(&ctx.request_header(), |w| r.render(w)),
+                Some(minutes),
+            )
         }
     };
     let await_first = args.boolean(ctx, "await_first")?.unwrap_or(true);
@@ -208,6 +233,7 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
                 other => format!("GetStreamingEvents on stream `{name}` got no response: {other}"),
             };
             no_response(ctx, body, &why, sent.elapsed());
+            not_opened(ctx, &name);
             return Ok(());
         }
     };
@@ -224,6 +250,7 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
             findings: Vec::new(),
         };
         ctx.record(ex);
+        not_opened(ctx, &name);
         return Ok(());
     }
     let headers_after = opened.elapsed;
@@ -266,6 +293,7 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
                 secs(headers_after)
             );
             no_response(ctx, body, &why, sent.elapsed());
+            not_opened(ctx, &name);
         }
         Err(e) => {
             let why = match &e {
@@ -281,6 +309,7 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
                 ),
             };
             no_response(ctx, body, &why, sent.elapsed());
+            not_opened(ctx, &name);
         }
     }
     Ok(())
@@ -413,7 +442,9 @@ async fn read_until(
                 ctx.report(
                     CHECK,
                     Severity::Fail,
-                    format!("step \"{step}\": stream `{name}`: an envelope could not be delivered: {e}"),
+                    format!(
+                        "step \"{step}\": stream `{name}`: an envelope could not be delivered: {e}"
+                    ),
                     None,
                 );
             }
@@ -489,7 +520,11 @@ async fn read_until(
 fn gap_text(docs: &[Exchange], began: Instant, opened: Instant) -> String {
     let at: Vec<f64> = docs
         .iter()
-        .map(|e| (began + e.duration).saturating_duration_since(opened).as_secs_f64())
+        .map(|e| {
+            (began + e.duration)
+                .saturating_duration_since(opened)
+                .as_secs_f64()
+        })
         .collect();
     if at.is_empty() {
         return String::new();
