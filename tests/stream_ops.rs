@@ -135,6 +135,11 @@ async fn ews(body: String) -> Response {
         if body.contains(">late-error<") {
             return body_for(late_error());
         }
+        if body.contains(">flood<") {
+            return body_for(Body::from_stream(stream::repeat_with(|| {
+                Ok::<_, Infallible>(heartbeat())
+            })));
+        }
         return body_for(endless());
     }
     (StatusCode::BAD_REQUEST, "unexpected request").into_response()
@@ -495,4 +500,39 @@ op = "CloseStream"
         "{report}"
     );
     assert!(report.contains("step \"close\" cannot be sent"), "{report}");
+}
+
+#[tokio::test]
+async fn a_flooding_stream_cannot_keep_a_step_waiting() {
+    let h = Harness::start().await;
+    let (outcome, took) = h
+        .run(&case(
+            "flood",
+            r#"
+[[step]]
+name = "open"
+op = "OpenStream"
+with = { subscriptions = ["${sub}"], await_first = false }
+
+[[step]]
+name = "an event that never comes"
+op = "AwaitStream"
+with = { within_minutes = 20 }
+expect = { event = [{ kind = "CreatedEvent" }] }
+"#,
+        ))
+        .await;
+    // The deadline would be 30 s away; the step gives up after 500 envelopes.
+    assert_failed_with(
+        &outcome,
+        took,
+        Duration::from_secs(15),
+        &["500 documents arrived without meeting the expectations, and a step takes no more"],
+    );
+    let taken = outcome
+        .exchanges
+        .iter()
+        .filter(|e| e.step == "an event that never comes")
+        .count();
+    assert_eq!(taken, 500);
 }

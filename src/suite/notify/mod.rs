@@ -70,6 +70,9 @@ pub const SLACK_MIN: Duration = Duration::from_secs(2);
 pub const ARRIVAL_TOLERANCE_FRACTION: f64 = 0.35;
 /// `arrivals_minutes` smallest tolerance, in protocol minutes.
 pub const ARRIVAL_TOLERANCE_MIN_MINUTES: f64 = 0.25;
+/// Documents one waiting step takes at most (a flooding target cannot
+/// make a step run, or judge, without end).
+pub const MAX_DOCUMENTS: usize = 500;
 /// Arrivals listed in a failure or note.
 const LISTED: usize = 20;
 /// The check name of findings the operations make themselves.
@@ -220,6 +223,7 @@ struct Judging {
     since: usize,
     met: Vec<usize>,
     received: usize,
+    gave_up: bool,
 }
 
 impl Judging {
@@ -237,6 +241,7 @@ impl Judging {
             since: ctx.exchanges().len(),
             met: Vec::new(),
             received: 0,
+            gave_up: false,
         }
     }
 
@@ -251,10 +256,28 @@ impl Judging {
             }
             return None;
         }
-        if !self.per_document && unmet(ctx, &self.selection, &docs[self.since..=idx]).is_empty() {
+        // Judging the documents together again only helps when the new one
+        // adds notifications (or the step has asserts, which may count anything).
+        let adds = !self.selection.asserts.is_empty()
+            || notifications(&docs[idx].response_text).is_ok_and(|n| !n.is_empty());
+        if !self.per_document
+            && adds
+            && unmet(ctx, &self.selection, &docs[self.since..=idx]).is_empty()
+        {
             return Some(Verdict::Together);
         }
+        if self.received >= MAX_DOCUMENTS {
+            self.gave_up = true;
+            return Some(Verdict::Unmet);
+        }
         None
+    }
+
+    /// Why the wait stopped early, if it did: too many documents.
+    fn gave_up_text(&self) -> Option<String> {
+        self.gave_up.then(|| {
+            format!("{MAX_DOCUMENTS} documents arrived without meeting the expectations, and a step takes no more")
+        })
     }
 
     /// Marks which exchanges the step is judged on.

@@ -217,10 +217,14 @@ impl Operation for AwaitPush {
                     CHECK,
                     Severity::Fail,
                     format!(
-                        "step \"{step}\": awaited {what} for subscription {sub} for {} ({}); {} push(es) for it arrived{closest}; the listener received {} push(es) in all",
+                        "step \"{step}\": awaited {what} for subscription {sub} for {} ({}); {} push(es) for it arrived{}{closest}; the listener received {} push(es) in all",
                         secs(began.elapsed()),
                         wait.text,
                         seen.len(),
+                        judging
+                            .gave_up_text()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default(),
                         listener.mark()
                     ),
                     Some(format!("arrived:{}", listed(&seen, began))),
@@ -455,6 +459,9 @@ impl Operation for CollectPushes {
                 seen.push(push);
                 if stop {
                     done = true;
+                    break;
+                }
+                if seen.len() >= super::MAX_DOCUMENTS {
                     break;
                 }
             }

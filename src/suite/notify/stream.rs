@@ -406,6 +406,7 @@ impl Operation for AwaitStream {
 /// How reading a stream for a step ended.
 enum End {
     Met(Verdict),
+    GaveUp,
     Deadline(String),
     Ended,
     Broken(String),
@@ -429,8 +430,10 @@ async fn read_until(
         match handle.reader.next_envelope(deadline).await {
             Ok(Some(env)) => {
                 let idx = record(ctx, handle, env, began);
-                if let Some(v) = judging.offer(ctx, idx) {
-                    break End::Met(v);
+                match judging.offer(ctx, idx) {
+                    Some(Verdict::Unmet) => break End::GaveUp,
+                    Some(v) => break End::Met(v),
+                    None => {}
                 }
             }
             Ok(None) => {
@@ -472,6 +475,11 @@ async fn read_until(
     };
     let failure = match end {
         End::Met(_) => None,
+        End::GaveUp => Some(format!(
+            "awaited {what} on stream `{name}` for {}: {}{closest}",
+            secs(began.elapsed()),
+            judging.gave_up_text().unwrap_or_default(),
+        )),
         End::Deadline(pending) => Some(format!(
             "awaited {what} on stream `{name}` for {} ({}); {n} envelope(s) arrived in this step{closest}; {pending}",
             secs(began.elapsed()),
@@ -630,6 +638,14 @@ async fn await_closed(
                 Ok(Some(env)) => {
                     let idx = record(ctx, handle, env, began);
                     if judging.offer(ctx, idx).is_some() {
+                        if let Some(why) = judging.gave_up_text() {
+                            problem = Some((
+                                format!(
+                                    "awaited ConnectionStatus Closed on stream `{name}`: {why}"
+                                ),
+                                None,
+                            ));
+                        }
                         break;
                     }
                     if handle.closed_after.is_some() {
