@@ -20,24 +20,36 @@
 //! | `CollectPushes` | `subscription`, `until` (`more_events_false`, default, or `count`), `count`, `answer`, `within_*` | Gathers a run of pushes; with `more_events_false`, leading pushes holding only a StatusEvent are passed over and the run ends at the first MoreEvents false. Every gathered push is judged, so batching (`batches`, `more_events_until_last`) and continuity (`watermark_chain`) checks see the run. |
 //!
 //! **Which documents a waiting step is judged on.** Every envelope or push
-//! that arrives while a step waits becomes an [`Exchange`](super::Exchange)
-//! of that step (response text = the document), so every check applies to
-//! it. When a step states a per-document expectation (`class`, `code`,
-//! `status`, `fault`, `rejected`, `connection_status`,
-//! `error_subscription_ids`, `previous_watermark`), or `count` > 1, it stops
-//! at the `count`-th document that meets all its expectations on its own;
-//! documents before it are *passed over*: judged only by the general checks
-//! (a named operation's implicit success, structure). Otherwise it stops at
-//! the first document that meets them on its own, or as soon as all the
-//! documents it received together meet them (events split over several
-//! envelopes); then all of them are judged. With `count` > 1 the judged
-//! documents are checked together afterwards, as a DrainEvents step's
-//! responses are (an assert's `count` is their total), though each was
-//! chosen on its own. `no_events` is not a reason to
-//! keep waiting; it is judged at the end. If the deadline passes, the last
-//! document is judged with the step's expectations (so the checks say what
-//! was wrong with it) and a finding says what was awaited, for how long,
-//! and lists what arrived.
+//! that arrives while a step waits becomes an [`Exchange`]
+//! of that step (response text = the document; request = the
+//! GetStreamingEvents request, or the listener's answer to the push;
+//! duration = when it arrived after the step began), so every check applies
+//! to it.
+//! * When a step states a per-document expectation (`class`, `code`,
+//!   `status`, `fault`, `rejected`, `connection_status`,
+//!   `error_subscription_ids`, `previous_watermark`), or `count` > 1, it
+//!   stops at the `count`-th document that meets all its expectations on
+//!   its own. The others are *passed over*: judged only by the general
+//!   checks (a named operation's implicit success, structure), so an
+//!   unexpected Error envelope still shows. With `count` > 1 the chosen
+//!   documents are then checked together, as a DrainEvents step's
+//!   responses are (an assert's `count` is their total).
+//! * Otherwise it stops at the first document that meets them on its own
+//!   (the others are passed over), or as soon as all the documents it
+//!   received meet them together (events split over several envelopes);
+//!   then all of them are judged.
+//! * `no_events` is not a reason to keep waiting; it is judged at the end.
+//! * If the deadline passes, the stream ends, or [`MAX_DOCUMENTS`] arrive
+//!   first, the last document is judged with the step's expectations (so
+//!   the checks say what was wrong with it), and a finding says what was
+//!   awaited, for how long, and lists what arrived (bounded).
+//! * Each waiting step adds a note (shown for recorded cases) with the
+//!   arrival times, gaps and a one-line summary of each document: the
+//!   heartbeat interval (R49) and batch sizes (R59) are recorded this way.
+//!
+//! Default waits: `OpenStream`, `AwaitStream` and `AwaitPush` one protocol
+//! minute, `CollectPushes` two. A step on a stream that an earlier step
+//! failed to open fails like a step whose capture is missing.
 //!
 //! **Time.** `within_minutes` and `for_minutes` are protocol minutes (the
 //! target's `protocol_minute`); `within_seconds`/`for_seconds` are
