@@ -259,11 +259,6 @@ impl<'r> StepContext<'r> {
         }
     }
 
-    /// Judges exchange `index` with the step's expectations again (undoes [`pass_over`](Self::pass_over)).
-    pub fn judge(&mut self, index: usize) {
-        self.passed_over.retain(|i| *i != index);
-    }
-
     /// Whether exchange `index` is passed over.
     pub fn is_passed_over(&self, index: usize) -> bool {
         self.passed_over.contains(&index)
