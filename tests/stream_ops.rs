@@ -536,3 +536,54 @@ expect = { event = [{ kind = "CreatedEvent" }] }
         .count();
     assert_eq!(taken, 500);
 }
+
+#[tokio::test]
+async fn an_unexpected_push_fails_expect_no_push_with_the_push_as_evidence() {
+    let settings = Settings {
+        protocol_minute_ms: Some(500),
+        ..Settings::default()
+    };
+    let target = ews_conformance::suite::target::start_embedded(&settings)
+        .await
+        .expect("the embedded target starts");
+    let executor = Executor::new(Arc::new(target)).expect("executor");
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let case = Loader::new(&ops, &checks)
+        .parse(
+            r#"title = "t"
+requirements = ["R67"]
+needs = ["push"]
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { mode = "push", folders = ["${folder}"], event_types = ["CreatedEvent"], status_frequency = 1 }
+capture = { sub = "//m:SubscriptionId" }
+
+[[step]]
+name = "quiet, wrongly"
+op = "ExpectNoPush"
+with = { subscription = "${sub}", for_minutes = 3 }
+"#,
+            Path::new("cases/x/case.toml"),
+            "x/case",
+        )
+        .expect("the case loads");
+    let started = Instant::now();
+    let outcome = executor.run_case(&case).await;
+    let report = explain(&outcome);
+    assert_eq!(outcome.verdict, Verdict::Fail, "{report}");
+    // The status notification right after Subscribe (or the one a protocol
+    // minute later) ends the window early.
+    assert!(started.elapsed() < Duration::from_millis(1500), "{report}");
+    for needle in [
+        "step \"quiet, wrongly\": a push for subscription",
+        "the window of 3 protocol minutes (1.50 s) in which none was expected",
+        "StatusEvent",
+        "evidence: <?xml",
+        "m:SendNotification",
+    ] {
+        assert!(report.contains(needle), "missing {needle:?} in:\n{report}");
+    }
+}
