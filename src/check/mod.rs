@@ -2,13 +2,14 @@
 //! expectations. Each kind has a stable name that case files use in
 //! `checks = [...]`; the registry holds the kinds a run knows.
 //!
-//! Built in: `codes`, `asserts`, `events`. Planned kinds (`structure`,
+//! Built in: `codes`, `asserts`, `events`, `notify`. Planned kinds (`structure`,
 //! `batching`, `watermark`, `golden`) register the same way.
 
 pub mod asserts;
 pub mod codes;
 pub mod events;
 pub mod normalize;
+pub mod notify;
 pub mod shape;
 #[cfg(feature = "xsd")]
 pub mod xsd;
@@ -118,12 +119,13 @@ impl CheckRegistry {
         Self::default()
     }
 
-    /// `codes`, `asserts`, `events`.
+    /// `codes`, `asserts`, `events`, `notify`.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Arc::new(codes::Codes));
         r.register(Arc::new(asserts::Asserts));
         r.register(Arc::new(events::Events));
+        r.register(Arc::new(notify::Notify));
         r
     }
 
@@ -405,7 +407,7 @@ mod tests {
     #[test]
     fn registry_filters_by_case_checks() {
         let r = CheckRegistry::builtin();
-        assert_eq!(r.names(), ["codes", "asserts", "events"]);
+        assert_eq!(r.names(), ["codes", "asserts", "events", "notify"]);
         let expect = crate::suite::case::Expect {
             codes: vec!["NoError".into()],
             ..Default::default()
