@@ -203,7 +203,12 @@ fn the_cli_prints_the_matrix_and_its_exit_code_follows_the_score() {
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with("stream-never-closes\tpending\t"))
+            .any(|l| l.starts_with("stream-never-closes\tactive\tGetStreamingEvents\tR45\t"))
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("response-code-after-link-key\tpending\t"))
     );
 
     let out = cli(&[

@@ -93,6 +93,29 @@ fn late_error() -> Body {
     }))
 }
 
+const DECLARATION: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?>"#;
+
+/// Three heartbeats and a Closed envelope, one declaration before each.
+/// `irregular`: junk before the first, two declarations before the next two.
+fn declared(irregular: bool) -> Body {
+    let chunk = |before: &[&[u8]], env: Bytes| {
+        let mut v: Vec<u8> = before.concat();
+        v.extend_from_slice(&env);
+        Ok::<_, Infallible>(Bytes::from(v))
+    };
+    let (first, next): (&[&[u8]], &[&[u8]]) = if irregular {
+        (&[b"junk"], &[DECLARATION, DECLARATION])
+    } else {
+        (&[DECLARATION], &[DECLARATION])
+    };
+    Body::from_stream(stream::iter(vec![
+        chunk(first, heartbeat()),
+        chunk(next, heartbeat()),
+        chunk(next, heartbeat()),
+        chunk(&[DECLARATION], envelope(false, ConnectionStatus::Closed)),
+    ]))
+}
+
 /// Answers Subscribe with the id named in the folder id (`<FolderId Id="…">`),
 /// and GetStreamingEvents as that id says. It never posts a push.
 async fn ews(body: String) -> Response {
@@ -134,6 +157,12 @@ async fn ews(body: String) -> Response {
         }
         if body.contains(">late-error<") {
             return body_for(late_error());
+        }
+        if body.contains(">irregular<") {
+            return body_for(declared(true));
+        }
+        if body.contains(">declared<") {
+            return body_for(declared(false));
         }
         if body.contains(">flood<") {
             return body_for(Body::from_stream(stream::repeat_with(|| {
@@ -419,6 +448,57 @@ expect = { code = "ErrorNewEventStreamConnectionOpened" }
             "Error/ErrorSubscriptionNotFound, ErrorSubscriptionIds [late-error], ConnectionStatus OK",
         ],
     );
+}
+
+#[tokio::test]
+async fn ill_formed_xml_between_envelopes_fails_once_per_stream_and_junk_is_noted() {
+    let h = Harness::start().await;
+    let steps = r#"
+[[step]]
+name = "open"
+op = "OpenStream"
+with = { subscriptions = ["${sub}"], connection_timeout = 1 }
+
+[[step]]
+name = "closed"
+op = "AwaitStreamClosed"
+"#;
+    let wire = |outcome: &Outcome| -> Vec<(Severity, String)> {
+        outcome
+            .findings
+            .iter()
+            .chain(outcome.exchanges.iter().flat_map(|e| e.findings.iter()))
+            .filter(|f| f.message.contains("XML declaration") || f.message.contains("non-envelope"))
+            .map(|f| (f.severity, f.message.clone()))
+            .collect()
+    };
+    // One declaration before each envelope is legal: nothing to say.
+    let (outcome, _) = h.run(&case("declared", steps)).await;
+    assert_eq!(outcome.verdict, Verdict::Pass, "{}", explain(&outcome));
+    assert!(wire(&outcome).is_empty(), "{:?}", wire(&outcome));
+
+    // Junk before the first envelope is a note; two declarations before the
+    // second and the third are one failure, on the step that saw them first.
+    let (outcome, _) = h.run(&case("irregular", steps)).await;
+    assert_eq!(outcome.verdict, Verdict::Fail, "{}", explain(&outcome));
+    let found = wire(&outcome);
+    let fails: Vec<&String> = found
+        .iter()
+        .filter(|(s, _)| *s == Severity::Fail)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(fails.len(), 1, "{found:?}");
+    assert!(
+        fails[0].starts_with("step \"closed\": stream `s1` is not well-formed XML before or in envelope 2: 2 XML declarations precede this envelope"),
+        "{}",
+        fails[0]
+    );
+    assert!(
+        found.iter().any(|(s, m)| *s == Severity::Note
+            && m.starts_with("step \"open\": stream `s1` before or in envelope 1: 4 bytes of non-envelope content")),
+        "{found:?}"
+    );
+    assert!(explain(&outcome).contains("[notify]"));
 }
 
 #[test]

@@ -235,8 +235,10 @@ impl Connection {
         let mut changes = mailbox.watch();
         let mut shutdown = self.state.shutdown.clone();
         // First envelope at once: some clients count the connection as open
-        // only when the first bytes arrive. The fault holds it back for
-        // four heartbeat intervals (or until the first event).
+        // only when the first bytes arrive. The fault holds it back for two
+        // protocol minutes (or until the first event): longer than real
+        // clients bear silence, and long enough to tell from "at once" even
+        // when a protocol minute lasts two seconds.
         let held = self.state.faults.has(Fault::StreamFirstEnvelopeHeld);
         if !held {
             self.send(status_only(&self.state, ConnectionStatus::Ok))
@@ -247,7 +249,7 @@ impl Connection {
             self.send(e).await?;
         }
         let mut last_sent = if held {
-            Instant::now() + heartbeat * 3
+            Instant::now() + (self.state.minute() * 2).saturating_sub(heartbeat)
         } else {
             Instant::now()
         };

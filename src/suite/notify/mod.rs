@@ -46,6 +46,12 @@
 //! * Each waiting step adds a note (shown for recorded cases) with the
 //!   arrival times, gaps and a one-line summary of each document: the
 //!   heartbeat interval (R49) and batch sizes (R59) are recorded this way.
+//! * What a stream carries between and around its envelopes is judged by
+//!   the step that reads it, each kind once per stream: what is not
+//!   well-formed XML fails (two XML declarations before an envelope, a
+//!   declaration inside one, an envelope closed by another tag); junk
+//!   between envelopes, a byte order mark, a declaration after the last
+//!   envelope and a line break in the Envelope start tag are notes.
 //!
 //! Default waits: `OpenStream`, `AwaitStream` and `AwaitPush` one protocol
 //! minute, `CollectPushes` two. A step on a stream that an earlier step

@@ -12,7 +12,9 @@ use super::{
     count, listing, param, received, secs, wait,
 };
 use crate::check::Severity;
-use crate::client::stream::{ArrivedEnvelope, StreamError, StreamReader, parse_envelope};
+use crate::client::stream::{
+    ArrivedEnvelope, SplitNote, StreamError, StreamReader, parse_envelope,
+};
 use crate::client::transport::TransportError;
 use crate::ews::envelope::request;
 use crate::ews::{ConnectionStatus, GetStreamingEventsRequest};
@@ -27,6 +29,8 @@ const MAX_PLAIN_BODY: usize = 1024 * 1024;
 
 /// One open GetStreamingEvents connection of a case.
 struct Handle {
+    /// The stream's name in the case.
+    name: String,
     request: String,
     reader: StreamReader,
     /// When the request was sent.
@@ -37,6 +41,8 @@ struct Handle {
     closed_after: Option<Duration>,
     /// The body has ended (cleanly or not).
     ended: bool,
+    /// The kinds of wire irregularity already reported for this stream.
+    reported: Vec<&'static str>,
 }
 
 /// The case's open streams by name; dropping it closes them.
@@ -95,23 +101,70 @@ fn is_closed(text: &str) -> bool {
     parse_envelope(text).is_ok_and(|r| r.connection_status == Some(ConnectionStatus::Closed))
 }
 
-/// Records an arrived envelope as an exchange of the step.
+/// Records an arrived envelope as an exchange of the step, and reports
+/// what the splitter noticed on the wire before and in it.
 fn record(
     ctx: &mut StepContext<'_>,
     handle: &mut Handle,
-    env: ArrivedEnvelope,
+    mut env: ArrivedEnvelope,
     step_began: Instant,
 ) -> usize {
     if handle.closed_after.is_none() && is_closed(&env.text) {
         handle.closed_after = Some(env.elapsed_since_open);
     }
+    let notes = std::mem::take(&mut env.notes);
     let ex = received(
         ctx,
         handle.request.clone(),
         env.text,
         env.arrived.saturating_duration_since(step_began),
     );
-    ctx.record(ex)
+    let idx = ctx.record(ex);
+    let at = format!("before or in envelope {}", env.index + 1);
+    wire_notes(ctx, handle, &notes, &at);
+    idx
+}
+
+/// Marks the body ended and reports what trailed the last envelope.
+fn body_ended(ctx: &mut StepContext<'_>, handle: &mut Handle) {
+    handle.ended = true;
+    let tail = handle.reader.tail_notes().to_vec();
+    wire_notes(ctx, handle, &tail, "after the last envelope");
+}
+
+/// How much a wire irregularity weighs: what is not well-formed XML fails
+/// (R1); what is legal, or harmless to both reference clients, is a note.
+/// The key names the kind, so each is reported once per stream.
+fn weigh(note: &SplitNote) -> (&'static str, Severity) {
+    match note {
+        SplitNote::RepeatedDeclaration { .. } => ("repeated-declaration", Severity::Fail),
+        SplitNote::DeclarationInside { .. } => ("declaration-inside", Severity::Fail),
+        SplitNote::UnexpectedEndTag { .. } => ("unexpected-end-tag", Severity::Fail),
+        SplitNote::DeclarationWithoutEnvelope { .. } => ("trailing-declaration", Severity::Note),
+        SplitNote::Junk { .. } => ("junk", Severity::Note),
+        SplitNote::ByteOrderMark => ("byte-order-mark", Severity::Note),
+        SplitNote::LineBreakInStartTag { .. } => ("line-break-in-start-tag", Severity::Note),
+    }
+}
+
+/// Reports each kind of irregularity the first time the stream shows it.
+fn wire_notes(ctx: &mut StepContext<'_>, handle: &mut Handle, notes: &[SplitNote], at: &str) {
+    for note in notes {
+        let (kind, severity) = weigh(note);
+        if handle.reported.contains(&kind) {
+            continue;
+        }
+        handle.reported.push(kind);
+        let step = ctx.step().name.clone();
+        let message = match severity {
+            Severity::Fail => format!(
+                "step \"{step}\": stream `{}` is not well-formed XML {at}: {note}",
+                handle.name
+            ),
+            Severity::Note => format!("step \"{step}\": stream `{}` {at}: {note}", handle.name),
+        };
+        ctx.report(CHECK, severity, message, None);
+    }
 }
 
 /// Arrivals of this step, labelled with their time after the opening.
@@ -255,12 +308,14 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
     }
     let headers_after = opened.elapsed;
     let mut handle = Handle {
+        name: name.clone(),
         request: body.clone(),
         reader: StreamReader::from_response(opened.response).opened_at(sent),
         opened: sent,
         connection_timeout,
         closed_after: None,
         ended: false,
+        reported: Vec::new(),
     };
     if !await_first {
         ctx.note(
@@ -437,7 +492,7 @@ async fn read_until(
                 }
             }
             Ok(None) => {
-                handle.ended = true;
+                body_ended(ctx, handle);
                 break End::Ended;
             }
             Err(StreamError::Split(e)) => {
@@ -654,7 +709,7 @@ async fn await_closed(
                     }
                 }
                 Ok(None) => {
-                    handle.ended = true;
+                    body_ended(ctx, handle);
                 }
                 Err(StreamError::Split(e)) => {
                     ctx.report(
@@ -716,7 +771,7 @@ async fn await_closed(
         }
         match handle.reader.next_envelope(deadline).await {
             Ok(None) => {
-                handle.ended = true;
+                body_ended(ctx, handle);
                 break Ok(handle.opened.elapsed());
             }
             Ok(Some(env)) => {
