@@ -27,9 +27,9 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
     let mut w = XmlWriter::new();
     w.declaration();
     let tests = s.total.to_string();
-    let failures = s.failed.to_string();
+    let failures = (s.failed + s.unexpected_passes).to_string();
     let errors = (s.errors + s.unreachable).to_string();
-    let skipped = s.skipped.to_string();
+    let skipped = (s.skipped + s.expected_failures).to_string();
     let time = format!("{:.3}", s.duration.as_secs_f64());
     let totals = [
         ("tests", tests.as_str()),
@@ -83,6 +83,20 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
             }
             Verdict::Skipped { reason } => {
                 w.empty("skipped", &[("message", reason)]);
+            }
+            Verdict::ExpectedFailure { reason } => {
+                let message = format!("expected failure: {reason}");
+                w.empty("skipped", &[("message", &message)]);
+                w.start("system-out", &[]).text(&details).end("system-out");
+            }
+            Verdict::UnexpectedPass { reason } => {
+                let message = format!("unexpected pass: {reason}");
+                w.start(
+                    "failure",
+                    &[("message", &message), ("type", "unexpected-pass")],
+                )
+                .text(reason)
+                .end("failure");
             }
             Verdict::Pass | Verdict::Recorded => {}
         }
