@@ -139,16 +139,24 @@ impl Profile {
     }
 
     /// The profile the target names, loaded from the case folder; `None`
-    /// when the target names none.
+    /// when the target names none, or when the case folder has no file for
+    /// it (a private case folder without profiles: the name still selects
+    /// the cases restricted to it, there is just no baseline).
     pub fn for_target(
         cases_dir: &Path,
         target: &TargetConfig,
     ) -> Result<Option<Profile>, ProfileError> {
-        target
-            .profile
-            .as_deref()
-            .map(|name| Self::load(cases_dir, name))
-            .transpose()
+        let Some(name) = target.profile.as_deref() else {
+            return Ok(None);
+        };
+        if !Self::file(cases_dir, name).exists() && !name.contains(['/', '\\', '.']) {
+            tracing::info!(
+                profile = name,
+                "no profile file in the case folder; no baseline applies"
+            );
+            return Ok(None);
+        }
+        Self::load(cases_dir, name).map(Some)
     }
 
     /// Why this profile expects `case_id` to fail, if it does.
