@@ -8,7 +8,8 @@
 //! `[folder#case]`, the users' addresses `[user]`/`[user2]`, the case's
 //! `${unique}` `[unique]`. What servers legitimately vary in is left out
 //! before normalising: the `soap:Header` (the `structure` check judges
-//! ServerVersionInfo), `m:MessageText` and `m:DescriptiveLinkKey`. Prefixes
+//! ServerVersionInfo), `m:MessageText` and `m:DescriptiveLinkKey`, and a
+//! fault's wording (`faultstring`, `faultactor`, `e:Message`). Prefixes
 //! are canonical, so a server with other prefixes or a default namespace
 //! produces the same snapshot.
 //!
@@ -282,7 +283,8 @@ fn normalized_steps<'a>(input: &CaseInput<'a>) -> BTreeMap<&'a str, (usize, Stri
 }
 
 /// The document without what servers legitimately vary in: the SOAP
-/// header, MessageText and DescriptiveLinkKey.
+/// header, MessageText and DescriptiveLinkKey, and a fault's wording
+/// (`faultstring`, `faultactor`, `e:Message`).
 pub fn tolerant(text: &str) -> String {
     let Ok(doc) = parse_document(text) else {
         return text.to_string();
@@ -295,6 +297,8 @@ pub fn tolerant(text: &str) -> String {
                     (n.tag_name().namespace(), n.tag_name().name()),
                     (Some(ns::SOAP), "Header")
                         | (Some(ns::MESSAGES), "MessageText" | "DescriptiveLinkKey")
+                        | (None, "faultstring" | "faultactor")
+                        | (Some(ns::ERRORS), "Message")
                 )
         })
         .map(|n| n.range())
@@ -375,12 +379,12 @@ pub fn diff(expected: &str, actual: &str) -> String {
                 ops.push((' ', a[i]));
                 i += 1;
                 j += 1;
-            } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-                ops.push(('+', b[j]));
-                j += 1;
-            } else {
+            } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
                 ops.push(('-', a[i]));
                 i += 1;
+            } else {
+                ops.push(('+', b[j]));
+                j += 1;
             }
         }
     }
@@ -443,6 +447,6 @@ mod tests {
     #[test]
     fn diff_marks_changed_lines() {
         let d = diff("a\nb\nc\n", "a\nB\nc\n");
-        assert!(d.contains("- b\n") && d.contains("+ B\n"), "{d}");
+        assert_eq!(d, "--- golden\n+++ received\n  a\n- b\n+ B\n  c\n");
     }
 }
