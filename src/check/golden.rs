@@ -17,8 +17,9 @@
 //! (`default` when no profile is selected). On a difference the check fails
 //! with a line diff and writes the new text beside the old one as
 //! `….snap.new`, so `cargo insta review` (or `cargo insta accept`) updates
-//! it like any insta snapshot. A missing snapshot is written as `.snap.new`
-//! and reported as a note. `ews-conformance record` runs the golden cases in
+//! it like any insta snapshot. A missing snapshot is reported as a note
+//! (and written as `.snap.new` when the profile's folder exists: a new golden
+//! step awaiting review). `ews-conformance record` runs the golden cases in
 //! [`GoldenMode::Record`], which writes the `.snap` files directly from a
 //! trusted target.
 
@@ -160,9 +161,18 @@ impl Golden {
         let expected = match std::fs::metadata(path) {
             Err(_) => {
                 let pending = pending_path(path);
-                let how = match write(&pending, &header, content) {
-                    Ok(()) => format!("the new snapshot is in {}", pending.display()),
-                    Err(e) => format!("{} could not be written: {e}", pending.display()),
+                // No folder for this profile: nothing was ever recorded for it,
+                // so no pending files are scattered (a live target's first run).
+                let how = if !self.folder().is_dir() {
+                    format!(
+                        "no snapshots are recorded for this profile ({} does not exist)",
+                        self.folder().display()
+                    )
+                } else {
+                    match write(&pending, &header, content) {
+                        Ok(()) => format!("the new snapshot is in {}", pending.display()),
+                        Err(e) => format!("{} could not be written: {e}", pending.display()),
+                    }
                 };
                 return vec![input.note_at(
                     NAME,
