@@ -148,7 +148,9 @@ fn assert_caught(o: &Outcome, check: &str, words: &str) {
         found.iter().any(|m| m.contains(words)),
         "{}: no `{check}` failure saying {words:?}; failures: {:#?}",
         o.id,
-        o.failures().map(|f| (&f.check, &f.message)).collect::<Vec<_>>()
+        o.failures()
+            .map(|f| (&f.check, &f.message))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -215,8 +217,11 @@ async fn a_repeated_event_is_caught() {
 async fn a_wrong_previous_watermark_is_caught() {
     let re = Regex::new(r"<t:PreviousWatermark>[^<]*</t:PreviousWatermark>").expect("regex");
     let rewrite = on_get_events(move |body| {
-        re.replace_all(body, "<t:PreviousWatermark>AAAAbogusAAAA</t:PreviousWatermark>")
-            .into_owned()
+        re.replace_all(
+            body,
+            "<t:PreviousWatermark>AAAAbogusAAAA</t:PreviousWatermark>",
+        )
+        .into_owned()
     });
     let out = run(&["getevents/created-item-event"], rewrite, "prev").await;
     assert_caught(
@@ -242,11 +247,7 @@ async fn more_events_true_with_nothing_left_is_caught() {
         }
     });
     let out = run(&["events/hard-delete"], rewrite, "more").await;
-    assert_caught(
-        &out[0],
-        "batching",
-        "said MoreEvents=true for subscription",
-    );
+    assert_caught(&out[0], "batching", "said MoreEvents=true for subscription");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +256,8 @@ async fn structural_faults_are_caught_with_the_grammar_words() {
         r"(<m:ResponseCode>[^<]*</m:ResponseCode>)(\s*)(<m:DescriptiveLinkKey>[^<]*</m:DescriptiveLinkKey>)",
     )
     .expect("regex");
-    let rewrite: Rewrite = Arc::new(move |body: &str| swap.replace_all(body, "$3$2$1").into_owned());
+    let rewrite: Rewrite =
+        Arc::new(move |body: &str| swap.replace_all(body, "$3$2$1").into_owned());
     let out = run(&["unsubscribe/twice"], rewrite, "order").await;
     assert_caught(
         &out[0],
