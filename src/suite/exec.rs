@@ -69,11 +69,13 @@ pub enum Verdict {
         reason: String,
     },
     /// The case failed, and the profile's baseline lists it as a known failure.
+    #[serde(rename = "expected-failure")]
     ExpectedFailure {
         reason: String,
     },
     /// The case passed, yet the profile's baseline lists it as a known
     /// failure: a CI failure, so the baseline gets updated.
+    #[serde(rename = "unexpected-pass")]
     UnexpectedPass {
         reason: String,
     },
