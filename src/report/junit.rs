@@ -1,7 +1,8 @@
 //! `--junit FILE`: JUnit XML for CI systems. Pass, fail, error and skipped
-//! map to JUnit's own elements; the full grade (recorded, unreachable) and
-//! the requirement ids are kept as properties, recorded observations in
-//! `system-out`.
+//! map to JUnit's own elements (an expected failure is a skip, an unexpected
+//! pass a failure); the full grade (recorded, unreachable, expected-failure,
+//! unexpected-pass), its reason and the requirement ids are kept as
+//! properties, recorded observations in `system-out`.
 
 use std::io;
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
             ],
         );
         w.empty("property", &[("name", "title"), ("value", &o.title)]);
+        if let Some(reason) = verdict_reason(&o.verdict) {
+            w.empty("property", &[("name", "reason"), ("value", reason)]);
+        }
         if let Some(src) = &o.source {
             w.empty("property", &[("name", "source"), ("value", src)]);
         }
