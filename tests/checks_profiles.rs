@@ -162,7 +162,12 @@ async fn the_baseline_turns_known_failures_into_expected_ones_and_flags_fixed_on
         "{xml}"
     );
     assert!(xml.contains(r#"value="expected-failure""#), "{xml}");
-    assert!(xml.contains(r#"<property name="reason" value="listed by profile `baseline`: tracked as TICKET-1"/>"#), "{xml}");
+    assert!(
+        xml.contains(
+            r#"<property name="reason" value="listed by profile `baseline`: tracked as TICKET-1"/>"#
+        ),
+        "{xml}"
+    );
     let json = ews_conformance::report::json::render("t", o, s).expect("json");
     assert!(json.contains(r#""verdict": "unexpected-pass""#), "{json}");
     assert!(json.contains(r#""verdict": "expected-failure""#), "{json}");

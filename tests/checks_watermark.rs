@@ -90,17 +90,19 @@ fn poll(step: &str, sub: &str, sent: &str, more: bool, events: &[(&str, &str)]) 
     )
 }
 
-/// A push as the listener records it: the request is the listener's own
-/// answer, the response text is the server's SendNotification body.
+/// A push as the listener may record it: no HTTP answer of its own (no
+/// status), no request of ours, the server's SendNotification body as text.
 fn push(step: &str, sub: &str, prev: &str, more: bool, events: &[(&str, &str)]) -> Exchange {
-    ex(
+    let mut e = ex(
         step,
         String::new(),
         format!(
             r#"<s:Envelope xmlns:s="{S}"><s:Body><m:SendNotification xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notification>{}</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></s:Body></s:Envelope>"#,
             notification(sub, prev, more, events)
         ),
-    )
+    );
+    e.status = None;
+    e
 }
 
 fn judge(check: &dyn Check, exchanges: &[Exchange]) -> Vec<Finding> {

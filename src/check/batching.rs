@@ -11,7 +11,7 @@
 //!   than StatusEvent (R32, R33, R70). Together with the `watermark` check's
 //!   lost-event rule this makes MoreEvents true exactly while more remain.
 
-use super::wire::{Channel, Link, entries, read_reply, short, subscriptions};
+use super::wire::{Channel, Link, entries, read_reply, received, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput};
 use crate::ews::{EventKind, Notification};
 
@@ -31,7 +31,7 @@ impl Check for Batching {
         let mut out = Vec::new();
         let total = input.exchanges.len();
         for (i, ex) in input.exchanges.iter().enumerate() {
-            if ex.status.is_none() {
+            if received(ex).is_none() {
                 continue;
             }
             let Some(reply) = read_reply(&ex.response_text) else {

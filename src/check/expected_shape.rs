@@ -11,7 +11,7 @@
 //! otherwise the closest document is shown with its differences.
 
 use super::shape::{compare_shapes, shape_of};
-use super::wire::documents;
+use super::wire::{documents, received};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::xml::parse_document;
 
@@ -65,7 +65,7 @@ impl Check for ExpectedShape {
         let mut best: Option<(usize, Vec<String>, String)> = None;
         let mut judged = 0usize;
         for (i, ex) in input.exchanges.iter().enumerate() {
-            if ex.status.is_none() {
+            if received(ex).is_none() {
                 continue;
             }
             for text in documents(&ex.response_text) {

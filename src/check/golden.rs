@@ -30,7 +30,7 @@ use insta::Snapshot;
 use insta::internals::{SnapshotContents, TextSnapshotContents};
 
 use super::normalize::Normalizer;
-use super::wire::documents;
+use super::wire::{documents, received};
 use super::{CaseInput, Check, Finding, StepInput, excerpt};
 use crate::xml::{ns, parse_document};
 
@@ -240,14 +240,14 @@ fn normalized_steps<'a>(input: &CaseInput<'a>) -> BTreeMap<&'a str, (usize, Stri
         if !input.is_case_step(i) {
             continue;
         }
-        let mut block = match ex.status {
+        let mut block = match received(ex) {
             Some(status) => format!("# HTTP {status}\n"),
             None => format!(
                 "# no response: {}\n",
                 ex.error.as_deref().unwrap_or("(unknown)")
             ),
         };
-        if ex.status.is_some() && !ex.response_text.trim().is_empty() {
+        if received(ex).is_some() && !ex.response_text.trim().is_empty() {
             for doc in documents(&ex.response_text) {
                 let mut text = doc;
                 if let Some(u) = unique {

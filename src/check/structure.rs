@@ -18,7 +18,7 @@
 
 use roxmltree::Document;
 
-use super::wire::{documents, requested_version};
+use super::wire::{documents, received, requested_version};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
@@ -54,7 +54,7 @@ impl Check for Structure {
         let mut out = Vec::new();
         let total = input.exchanges.len();
         for (i, ex) in input.exchanges.iter().enumerate() {
-            let Some(status) = ex.status else {
+            let Some(status) = received(ex) else {
                 continue; // no response: the transport finding says so
             };
             if !matches!(status, 200 | 500) {

@@ -13,6 +13,7 @@ use roxmltree::Node;
 use crate::client::stream::split_all;
 use crate::ews::envelope::open;
 use crate::ews::{EventKind, Notification};
+use crate::suite::exec::Exchange;
 use crate::xml::{ElementExt, element_children, ns, parse_document};
 
 /// The documents of a response body: usually one; several when the body is
@@ -27,6 +28,17 @@ pub fn documents(text: &str) -> Vec<String> {
         envelopes
     } else {
         vec![text.to_string()]
+    }
+}
+
+/// The HTTP status of what an exchange received, if it received anything.
+/// A document delivered to the harness without an HTTP answer of its own
+/// (a push body the listener took in) counts as 200.
+pub fn received(ex: &Exchange) -> Option<u16> {
+    match ex.status {
+        Some(s) => Some(s),
+        None if !ex.response_text.trim().is_empty() => Some(200),
+        None => None,
     }
 }
 
@@ -310,7 +322,7 @@ pub struct Entry {
 }
 
 /// Reads every exchange of a case.
-pub fn entries(exchanges: &[crate::suite::exec::Exchange]) -> Vec<Entry> {
+pub fn entries(exchanges: &[Exchange]) -> Vec<Entry> {
     exchanges
         .iter()
         .enumerate()
@@ -318,8 +330,7 @@ pub fn entries(exchanges: &[crate::suite::exec::Exchange]) -> Vec<Entry> {
             index,
             step: ex.step.clone(),
             request: read_request(&ex.request),
-            reply: ex
-                .status
+            reply: received(ex)
                 .is_some()
                 .then(|| read_reply(&ex.response_text))
                 .flatten(),

@@ -8,7 +8,7 @@
 //! Exchange sends `m:Notification` (digest 0.3): libxml2's complaint about
 //! that element is reported as a note, like the grammar does.
 
-use super::wire::documents;
+use super::wire::{documents, received};
 use super::xsd::{DEFAULT_FETCH_DEADLINE, FetchAuth, XsdFinding, XsdValidator};
 use super::{Check, Finding, StepInput};
 use crate::client::transport::Auth;
@@ -85,7 +85,7 @@ impl Check for XsdCheck {
         let mut out = Vec::new();
         let total = input.exchanges.len();
         for (i, ex) in input.exchanges.iter().enumerate() {
-            if !matches!(ex.status, Some(200 | 500)) || ex.response_text.trim().is_empty() {
+            if !matches!(received(ex), Some(200 | 500)) || ex.response_text.trim().is_empty() {
                 continue;
             }
             let call = if total > 1 {
