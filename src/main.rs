@@ -1,6 +1,8 @@
 //! `ews-conformance`: run the conformance cases against an EWS endpoint (or
 //! the embedded reference server), record golden snapshots from a trusted
-//! target, list the cases or their coverage of the requirement catalogue.
+//! target, list the cases or their coverage of the requirement catalogue,
+//! serve the reference server (optionally with faults), or self-test the
+//! suite against the faults.
 //!
 //! Exit codes: 0 all passed (recorded and skipped count as passed), 1
 //! conformance failures, 2 target unreachable or authentication refused,
@@ -19,6 +21,8 @@ use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, Reporter};
+use ews_conformance::selftest::{self, Scope, SelftestOptions};
+use ews_conformance::server::{CATALOGUE, Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage};
@@ -48,6 +52,35 @@ enum Command {
     List(ListArgs),
     /// Start the reference server alone (a faithful local EWS notification server).
     Serve(ServeArgs),
+    /// Prove the suite can fail: run it against the clean reference server,
+    /// then against one server per fault of the catalogue, and print the matrix.
+    Selftest(SelftestArgs),
+}
+
+#[derive(Args)]
+struct SelftestArgs {
+    /// Only this fault (repeatable); default: the whole catalogue.
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
+    /// Run only the catalogue's named catchers against each fault (faster;
+    /// the matrix then lists only those). Default: the whole suite per fault.
+    #[arg(long)]
+    quick: bool,
+    /// Print the fault catalogue and exit.
+    #[arg(long)]
+    list: bool,
+    /// Show, for each named catcher, the finding that names the broken rule.
+    #[arg(long)]
+    verbose: bool,
+    /// The case folder (EWS_CASES), default `cases`.
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Faulty servers running at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Cases running at once against one server.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 #[derive(Args)]
@@ -62,6 +95,9 @@ struct ServeArgs {
     /// Length of a protocol minute in milliseconds (default 60000).
     #[arg(long)]
     protocol_minute_ms: Option<u64>,
+    /// Switch on a fault of the catalogue (repeatable; `selftest --list` names them).
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
 }
 
 /// Flags that override the environment (see the settings module for every variable).
@@ -205,6 +241,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(settings, *args, GoldenMode::Compare),
         Command::Record(args) => run(settings, *args, GoldenMode::Record),
         Command::Serve(args) => serve(args),
+        Command::Selftest(args) => selftest(settings, args),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -224,6 +261,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     if let Some(ms) = args.protocol_minute_ms {
         config.protocol_minute = std::time::Duration::from_millis(ms.max(10));
     }
+    for fault in FaultSet::parse(&args.faults)?.iter() {
+        config.faults.insert(fault);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = ews_conformance::server::start(config.clone())
@@ -232,6 +272,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         println!("EWS reference server listening at {}", server.url());
         for user in &config.users {
             println!("  user {} ({})", user.smtp, user.display_name);
+        }
+        for fault in config.faults.iter() {
+            println!("  FAULT {fault}: {}", fault.info().description);
         }
         tokio::signal::ctrl_c()
             .await
@@ -368,4 +411,57 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         }
         Ok(result.exit_status())
     })
+}
+
+fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitStatus> {
+    if args.list {
+        for info in CATALOGUE {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                info.name,
+                if info.pending { "pending" } else { "active" },
+                info.operation,
+                info.rules.join(","),
+                info.catchers.join(","),
+                info.description
+            );
+        }
+        return Ok(ExitStatus::Passed);
+    }
+    let mut faults = Vec::new();
+    for name in &args.faults {
+        match name.parse::<Fault>() {
+            Ok(f) => faults.push(f),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        }
+    }
+    if let Some(c) = args.cases {
+        settings.cases = c;
+    }
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let suite = Loader::new(&ops, &checks).load_dir(&settings.cases);
+    if !suite.errors.is_empty() {
+        for e in &suite.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitStatus::HarnessError);
+    }
+    let options = SelftestOptions {
+        faults,
+        scope: if args.quick {
+            Scope::Catalogue
+        } else {
+            Scope::Full
+        },
+        parallel_servers: args.parallel.max(1),
+        case_concurrency: args.concurrency.max(1),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = runtime.block_on(selftest::run(&settings, suite.cases, &options));
+    print!("{}", report.render(args.verbose));
+    Ok(report.exit_status())
 }

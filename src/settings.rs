@@ -60,6 +60,12 @@ pub struct Settings {
     /// `EWS_XSD_FETCH`: `1`/`true` fetches `messages.xsd` and `types.xsd`
     /// from the target's `/EWS/` path instead. Default off.
     pub xsd_fetch: bool,
+    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/interop.rs)
+    /// fail when they cannot run exchangelib or ews-javascript-api, instead of skipping. CI sets it.
+    pub interop: bool,
+    /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
+    /// whole suite against every fault instead of only the catalogue's catchers.
+    pub selftest_full: bool,
 }
 
 /// A setting whose value cannot be used.
@@ -95,6 +101,8 @@ impl Default for Settings {
             golden: PathBuf::from("golden"),
             xsd_dir: None,
             xsd_fetch: false,
+            interop: false,
+            selftest_full: false,
         }
     }
 }
@@ -125,6 +133,8 @@ impl fmt::Debug for Settings {
             .field("golden", &self.golden)
             .field("xsd_dir", &self.xsd_dir)
             .field("xsd_fetch", &self.xsd_fetch)
+            .field("interop", &self.interop)
+            .field("selftest_full", &self.selftest_full)
             .finish()
     }
 }
@@ -182,6 +192,12 @@ impl Settings {
         s.xsd_dir = get("EWS_XSD_DIR").map(PathBuf::from);
         if let Some(v) = get("EWS_XSD_FETCH") {
             s.xsd_fetch = parse_flag("EWS_XSD_FETCH", &v)?;
+        }
+        if let Some(v) = get("EWS_INTEROP") {
+            s.interop = parse_flag("EWS_INTEROP", &v)?;
+        }
+        if let Some(v) = get("EWS_SELFTEST_FULL") {
+            s.selftest_full = parse_flag("EWS_SELFTEST_FULL", &v)?;
         }
         Ok(s)
     }
@@ -250,8 +266,12 @@ mod tests {
             ("EWS_GOLDEN_DIR", "snapshots"),
             ("EWS_XSD_DIR", "schema"),
             ("EWS_XSD_FETCH", "yes"),
+            ("EWS_INTEROP", "1"),
+            ("EWS_SELFTEST_FULL", "yes"),
         ])
         .expect("valid settings");
+        assert!(s.interop);
+        assert!(s.selftest_full);
         assert_eq!(
             s.endpoint.as_deref(),
             Some("https://mail.example.test/EWS/Exchange.asmx")

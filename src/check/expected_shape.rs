@@ -8,9 +8,11 @@
 //! more with `expect.shape_optional = ["t:PreviousWatermark", "@ChangeKey"]`.
 //! A step passes when one of its response documents has the shape (a
 //! stream's heartbeats do not count against the envelope that matches);
-//! otherwise the closest document is shown with its differences.
+//! otherwise the closest document is shown with its differences. The
+//! documented `m:`/`t:` conflicts (Notification inside Notifications,
+//! SubscriptionId inside ErrorSubscriptionIds) compare as one name.
 
-use super::shape::{compare_shapes, shape_of};
+use super::shape::{Shape, compare_shapes, shape_of};
 use super::wire::{documents, received};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::xml::parse_document;
@@ -57,7 +59,7 @@ impl Check for ExpectedShape {
                 )];
             }
         };
-        let expected = shape_of(expected_doc.root_element());
+        let expected = wire_forms(shape_of(expected_doc.root_element()));
         let mut optional: Vec<&str> = DEFAULT_OPTIONAL.to_vec();
         optional.extend(input.step.expect.shape_optional.iter().map(String::as_str));
 
@@ -72,7 +74,7 @@ impl Check for ExpectedShape {
                 judged += 1;
                 let (diffs, outline) = match parse_document(&text) {
                     Ok(doc) => {
-                        let actual = shape_of(doc.root_element());
+                        let actual = wire_forms(shape_of(doc.root_element()));
                         let diffs: Vec<String> = compare_shapes(&expected, &actual, &optional)
                             .iter()
                             .map(|d| d.to_string())
@@ -128,6 +130,32 @@ impl Check for ExpectedShape {
     }
 }
 
+/// The documented namespace conflicts (digest 0.3) compare as one name:
+/// `m:` or `t:Notification` inside `m:Notifications` (the schema says `t:`,
+/// Exchange writes `m:`), and `m:` or `t:SubscriptionId` inside
+/// `m:ErrorSubscriptionIds`. The `structure` check notes which form came.
+fn wire_forms(mut shape: Shape) -> Shape {
+    let either = |parent: &str, child: &str| match (parent, child) {
+        ("m:Notifications", "t:Notification" | "m:Notification") => Some("m|t:Notification"),
+        ("m:ErrorSubscriptionIds", "t:SubscriptionId" | "m:SubscriptionId") => {
+            Some("m|t:SubscriptionId")
+        }
+        _ => None,
+    };
+    let parent = shape.name.clone();
+    shape.children = shape
+        .children
+        .into_iter()
+        .map(|mut c| {
+            if let Some(name) = either(&parent, &c.name) {
+                c.name = name.to_string();
+            }
+            wire_forms(c)
+        })
+        .collect();
+    shape
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +206,18 @@ mod tests {
     #[test]
     fn same_shape_other_values_and_prefixes_pass() {
         assert!(run(DOCUMENTED, GET_EVENTS_OK).is_empty());
+    }
+
+    #[test]
+    fn streaming_notification_in_either_namespace_matches() {
+        let stream = |n: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notifications><{n}><t:SubscriptionId>S</t:SubscriptionId><t:StatusEvent/></{n}></m:Notifications></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        assert!(run(&stream("m:Notification"), &stream("t:Notification")).is_empty());
+        assert!(run(&stream("t:Notification"), &stream("m:Notification")).is_empty());
+        assert_eq!(run(&stream("m:Notification"), &stream("m:Other")).len(), 1);
     }
 
     #[test]

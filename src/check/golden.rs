@@ -42,7 +42,13 @@ const MAX_DIFF_LINES: usize = 80;
 /// Compare with the snapshots, or write them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GoldenMode {
+    /// Compare; on a difference (or a new golden step) write `.snap.new`
+    /// beside the snapshot for review.
     Compare,
+    /// Compare and write nothing (the self-test runs deliberately broken
+    /// servers; their answers are not snapshots to review).
+    Verify,
+    /// Write the `.snap` files from the answers (`ews-conformance record`).
     Record,
 }
 
@@ -163,7 +169,9 @@ impl Golden {
                 let pending = pending_path(path);
                 // No folder for this profile: nothing was ever recorded for it,
                 // so no pending files are scattered (a live target's first run).
-                let how = if !self.folder().is_dir() {
+                let how = if self.mode == GoldenMode::Verify {
+                    "nothing was written (verify mode)".to_string()
+                } else if !self.folder().is_dir() {
                     format!(
                         "no snapshots are recorded for this profile ({} does not exist)",
                         self.folder().display()
@@ -195,11 +203,16 @@ impl Golden {
         };
         let actual = canonical(content);
         if expected == actual {
-            let _ = std::fs::remove_file(pending_path(path));
+            if self.mode == GoldenMode::Compare {
+                let _ = std::fs::remove_file(pending_path(path));
+            }
             return Vec::new();
         }
         let pending = pending_path(path);
-        let written = write(&pending, &header, content);
+        let written = match self.mode {
+            GoldenMode::Verify => Err(std::io::Error::other("verify mode")),
+            _ => write(&pending, &header, content),
+        };
         let mut f = input.fail_at(
             NAME,
             exchange,

@@ -2,7 +2,7 @@
 //! expectations. Each kind has a stable name that case files use in
 //! `checks = [...]`; the registry holds the kinds a run knows.
 //!
-//! Built in: `codes`, `asserts`, `events`, `structure`, `shape`,
+//! Built in: `codes`, `asserts`, `events`, `notify`, `structure`, `shape`,
 //! `batching`, `watermark`, `golden` (and `xsd` with the `xsd` feature, when
 //! the settings name schema files). A kind judges one step at a time
 //! ([`Check::check`]), the whole case once it has run ([`Check::check_case`]),
@@ -15,6 +15,7 @@ pub mod events;
 pub mod expected_shape;
 pub mod golden;
 pub mod normalize;
+pub mod notify;
 pub mod shape;
 pub mod structure;
 pub mod watermark;
@@ -188,14 +189,16 @@ impl CheckRegistry {
         Self::default()
     }
 
-    /// `codes`, `asserts`, `events`, `structure`, `shape`, `batching`,
-    /// `watermark`, and `golden` comparing with the snapshots under `golden/`
-    /// (see [`golden::Golden::new`] to place them elsewhere or record them).
+    /// `codes`, `asserts`, `events`, `notify`, `structure`, `shape`,
+    /// `batching`, `watermark`, and `golden` comparing with the snapshots
+    /// under `golden/` (see [`golden::Golden::new`] to place them elsewhere
+    /// or record them).
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Arc::new(codes::Codes));
         r.register(Arc::new(asserts::Asserts));
         r.register(Arc::new(events::Events));
+        r.register(Arc::new(notify::Notify));
         r.register(Arc::new(structure::Structure));
         r.register(Arc::new(expected_shape::ExpectedShape));
         r.register(Arc::new(batching::Batching));
@@ -540,6 +543,7 @@ mod tests {
                 "codes",
                 "asserts",
                 "events",
+                "notify",
                 "structure",
                 "shape",
                 "batching",

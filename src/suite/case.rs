@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ews::{EventKind, ResponseClass};
+use crate::ews::{ConnectionStatus, EventKind, ResponseClass};
 use crate::xml::path::XPath;
 
 // ------------------------------------------------------------------ raw form
@@ -85,6 +85,13 @@ pub(crate) struct RawExpect {
     #[serde(default)]
     pub shape_optional: Vec<String>,
     pub golden: Option<bool>,
+    // Streaming and push expectations (see `suite::notify`).
+    pub connection_status: Option<Spanned<String>>,
+    pub error_subscription_ids: Option<Spanned<Vec<String>>>,
+    pub previous_watermark: Option<String>,
+    pub watermark_chain: Option<bool>,
+    pub more_events_until_last: Option<bool>,
+    pub arrivals_minutes: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +112,8 @@ pub(crate) struct RawEvent {
     pub old_item: Option<String>,
     pub old_folder: Option<String>,
     pub unread_count: Option<i64>,
+    /// The subscription the event must arrive under (streaming, push).
+    pub subscription: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,9 +326,37 @@ pub struct Expect {
     pub shape_optional: Vec<String>,
     /// Compare this step with its golden snapshot (overrides the case's `golden`).
     pub golden: Option<bool>,
+    /// Aligned with `events`: the subscription each expected event must
+    /// arrive under (`subscription = …` in the pattern; a template).
+    pub event_subscriptions: Vec<Option<String>>,
+    /// `connection_status`: a GetStreamingEvents envelope's ConnectionStatus.
+    pub connection_status: Option<ConnectionStatus>,
+    /// `error_subscription_ids`: exactly these ids (templates, any order) in ErrorSubscriptionIds.
+    pub error_subscription_ids: Option<Vec<String>>,
+    /// `previous_watermark`: every notification's PreviousWatermark (a template).
+    pub previous_watermark: Option<String>,
+    /// `watermark_chain = true`: each notification's PreviousWatermark is
+    /// the last event watermark of the one before it (per subscription).
+    pub watermark_chain: Option<bool>,
+    /// `more_events_until_last = true`: MoreEvents is true on every
+    /// notification but the last, false on the last.
+    pub more_events_until_last: Option<bool>,
+    /// `arrivals_minutes`: when the documents a waiting step is judged on
+    /// arrived, in protocol minutes after the first of them.
+    pub arrivals_minutes: Option<Vec<f64>>,
 }
 
 impl Expect {
+    /// Whether the step states an expectation that one document must meet
+    /// on its own: any outcome expectation, or `connection_status`,
+    /// `error_subscription_ids`, `previous_watermark`.
+    pub fn has_document_expectation(&self) -> bool {
+        self.has_outcome_expectation()
+            || self.connection_status.is_some()
+            || self.error_subscription_ids.is_some()
+            || self.previous_watermark.is_some()
+    }
+
     /// Whether the step states any expectation about status, class, code, fault or rejection.
     pub fn has_outcome_expectation(&self) -> bool {
         self.status.is_some()

@@ -93,7 +93,7 @@ fn missing_and_conflicting_actions() {
         &format!("{HEAD}[[step]]\nop = \"Subscrib\"\n"),
         4,
         6,
-        "unknown operation `Subscrib` (known: CopyItem,",
+        "unknown operation `Subscrib` (known: AwaitPush,",
     );
     fails_at(HEAD, 1, 1, "at least one [[step]]");
 }
@@ -110,7 +110,7 @@ fn bad_values() {
         &format!("{HEAD}checks = [\"codes\", \"oracle\"]\n[[step]]\nsend = \"x\"\n"),
         3,
         20,
-        "unknown check `oracle` (known: codes, asserts, events, structure, shape, batching, watermark, golden)",
+        "unknown check `oracle` (known: codes, asserts, events, notify, structure, shape, batching, watermark, golden)",
     );
     fails_at(
         &format!(

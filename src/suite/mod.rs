@@ -5,6 +5,7 @@
 pub mod case;
 pub mod exec;
 pub mod load;
+pub mod notify;
 pub mod ops;
 pub mod profile;
 pub mod requirements;

@@ -1,0 +1,682 @@
+//! The oracle accepts what an ideal target delivers and rejects each kind of
+//! fault with the right requirement id.
+
+use std::collections::BTreeSet;
+
+use ews_conformance::ews::{Event, EventKind, Id, ObjectId};
+use ews_conformance::model::simulate::{
+    fake_id, fake_subscription_id, fake_watermark, render_event,
+};
+use ews_conformance::model::{
+    DeleteHow, Divergence, DivergenceKind, ExpectedEvent, FolderHandle, Handle, ItemHandle, Mode,
+    Observed, ObservedSubscription, Op, Prediction, Profile, Scope, SubHandle, WatermarkHandle,
+    judge, predict, simulate,
+};
+
+const CASE: FolderHandle = FolderHandle::Case;
+const F1: FolderHandle = FolderHandle::User(1);
+const S1: SubHandle = SubHandle(1);
+const S2: SubHandle = SubHandle(2);
+
+fn all_types() -> BTreeSet<EventKind> {
+    [
+        EventKind::Copied,
+        EventKind::Created,
+        EventKind::Deleted,
+        EventKind::Modified,
+        EventKind::Moved,
+        EventKind::NewMail,
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn subscribe(
+    sub: SubHandle,
+    mode: Mode,
+    folders: &[FolderHandle],
+    types: BTreeSet<EventKind>,
+) -> Op {
+    Op::Subscribe {
+        sub,
+        mode,
+        scope: Scope::Folders(folders.iter().copied().collect()),
+        event_types: types,
+    }
+}
+
+fn create(n: u32, folder: FolderHandle) -> Op {
+    Op::CreateItem {
+        item: ItemHandle(n),
+        folder,
+        read: false,
+    }
+}
+
+fn creates(range: std::ops::RangeInclusive<u32>, folder: FolderHandle) -> Vec<Op> {
+    range.map(|n| create(n, folder)).collect()
+}
+
+/// A `mode` subscription on the case folder, 60 created items (120 events), one poll.
+fn batch_120(mode: Mode) -> (Vec<Op>, Prediction, Observed) {
+    let mut ops = vec![subscribe(S1, mode, &[CASE], all_types())];
+    ops.extend(creates(1..=60, CASE));
+    ops.push(Op::Poll { sub: S1 });
+    let prediction = predict(&ops).expect("valid sequence");
+    let observed = simulate(&prediction);
+    (ops, prediction, observed)
+}
+
+fn sub_mut(o: &mut Observed, sub: SubHandle) -> &mut ObservedSubscription {
+    o.subscriptions
+        .get_mut(&sub)
+        .expect("observed subscription")
+}
+
+fn check(prediction: &Prediction, observed: &Observed, profile: &Profile) -> Vec<Divergence> {
+    judge(prediction, observed, profile)
+}
+
+/// Asserts that some divergence has `kind` and `rule`, and returns it.
+fn expect_divergence(found: &[Divergence], kind: DivergenceKind, rule: &str) -> Divergence {
+    let text: Vec<String> = found.iter().map(|d| d.to_string()).collect();
+    found
+        .iter()
+        .find(|d| d.kind == kind && d.rule == rule)
+        .cloned()
+        .unwrap_or_else(|| panic!("expected {kind:?} ({rule}), got:\n{}", text.join("\n")))
+}
+
+fn assert_clean(found: &[Divergence]) {
+    let text: Vec<String> = found.iter().map(|d| d.to_string()).collect();
+    assert!(
+        found.is_empty(),
+        "unexpected divergences:\n{}",
+        text.join("\n")
+    );
+}
+
+#[test]
+fn the_ideal_delivery_is_accepted_in_every_mode_and_profile() {
+    for mode in Mode::ALL {
+        let (_, prediction, observed) = batch_120(mode);
+        let batches: Vec<usize> = observed.subscriptions[&S1]
+            .deliveries
+            .iter()
+            .map(|d| d.notification.events.len())
+            .collect();
+        assert_eq!(batches, vec![50, 50, 20], "{mode:?}");
+        assert_clean(&check(&prediction, &observed, &Profile::reference()));
+        assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    }
+}
+
+#[test]
+fn a_dropped_event_is_lost() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    // The 61st event (index 60) is the CreatedEvent of i31.
+    sub_mut(&mut observed, S1).deliveries[1]
+        .notification
+        .events
+        .remove(10);
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Lost, "R32");
+    assert_eq!(d.event_index, Some(60));
+    assert_eq!(
+        d.predicted.as_deref(),
+        Some("CreatedEvent item i31 in case")
+    );
+    assert!(d.to_string().contains("s1: lost event (R32)"), "{d}");
+}
+
+#[test]
+fn a_lost_event_at_the_end_is_reported_after_the_last_received() {
+    let (_, prediction, mut observed) = batch_120(Mode::Streaming);
+    sub_mut(&mut observed, S1).deliveries[2]
+        .notification
+        .events
+        .pop();
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Lost, "R59");
+    assert_eq!(d.event_index, Some(119));
+}
+
+#[test]
+fn a_repeated_event_is_caught() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    let events = &mut sub_mut(&mut observed, S1).deliveries[2].notification.events;
+    let again = events[4].clone();
+    events.insert(5, again);
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Repeated, "R32");
+    assert_eq!(d.event_index, Some(105));
+    assert_eq!(d.delivery_index, Some(2));
+}
+
+#[test]
+fn two_swapped_events_are_reordered() {
+    let (_, prediction, mut observed) = batch_120(Mode::Push);
+    sub_mut(&mut observed, S1).deliveries[2]
+        .notification
+        .events
+        .swap(0, 1);
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Reordered, "R70");
+    assert_eq!(d.event_index, Some(100));
+    assert_eq!(
+        d.predicted.as_deref(),
+        Some("CreatedEvent item i51 in case")
+    );
+}
+
+#[test]
+fn a_batch_of_51_breaks_the_cap() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    let obs = sub_mut(&mut observed, S1);
+    let moved = obs.deliveries[1].notification.events.remove(0);
+    obs.deliveries[0].notification.events.push(moved);
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::BatchTooLarge, "R32");
+    assert_eq!(d.delivery_index, Some(0));
+    assert!(
+        !found.iter().any(|d| d.event_index.is_some()),
+        "the events themselves are all there, in order: {found:?}"
+    );
+
+    // Streaming: R59, which only the strict profile asserts.
+    let (_, prediction, mut observed) = batch_120(Mode::Streaming);
+    let obs = sub_mut(&mut observed, S1);
+    let moved = obs.deliveries[1].notification.events.remove(0);
+    obs.deliveries[0].notification.events.push(moved);
+    let found = check(&prediction, &observed, &Profile::reference());
+    expect_divergence(&found, DivergenceKind::BatchTooLarge, "R59");
+    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+}
+
+#[test]
+fn wrong_more_events_is_caught() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    sub_mut(&mut observed, S1).deliveries[0]
+        .notification
+        .more_events = Some(false);
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::MoreEvents,
+        "R32",
+    );
+    assert_eq!(d.delivery_index, Some(0));
+
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    sub_mut(&mut observed, S1).deliveries[2]
+        .notification
+        .more_events = Some(true);
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::MoreEvents,
+        "R32",
+    );
+    assert_eq!(d.delivery_index, Some(2));
+
+    // Push: a MoreEvents=true with nothing after it.
+    let (_, prediction, mut observed) = batch_120(Mode::Push);
+    sub_mut(&mut observed, S1).deliveries[2]
+        .notification
+        .more_events = Some(true);
+    expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::MoreEvents,
+        "R70",
+    );
+}
+
+#[test]
+fn more_events_true_before_an_empty_poll_is_the_r33_boundary() {
+    let mut ops = vec![subscribe(S1, Mode::Pull, &[CASE], all_types())];
+    ops.extend(creates(1..=25, CASE));
+    ops.push(Op::Poll { sub: S1 });
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let obs = sub_mut(&mut observed, S1);
+    assert_eq!(obs.deliveries.len(), 1, "exactly 50 events: one batch");
+    assert_eq!(obs.deliveries[0].notification.more_events, Some(false));
+    // A server that does not look ahead: true, then a StatusEvent.
+    obs.deliveries[0].notification.more_events = Some(true);
+    let wm = fake_watermark(S1, 50);
+    let mut status = obs.deliveries[0].clone();
+    status.notification.previous_watermark = Some(wm.clone());
+    status.notification.more_events = Some(false);
+    status.notification.events = vec![Event::status(Some(wm.clone()))];
+    status.request_watermark = Some(wm);
+    obs.deliveries.push(status);
+    let found = check(&prediction, &observed, &Profile::reference());
+    expect_divergence(&found, DivergenceKind::MoreEvents, "R33");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+}
+
+#[test]
+fn a_stale_previous_watermark_breaks_the_chain() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    sub_mut(&mut observed, S1).deliveries[1]
+        .notification
+        .previous_watermark = Some(fake_watermark(S1, 0));
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::PreviousWatermark,
+        "R31",
+    );
+    assert_eq!(d.delivery_index, Some(1));
+    assert_eq!(d.predicted, Some(fake_watermark(S1, 50)));
+
+    let (_, prediction, mut observed) = batch_120(Mode::Push);
+    sub_mut(&mut observed, S1).deliveries[2]
+        .notification
+        .previous_watermark = Some(fake_watermark(S1, 50));
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::PreviousWatermark,
+        "R69",
+    );
+    assert_eq!(d.delivery_index, Some(2));
+}
+
+#[test]
+fn an_event_without_watermark_is_caught_for_pull_and_push_only() {
+    let (_, prediction, mut observed) = batch_120(Mode::Pull);
+    sub_mut(&mut observed, S1).deliveries[1].notification.events[3].watermark = Some(String::new());
+    expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::EmptyWatermark,
+        "R31",
+    );
+    let (_, prediction, observed) = batch_120(Mode::Streaming);
+    assert!(
+        observed.subscriptions[&S1].deliveries[0]
+            .notification
+            .events[0]
+            .watermark
+            .is_none()
+    );
+    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+}
+
+#[test]
+fn an_event_of_a_filtered_type_or_folder_is_r42() {
+    let created_only: BTreeSet<EventKind> = [EventKind::Created].into_iter().collect();
+    let mut ops = vec![
+        Op::CreateFolder {
+            folder: F1,
+            parent: CASE,
+        },
+        subscribe(S1, Mode::Pull, &[CASE], created_only),
+        subscribe(S2, Mode::Pull, &[F1], all_types()),
+    ];
+    ops.extend(creates(1..=3, CASE));
+    ops.extend([Op::Poll { sub: S1 }, Op::Poll { sub: S2 }]);
+    let prediction = predict(&ops).expect("valid");
+    let clean = simulate(&prediction);
+    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+
+    // s1 subscribed to CreatedEvent only: a folder ModifiedEvent leaks through.
+    let mut observed = clean.clone();
+    let leak = ExpectedEvent {
+        kind: EventKind::Modified,
+        object: Handle::Folder(CASE),
+        parent: FolderHandle::Root,
+        old_object: None,
+        old_parent: None,
+        unread_count: Some(1),
+    };
+    sub_mut(&mut observed, S1).deliveries[0]
+        .notification
+        .events
+        .insert(1, render_event(&leak, Some("x".into())));
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::exchange2013()),
+        DivergenceKind::Filtered,
+        "R42",
+    );
+    assert_eq!(d.event_index, Some(1));
+
+    // s2 watches f1 only: an item created in the case folder leaks through.
+    let mut observed = clean;
+    let outside = ExpectedEvent {
+        kind: EventKind::Created,
+        object: Handle::Item(ItemHandle(2)),
+        parent: CASE,
+        old_object: None,
+        old_parent: None,
+        unread_count: None,
+    };
+    let obs = sub_mut(&mut observed, S2);
+    assert_eq!(
+        obs.deliveries[0].notification.events[0].kind,
+        EventKind::Status,
+        "nothing happened in f1"
+    );
+    obs.deliveries[0]
+        .notification
+        .events
+        .push(render_event(&outside, Some("y".into())));
+    let d = expect_divergence(
+        &check(&prediction, &observed, &Profile::reference()),
+        DivergenceKind::Filtered,
+        "R42",
+    );
+    assert_eq!(d.received.as_deref(), Some("CreatedEvent item i2 in case"));
+}
+
+/// s1 polls once, remembers, more items arrive; s2 resumes from the watermark.
+fn resume_scenario() -> (Prediction, Observed) {
+    let mut ops = vec![subscribe(S1, Mode::Pull, &[CASE], all_types())];
+    ops.extend(creates(1..=2, CASE));
+    ops.push(Op::Poll { sub: S1 });
+    ops.push(Op::Remember {
+        sub: S1,
+        watermark: WatermarkHandle(1),
+    });
+    ops.extend(creates(3..=4, CASE));
+    ops.push(Op::Poll { sub: S1 });
+    ops.push(Op::Resubscribe {
+        sub: S2,
+        from: WatermarkHandle(1),
+    });
+    ops.push(Op::Poll { sub: S2 });
+    let prediction = predict(&ops).expect("valid");
+    let observed = simulate(&prediction);
+    (prediction, observed)
+}
+
+#[test]
+fn a_resume_must_replay_exactly_the_events_after_the_watermark() {
+    let (prediction, observed) = resume_scenario();
+    assert_eq!(prediction.subscriptions[&S2].events.len(), 4);
+    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+
+    // A resume that ignores the watermark replays from the first subscription's start.
+    let mut replayed = observed.clone();
+    let early: Vec<Event> = prediction.subscriptions[&S1].events[..4]
+        .iter()
+        .map(|e| render_event(&e.event, Some("old".into())))
+        .collect();
+    let events = &mut sub_mut(&mut replayed, S2).deliveries[0].notification.events;
+    events.splice(0..0, early);
+    let found = check(&prediction, &replayed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::BeforeStart, "R21");
+    assert_eq!(d.event_index, Some(0));
+
+    // A resume that starts at the head instead: the replayed events are lost.
+    let mut head = observed.clone();
+    let events = &mut sub_mut(&mut head, S2).deliveries[0].notification.events;
+    events.drain(..);
+    events.push(Event::status(Some(fake_watermark(S2, 0))));
+    expect_divergence(
+        &check(&prediction, &head, &Profile::reference()),
+        DivergenceKind::Lost,
+        "R21",
+    );
+
+    // The resumed subscription must get a new id.
+    let mut same = observed;
+    sub_mut(&mut same, S2).subscription_id = fake_subscription_id(S1);
+    for d in &mut sub_mut(&mut same, S2).deliveries {
+        d.notification.subscription_id = fake_subscription_id(S1);
+    }
+    expect_divergence(
+        &check(&prediction, &same, &Profile::reference()),
+        DivergenceKind::SameSubscriptionId,
+        "R21",
+    );
+}
+
+#[test]
+fn a_notification_for_another_subscription_is_r51() {
+    let (_, prediction, mut observed) = batch_120(Mode::Streaming);
+    sub_mut(&mut observed, S1).deliveries[1]
+        .notification
+        .subscription_id = "someone-else".into();
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::ForeignSubscription, "R51");
+    assert_eq!(d.delivery_index, Some(1));
+    expect_divergence(&found, DivergenceKind::Lost, "R59");
+}
+
+#[test]
+fn a_subscription_without_records_is_not_observed() {
+    let (_, prediction, mut observed) = batch_120(Mode::Push);
+    observed.subscriptions.clear();
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::NotObserved, "R11");
+    assert_eq!(d.predicted.as_deref(), Some("CreatedEvent item i1 in case"));
+}
+
+#[test]
+fn a_late_pull_event_fails_only_when_pull_is_synchronous() {
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        create(1, CASE),
+        Op::Poll { sub: S1 },
+        create(2, CASE),
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let obs = sub_mut(&mut observed, S1);
+    assert_eq!(obs.deliveries.len(), 2);
+    // The first poll saw nothing; everything came with the second.
+    let first = std::mem::take(&mut obs.deliveries[0].notification.events);
+    let first_request = obs.deliveries[0].request_watermark.clone();
+    obs.deliveries[0]
+        .notification
+        .events
+        .push(Event::status(first_request));
+    obs.deliveries[1].notification.events.splice(0..0, first);
+    obs.deliveries[1].request_watermark = obs.deliveries[0].request_watermark.clone();
+    obs.deliveries[1].notification.previous_watermark = obs.deliveries[0].request_watermark.clone();
+    let found = check(&prediction, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Late, "R32");
+    assert_eq!(d.event_index, Some(0));
+    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+}
+
+#[test]
+fn tolerances_follow_the_profile() {
+    let ops = vec![
+        Op::CreateFolder {
+            folder: F1,
+            parent: CASE,
+        },
+        create(1, CASE),
+        subscribe(S1, Mode::Pull, &[CASE, F1], all_types()),
+        Op::CopyItem {
+            item: ItemHandle(1),
+            to: F1,
+            new: ItemHandle(2),
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let clean = simulate(&prediction);
+    assert_eq!(
+        clean.subscriptions[&S1].deliveries[0]
+            .notification
+            .events
+            .len(),
+        2,
+        "CopiedEvent + ModifiedEvent(f1)"
+    );
+
+    // An extra folder ModifiedEvent (of the case folder) is tolerated by Exchange's profile only.
+    let mut extra = clean.clone();
+    let folder_mod = ExpectedEvent {
+        kind: EventKind::Modified,
+        object: Handle::Folder(CASE),
+        parent: FolderHandle::Root,
+        old_object: None,
+        old_parent: None,
+        unread_count: Some(5),
+    };
+    sub_mut(&mut extra, S1).deliveries[0]
+        .notification
+        .events
+        .insert(1, render_event(&folder_mod, Some("w".into())));
+    assert_clean(&check(&prediction, &extra, &Profile::exchange2013()));
+    let found = check(&prediction, &extra, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Mismatch, "R77");
+    assert_eq!(d.event_index, Some(1));
+
+    // The target folder's ModifiedEvent left out (the digest's figure shows none for a copy).
+    let mut missing = clean.clone();
+    sub_mut(&mut missing, S1).deliveries[0]
+        .notification
+        .events
+        .pop();
+    assert_clean(&check(&prediction, &missing, &Profile::exchange2013()));
+    let d = expect_divergence(
+        &check(&prediction, &missing, &Profile::reference()),
+        DivergenceKind::Lost,
+        "R32",
+    );
+    assert_eq!(
+        d.predicted.as_deref(),
+        Some("ModifiedEvent folder f1 in case, unread 1")
+    );
+
+    // CopyItem surfacing as CreatedEvent (R77).
+    let mut created = clean;
+    let copy = &mut sub_mut(&mut created, S1).deliveries[0].notification.events[0];
+    copy.kind = EventKind::Created;
+    copy.old_object = None;
+    copy.old_parent_folder_id = None;
+    assert_clean(&check(&prediction, &created, &Profile::exchange2013()));
+    let found = check(&prediction, &created, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Mismatch, "R77");
+    assert!(
+        d.detail
+            .contains("CreatedEvent where CopiedEvent was predicted"),
+        "{d}"
+    );
+}
+
+#[test]
+fn wrong_fields_name_the_specific_requirement() {
+    let ops = vec![
+        Op::CreateFolder {
+            folder: F1,
+            parent: CASE,
+        },
+        create(1, CASE),
+        subscribe(S1, Mode::Pull, &[CASE, F1], all_types()),
+        Op::MoveItem {
+            item: ItemHandle(1),
+            to: F1,
+            new: ItemHandle(2),
+        },
+        Op::MarkRead {
+            item: ItemHandle(2),
+            read: true,
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let clean = simulate(&prediction);
+    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+
+    let mut wrong_old_parent = clean.clone();
+    sub_mut(&mut wrong_old_parent, S1).deliveries[0]
+        .notification
+        .events[0]
+        .old_parent_folder_id = Some(Id::new(fake_id(Handle::Folder(F1))));
+    let d = expect_divergence(
+        &check(&prediction, &wrong_old_parent, &Profile::reference()),
+        DivergenceKind::Mismatch,
+        "R43",
+    );
+    assert!(d.detail.contains("OldParentFolderId"), "{d}");
+
+    // Events: Moved, Modified(case), Modified(f1), Modified(i2), Modified(f1, unread 0).
+    let mut wrong_unread = clean;
+    let last = &mut sub_mut(&mut wrong_unread, S1).deliveries[0]
+        .notification
+        .events[4];
+    assert_eq!(last.unread_count, Some(0));
+    last.unread_count = Some(1);
+    for profile in [Profile::reference(), Profile::exchange2013()] {
+        let d = expect_divergence(
+            &check(&prediction, &wrong_unread, &profile),
+            DivergenceKind::Mismatch,
+            "R44",
+        );
+        assert_eq!(d.event_index, Some(4), "{}", profile.name);
+    }
+    last_unread_absent_is_tolerated_only_when_optional(&prediction);
+}
+
+fn last_unread_absent_is_tolerated_only_when_optional(prediction: &Prediction) {
+    let mut absent = simulate(prediction);
+    sub_mut(&mut absent, S1).deliveries[0].notification.events[4].unread_count = None;
+    assert_clean(&check(prediction, &absent, &Profile::exchange2013()));
+    expect_divergence(
+        &check(prediction, &absent, &Profile::reference()),
+        DivergenceKind::Mismatch,
+        "R44",
+    );
+}
+
+#[test]
+fn unbound_handles_are_learnt_once_and_then_held() {
+    let ops = vec![
+        subscribe(S1, Mode::Streaming, &[FolderHandle::Inbox], all_types()),
+        Op::Deliver {
+            item: ItemHandle(1),
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let observed = simulate(&prediction);
+    assert!(
+        observed
+            .bindings
+            .id_of(Handle::Item(ItemHandle(1)))
+            .is_none(),
+        "a delivered item is not captured by the driver"
+    );
+    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+
+    // NewMailEvent naming another item than the CreatedEvent before it.
+    let mut other = observed;
+    sub_mut(&mut other, S1).deliveries[0].notification.events[1].object =
+        Some(ObjectId::Item(Id::new("not-the-delivered-item")));
+    let d = expect_divergence(
+        &check(&prediction, &other, &Profile::reference()),
+        DivergenceKind::Mismatch,
+        "R71",
+    );
+    assert_eq!(d.event_index, Some(1));
+}
+
+#[test]
+fn soft_deleted_items_are_matched_through_their_new_id() {
+    let ops = vec![
+        create(1, CASE),
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        Op::DeleteItem {
+            item: ItemHandle(1),
+            how: DeleteHow::SoftDelete,
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let prediction = predict(&ops).expect("valid");
+    let observed = simulate(&prediction);
+    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+    // Reusing the old id for the moved item is wrong: moves give new ids.
+    let mut reused = observed;
+    sub_mut(&mut reused, S1).deliveries[0].notification.events[0].object = Some(ObjectId::Item(
+        Id::new(fake_id(Handle::Item(ItemHandle(1)))),
+    ));
+    expect_divergence(
+        &check(&prediction, &reused, &Profile::reference()),
+        DivergenceKind::Mismatch,
+        "R76",
+    );
+}

@@ -1,0 +1,124 @@
+//! Operation-level minimisation removes what a failure does not need, with
+//! the operations that depend on it, and never yields an invalid sequence.
+
+use ews_conformance::ews::EventKind;
+use ews_conformance::model::{
+    DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
+    describe_sequence, judge, minimize, ops_strategy, predict, simulate,
+};
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+fn create(n: u32) -> Op {
+    Op::CreateItem {
+        item: ItemHandle(n),
+        folder: FolderHandle::Case,
+        read: false,
+    }
+}
+
+#[test]
+fn removing_an_operation_removes_its_dependants() {
+    let ops = vec![
+        create(1),
+        create(2),
+        Op::CreateFolder {
+            folder: FolderHandle::User(1),
+            parent: FolderHandle::Case,
+        },
+        Op::MoveItem {
+            item: ItemHandle(2),
+            to: FolderHandle::User(1),
+            new: ItemHandle(3),
+        },
+        Op::SetSubject {
+            item: ItemHandle(3),
+        },
+        create(4),
+    ];
+    let mut calls = 0;
+    let has_move = |ops: &[Op]| ops.iter().any(|op| matches!(op, Op::MoveItem { .. }));
+    let small = minimize(&ops, |candidate| {
+        calls += 1;
+        assert!(predict(candidate).is_ok(), "only valid candidates");
+        has_move(candidate)
+    });
+    assert_eq!(small, vec![ops[1].clone(), ops[2].clone(), ops[3].clone()]);
+    assert!(calls <= ops.len() * ops.len());
+    // Removing the folder takes the move (and what followed from it) along.
+    let no_folder = minimize(&ops, |c| c.len() >= 3 && !has_move(c));
+    assert!(!has_move(&no_folder));
+}
+
+/// A target that loses the MovedEvent of every soft delete.
+fn loses_soft_deletes(ops: &[Op]) -> bool {
+    let Ok(prediction) = predict(ops) else {
+        return false;
+    };
+    let mut observed = simulate(&prediction);
+    let dumpster = format!("id-{}", FolderHandle::Dumpster);
+    for o in observed.subscriptions.values_mut() {
+        for d in &mut o.deliveries {
+            d.notification.events.retain(|e| {
+                !(e.kind == EventKind::Moved
+                    && e.parent_folder_id
+                        .as_ref()
+                        .is_some_and(|p| p.id == dumpster))
+            });
+        }
+    }
+    !judge(&prediction, &observed, &Profile::reference()).is_empty()
+}
+
+#[test]
+fn a_found_failure_minimises_to_its_essentials() {
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(7),
+        ..Config::default()
+    });
+    let result = runner.run(&ops_strategy(GenConfig::default()), |ops| {
+        if loses_soft_deletes(&ops) {
+            Err(TestCaseError::fail("soft delete lost"))
+        } else {
+            Ok(())
+        }
+    });
+    let Err(TestError::Fail(_, shrunk)) = result else {
+        panic!("the fault must be found: {result:?}");
+    };
+    let small = minimize(&shrunk, loses_soft_deletes);
+    assert!(loses_soft_deletes(&small));
+    let text = describe_sequence(&small);
+    assert_eq!(small.len(), 4, "{text}");
+    assert!(matches!(small[0], Op::Subscribe { .. }), "{text}");
+    assert!(matches!(small[1], Op::CreateItem { .. }), "{text}");
+    assert!(
+        matches!(
+            small[2],
+            Op::DeleteItem {
+                how: DeleteHow::SoftDelete,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(matches!(small[3], Op::Poll { .. }), "{text}");
+    assert!(small.len() <= shrunk.len());
+}
+
+#[test]
+fn a_passing_remainder_is_never_chosen() {
+    let ops = vec![
+        Op::Subscribe {
+            sub: SubHandle(1),
+            mode: Mode::Pull,
+            scope: Scope::AllFolders,
+            event_types: [EventKind::Created].into_iter().collect(),
+        },
+        create(1),
+        Op::Poll { sub: SubHandle(1) },
+    ];
+    // Nothing smaller fails: the sequence comes back whole.
+    assert_eq!(minimize(&ops, |c| c.len() == 3), ops);
+}
