@@ -1,6 +1,8 @@
 //! `ews-conformance`: run the conformance cases against an EWS endpoint (or
-//! the embedded reference server), list them, serve the reference server
-//! (optionally with faults), or self-test the suite against the faults.
+//! the embedded reference server), record golden snapshots from a trusted
+//! target, list the cases or their coverage of the requirement catalogue,
+//! serve the reference server (optionally with faults), or self-test the
+//! suite against the faults.
 //!
 //! Exit codes: 0 all passed (recorded and skipped count as passed), 1
 //! conformance failures, 2 target unreachable or authentication refused,
@@ -13,7 +15,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use ews_conformance::check::CheckRegistry;
+use ews_conformance::check::golden::GoldenMode;
+use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
@@ -22,7 +25,10 @@ use ews_conformance::selftest::{self, Scope, SelftestOptions};
 use ews_conformance::server::{CATALOGUE, Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Executor, ExitStatus, Loader, RunOptions, run_suite, target};
+use ews_conformance::suite::requirements::{Catalogue, Coverage};
+use ews_conformance::suite::{
+    Executor, ExitStatus, Loader, Profile, RunOptions, run_suite, target,
+};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +45,9 @@ struct Cli {
 enum Command {
     /// Run the cases and print every verdict and a summary.
     Run(Box<RunArgs>),
+    /// Run the cases that have golden snapshots against a trusted target and
+    /// write (bless) their snapshots instead of comparing them.
+    Record(Box<RunArgs>),
     /// List the cases: id, title, requirements.
     List(ListArgs),
     /// Start the reference server alone (a faithful local EWS notification server).
@@ -176,6 +185,10 @@ struct ListArgs {
     /// Only cases whose id contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// List every requirement of the catalogue with the cases covering it;
+    /// exit 1 when a MUST requirement is neither covered nor untestable.
+    #[arg(long)]
+    coverage: bool,
 }
 
 fn apply(settings: &mut Settings, t: TargetArgs) {
@@ -225,7 +238,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::List(args) => list(settings, args),
-        Command::Run(args) => run(settings, *args),
+        Command::Run(args) => run(settings, *args, GoldenMode::Compare),
+        Command::Record(args) => run(settings, *args, GoldenMode::Record),
         Command::Serve(args) => serve(args),
         Command::Selftest(args) => selftest(settings, args),
     };
@@ -277,6 +291,21 @@ fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {
     let ops = OpRegistry::builtin();
     let checks = CheckRegistry::builtin();
     let suite = Loader::new(&ops, &checks).load_dir(&settings.cases);
+    if args.coverage {
+        let catalogue = Catalogue::load(&settings.cases)?;
+        let coverage = Coverage::of(&catalogue, &suite.cases);
+        print!("{}", coverage.render());
+        for e in &suite.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(if !suite.errors.is_empty() {
+            ExitStatus::HarnessError
+        } else if coverage.uncovered_must().is_empty() {
+            ExitStatus::Passed
+        } else {
+            ExitStatus::Failed
+        });
+    }
     let keep = |id: &str| args.filter.as_deref().is_none_or(|f| id.contains(f));
     for case in suite.cases.iter().filter(|c| keep(&c.id)) {
         println!(
@@ -297,7 +326,7 @@ fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {
     })
 }
 
-fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
+fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Result<ExitStatus> {
     apply(&mut settings, args.target);
     if let Some(c) = args.cases {
         settings.cases = c;
@@ -312,14 +341,45 @@ fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
             }
         };
         let label = target.config().label.clone();
+        let checks = match registry_for(&settings, target.config(), golden).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
+        let profile = match Profile::for_target(&settings.cases, target.config()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
         let executor = match Executor::new(target) {
-            Ok(x) => x,
+            Ok(x) => x.with_checks(checks).with_profile(profile),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(ExitStatus::Unreachable);
             }
         };
-        let suite = Loader::new(executor.ops(), executor.checks()).load_dir(&settings.cases);
+        let mut suite = Loader::new(executor.ops(), executor.checks()).load_dir(&settings.cases);
+        if let Some(p) = executor.profile() {
+            let ids: Vec<&str> = suite.cases.iter().map(|c| c.id.as_str()).collect();
+            for stale in p.unknown_cases(&ids) {
+                eprintln!(
+                    "warning: profile `{}` lists `{stale}`, which is not a case",
+                    p.name
+                );
+            }
+        }
+        if golden == GoldenMode::Record {
+            suite.cases.retain(|c| c.uses_golden());
+            println!(
+                "recording golden snapshots under {} for profile `{}`",
+                settings.golden.display(),
+                executor.profile().map_or("default", |p| p.name.as_str())
+            );
+        }
         println!(
             "running {} case file(s) from {} against {label}",
             suite.cases.len() + suite.errors.len(),

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::check::CheckRegistry;
 use crate::check::Finding;
+use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
 use crate::server::{Fault, FaultInfo, FaultSet};
 use crate::settings::Settings;
@@ -390,6 +392,19 @@ fn server_settings(settings: &Settings) -> Settings {
     }
 }
 
+/// The built-in checks, with `golden` comparing against the reference
+/// server's snapshots without writing anything (a faulty server's answers
+/// are not snapshots to review).
+fn checks_for(settings: &Settings) -> CheckRegistry {
+    let mut r = CheckRegistry::builtin();
+    r.register(Arc::new(Golden::new(
+        settings.golden.clone(),
+        GoldenMode::Verify,
+        Some("reference".into()),
+    )));
+    r
+}
+
 /// Runs `cases` against a fresh embedded server with `faults`.
 async fn run_against(
     settings: &Settings,
@@ -399,7 +414,8 @@ async fn run_against(
 ) -> Result<Vec<Outcome>, TargetError> {
     let target = Arc::new(start_embedded_with(settings, faults).await?);
     let executor = Executor::new(target.clone() as Arc<dyn Target>)
-        .map_err(|e| TargetError::Start(e.to_string()))?;
+        .map_err(|e| TargetError::Start(e.to_string()))?
+        .with_checks(checks_for(settings));
     let options = RunOptions {
         concurrency: case_concurrency,
         filter: None,

@@ -50,6 +50,16 @@ pub struct Settings {
     pub slow: bool,
     /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
     pub log: String,
+    /// `EWS_GOLDEN_DIR`: the folder of golden snapshots (one subfolder per
+    /// profile). Default `golden`.
+    pub golden: PathBuf,
+    /// `EWS_XSD_DIR`: a folder holding the target's `messages.xsd` and
+    /// `types.xsd`; every response is then validated against them (the `xsd`
+    /// check; needs the `xsd` cargo feature).
+    pub xsd_dir: Option<PathBuf>,
+    /// `EWS_XSD_FETCH`: `1`/`true` fetches `messages.xsd` and `types.xsd`
+    /// from the target's `/EWS/` path instead. Default off.
+    pub xsd_fetch: bool,
     /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/interop.rs)
     /// fail when they cannot run exchangelib or ews-javascript-api, instead of skipping. CI sets it.
     pub interop: bool,
@@ -88,6 +98,9 @@ impl Default for Settings {
             profile: None,
             slow: false,
             log: "warn".into(),
+            golden: PathBuf::from("golden"),
+            xsd_dir: None,
+            xsd_fetch: false,
             interop: false,
             selftest_full: false,
         }
@@ -117,6 +130,9 @@ impl fmt::Debug for Settings {
             .field("profile", &self.profile)
             .field("slow", &self.slow)
             .field("log", &self.log)
+            .field("golden", &self.golden)
+            .field("xsd_dir", &self.xsd_dir)
+            .field("xsd_fetch", &self.xsd_fetch)
             .field("interop", &self.interop)
             .field("selftest_full", &self.selftest_full)
             .finish()
@@ -169,6 +185,13 @@ impl Settings {
         }
         if let Some(v) = get("EWS_LOG") {
             s.log = v;
+        }
+        if let Some(v) = get("EWS_GOLDEN_DIR") {
+            s.golden = PathBuf::from(v);
+        }
+        s.xsd_dir = get("EWS_XSD_DIR").map(PathBuf::from);
+        if let Some(v) = get("EWS_XSD_FETCH") {
+            s.xsd_fetch = parse_flag("EWS_XSD_FETCH", &v)?;
         }
         if let Some(v) = get("EWS_INTEROP") {
             s.interop = parse_flag("EWS_INTEROP", &v)?;
@@ -240,6 +263,9 @@ mod tests {
             ("EWS_INSECURE_TLS", "true"),
             ("EWS_PROTOCOL_MINUTE_MS", "250"),
             ("EWS_SLOW", "0"),
+            ("EWS_GOLDEN_DIR", "snapshots"),
+            ("EWS_XSD_DIR", "schema"),
+            ("EWS_XSD_FETCH", "yes"),
             ("EWS_INTEROP", "1"),
             ("EWS_SELFTEST_FULL", "yes"),
         ])
@@ -254,6 +280,9 @@ mod tests {
         assert!(s.insecure_tls);
         assert_eq!(s.protocol_minute_ms, Some(250));
         assert!(!s.slow);
+        assert_eq!(s.golden, PathBuf::from("snapshots"));
+        assert_eq!(s.xsd_dir, Some(PathBuf::from("schema")));
+        assert!(s.xsd_fetch);
     }
 
     #[test]

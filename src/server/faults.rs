@@ -108,13 +108,6 @@ const fn f(
     }
 }
 
-const fn pending(info: FaultInfo) -> FaultInfo {
-    FaultInfo {
-        pending: true,
-        ..info
-    }
-}
-
 /// Every fault, in [`Fault`] order.
 pub const CATALOGUE: &[FaultInfo] = &[
     f(
@@ -205,7 +198,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
             "getevents/created-item-event",
             "subscribe/resume-from-watermark",
         ],
-        &["events"],
+        &["events", "watermark", "golden"],
     ),
     f(
         Fault::ReorderEvents,
@@ -333,18 +326,26 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "every operation",
         "responses use https:// for the messages and types namespaces",
         &["R1"],
-        &["subscribe/pull-inbox", "getevents/idle-status-event"],
-        &["codes", "structure"],
+        &[
+            "subscribe/pull-inbox",
+            "getevents/idle-status-event",
+            "seeds/003-subscribe-pull",
+        ],
+        &["codes", "structure", "shape"],
     ),
-    pending(f(
+    f(
         Fault::ResponseCodeAfterLinkKey,
         "response-code-after-link-key",
         "every operation",
         "error messages put ResponseCode after DescriptiveLinkKey (the order of the defective seeds)",
         &["R2"],
-        &["getevents/unknown-subscription", "unsubscribe/unknown-id"],
-        &["structure"],
-    )),
+        &[
+            "getevents/unknown-subscription",
+            "unsubscribe/unknown-id",
+            "seeds/002-getevents-access-denied",
+        ],
+        &["structure", "shape"],
+    ),
     f(
         Fault::NoResponseClass,
         "no-response-class",
@@ -405,8 +406,11 @@ pub const CATALOGUE: &[FaultInfo] = &[
         "GetStreamingEvents",
         "an error answer that ends the connection says ConnectionStatus OK instead of Closed",
         &["R53"],
-        &["streaming/only-bad-id"],
-        &["notify"],
+        &[
+            "streaming/only-bad-id",
+            "seeds/000-001-getstreamingevents-error",
+        ],
+        &["asserts", "notify"],
     ),
     f(
         Fault::StreamDuplicateDeclaration,

@@ -31,6 +31,12 @@ pub(crate) struct RawCase {
     #[serde(default)]
     pub profiles: Vec<String>,
     pub checks: Option<Vec<Spanned<String>>>,
+    /// Compare every step's responses with its golden snapshot.
+    #[serde(default)]
+    pub golden: bool,
+    /// Why the case cannot run yet (an operation it needs is not built):
+    /// it is listed and reported as skipped with this reason.
+    pub pending: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default, rename = "step")]
@@ -75,6 +81,10 @@ pub(crate) struct RawExpect {
     pub batches: Option<Spanned<Vec<usize>>>,
     #[serde(default)]
     pub event: Vec<Spanned<RawEvent>>,
+    pub shape: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shape_optional: Vec<String>,
+    pub golden: Option<bool>,
     // Streaming and push expectations (see `suite::notify`).
     pub connection_status: Option<Spanned<String>>,
     pub error_subscription_ids: Option<Spanned<Vec<String>>>,
@@ -207,6 +217,11 @@ pub struct Case {
     pub profiles: Vec<String>,
     /// `None`: every registered check.
     pub checks: Option<Vec<String>>,
+    /// `golden = true`: every step is compared with its golden snapshot
+    /// (a step's `expect.golden` overrides it).
+    pub golden: bool,
+    /// `pending = "…"`: the case cannot run yet; it is skipped with this reason.
+    pub pending: Option<String>,
     pub vars: Vec<(String, String)>,
     pub steps: Vec<Step>,
 }
@@ -217,6 +232,16 @@ impl Case {
         self.checks
             .as_ref()
             .is_none_or(|list| list.iter().any(|c| c == name))
+    }
+
+    /// Whether `step`'s responses are compared with a golden snapshot.
+    pub fn golden_step(&self, step: &Step) -> bool {
+        step.expect.golden.unwrap_or(self.golden)
+    }
+
+    /// Whether any step is compared with a golden snapshot.
+    pub fn uses_golden(&self) -> bool {
+        self.steps.iter().any(|s| self.golden_step(s))
     }
 
     /// Why the case may not run under `profile`, if it may not.
@@ -294,6 +319,13 @@ pub struct Expect {
     pub no_events: Vec<EventKind>,
     pub more_events: Option<bool>,
     pub batches: Option<Vec<usize>>,
+    /// A documented response the answer must have the shape of (`shape` check).
+    pub shape: Option<String>,
+    /// Element (`t:PreviousWatermark`) and attribute (`@ChangeKey`) names
+    /// either side may lack, beyond the defaults.
+    pub shape_optional: Vec<String>,
+    /// Compare this step with its golden snapshot (overrides the case's `golden`).
+    pub golden: Option<bool>,
     /// Aligned with `events`: the subscription each expected event must
     /// arrive under (`subscription = …` in the pattern; a template).
     pub event_subscriptions: Vec<Option<String>>,

@@ -17,10 +17,11 @@ use serde::Serialize;
 use super::case::{Action, Args, Capture, Case, CaseGrade, Expect, Step, UserRole};
 use super::load::LoadError;
 use super::ops::OpRegistry;
+use super::profile::Profile;
 use super::target::{Target, TargetConfig};
 use super::template::{TemplateError, Vars};
 use crate::check::codes::Codes;
-use crate::check::{Check, CheckRegistry, Finding, Severity, StepInput};
+use crate::check::{CaseInput, Check, CheckRegistry, Finding, Severity, StepInput};
 use crate::client::push::PushListener;
 use crate::client::transport::{
     HttpRequest, OpenResponse, Transport, TransportConfig, TransportError,
@@ -74,6 +75,17 @@ pub enum Verdict {
     Error {
         reason: String,
     },
+    /// The case failed, and the profile's baseline lists it as a known failure.
+    #[serde(rename = "expected-failure")]
+    ExpectedFailure {
+        reason: String,
+    },
+    /// The case passed, yet the profile's baseline lists it as a known
+    /// failure: a CI failure, so the baseline gets updated.
+    #[serde(rename = "unexpected-pass")]
+    UnexpectedPass {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -85,14 +97,19 @@ impl Verdict {
             Verdict::Skipped { .. } => "skipped",
             Verdict::Unreachable { .. } => "unreachable",
             Verdict::Error { .. } => "error",
+            Verdict::ExpectedFailure { .. } => "expected-failure",
+            Verdict::UnexpectedPass { .. } => "unexpected-pass",
         }
     }
 
-    /// Pass, recorded and skipped count as passed for the exit code.
+    /// Pass, recorded, skipped and expected failures count as passed for the exit code.
     pub fn is_ok(&self) -> bool {
         matches!(
             self,
-            Verdict::Pass | Verdict::Recorded | Verdict::Skipped { .. }
+            Verdict::Pass
+                | Verdict::Recorded
+                | Verdict::Skipped { .. }
+                | Verdict::ExpectedFailure { .. }
         )
     }
 }
@@ -437,6 +454,7 @@ pub struct Executor {
     transport: Transport,
     ops: Arc<OpRegistry>,
     checks: Arc<CheckRegistry>,
+    profile: Option<Arc<Profile>>,
 }
 
 struct StepRun {
@@ -459,6 +477,7 @@ impl Executor {
             transport,
             ops: Arc::new(OpRegistry::builtin()),
             checks: Arc::new(CheckRegistry::builtin()),
+            profile: None,
         })
     }
 
@@ -470,6 +489,16 @@ impl Executor {
     pub fn with_checks(mut self, checks: CheckRegistry) -> Self {
         self.checks = Arc::new(checks);
         self
+    }
+
+    /// The server profile: its skips and its expected-failure baseline apply.
+    pub fn with_profile(mut self, profile: Option<Profile>) -> Self {
+        self.profile = profile.map(Arc::new);
+        self
+    }
+
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_deref()
     }
 
     pub fn ops(&self) -> &OpRegistry {
@@ -487,8 +516,16 @@ impl Executor {
     /// Why `case` cannot run on this target, if it cannot.
     pub fn skip_reason(&self, case: &Case) -> Option<String> {
         let cfg = self.target.config();
+        if let Some(reason) = &case.pending {
+            return Some(format!("pending: {reason}"));
+        }
         if let Some(reason) = case.profile_exclusion(cfg.profile.as_deref()) {
             return Some(reason);
+        }
+        if let Some(p) = &self.profile
+            && let Some(reason) = p.skip(&case.id)
+        {
+            return Some(format!("the profile `{}` skips it: {reason}", p.name));
         }
         let missing: Vec<&str> = case
             .needs
@@ -516,6 +553,22 @@ impl Executor {
         }
         outcome.verdict = self.run_steps(case, &mut outcome).await;
         outcome.duration = started.elapsed();
+        if let Some(p) = &self.profile
+            && let Some(reason) = p.expected_failure(&case.id)
+        {
+            outcome.verdict = match std::mem::replace(&mut outcome.verdict, Verdict::Pass) {
+                Verdict::Fail => Verdict::ExpectedFailure {
+                    reason: format!("listed by profile `{}`: {reason}", p.name),
+                },
+                Verdict::Pass => Verdict::UnexpectedPass {
+                    reason: format!(
+                        "profile `{}` lists it as an expected failure ({reason}), but it passed: update the baseline",
+                        p.name
+                    ),
+                },
+                other => other,
+            };
+        }
         outcome
     }
 
@@ -635,12 +688,29 @@ impl Executor {
         if let Some(v) = stop {
             return v;
         }
+        self.judge_case(case, &vars, outcome);
         let failed = outcome.failures().next().is_some();
         match (failed, case.grade) {
             (true, _) if setup_failed => Verdict::Fail,
             (_, CaseGrade::Record) => Verdict::Recorded,
             (true, CaseGrade::Assert) => Verdict::Fail,
             (false, CaseGrade::Assert) => Verdict::Pass,
+        }
+    }
+
+    /// Runs the case-level checks over every exchange of the case; each
+    /// finding goes to the exchange it is about (or to the case).
+    fn judge_case(&self, case: &Case, vars: &Vars, outcome: &mut Outcome) {
+        let found = self.checks.run_case(&CaseInput {
+            case,
+            exchanges: &outcome.exchanges,
+            vars,
+        });
+        for f in found {
+            match f.exchange {
+                Some(i) if i < outcome.exchanges.len() => outcome.exchanges[i].findings.push(f),
+                _ => outcome.findings.push(f),
+            }
         }
     }
 

@@ -218,11 +218,18 @@ impl<'a> Loader<'a> {
             return Err(src.error(0..0, "a case needs at least one [[step]]"));
         }
 
+        let pending = match &raw.pending {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(src.error(p.span(), "`pending` names why the case cannot run yet"));
+            }
+            Some(p) => Some(p.get_ref().trim().to_string()),
+            None => None,
+        };
         let mut known = Known::new(raw.isolate, vars.iter().map(|(n, _)| n.clone()));
         let mut names = BTreeSet::new();
         let mut steps = Vec::new();
         for (index, spanned) in raw.steps.iter().enumerate() {
-            let step = self.validate_step(src, index, spanned, &known)?;
+            let step = self.validate_step(src, index, spanned, &known, pending.is_some())?;
             if !names.insert(step.name.clone()) {
                 return Err(src.error(
                     step_anchor(spanned),
@@ -264,6 +271,8 @@ impl<'a> Loader<'a> {
             defect: raw.defect,
             profiles: raw.profiles,
             checks,
+            golden: raw.golden,
+            pending,
             vars,
             steps,
         })
@@ -275,6 +284,7 @@ impl<'a> Loader<'a> {
         index: usize,
         spanned: &Spanned<RawStep>,
         known: &Known,
+        pending: bool,
     ) -> Result<Step, LoadError> {
         let raw = spanned.get_ref();
         let anchor = step_anchor(spanned);
@@ -306,7 +316,17 @@ impl<'a> Loader<'a> {
                 ),
             ));
         }
-        let action = if let Some(op) = &raw.op {
+        let action = if let Some(op) = &raw.op
+            && pending
+            && self.ops.get(op.get_ref()).is_none()
+        {
+            // A pending case may name an operation that is not built yet.
+            let with = raw.with.as_ref().map(|w| w.get_ref().clone());
+            Action::Op {
+                name: op.get_ref().clone(),
+                args: Args(with.unwrap_or_default()),
+            }
+        } else if let Some(op) = &raw.op {
             let Some(operation) = self.ops.get(op.get_ref()) else {
                 return Err(src.error(
                     op.span(),
@@ -539,6 +559,14 @@ impl<'a> Loader<'a> {
                 ));
             }
         }
+        if let Some(shape) = &raw.shape
+            && let Err(e) = crate::xml::parse_document(shape.get_ref())
+        {
+            return Err(src.error(
+                shape.span(),
+                format!("the documented shape is not well-formed XML: {e}"),
+            ));
+        }
         Ok(Expect {
             status: raw.status,
             class,
@@ -550,6 +578,9 @@ impl<'a> Loader<'a> {
             no_events,
             more_events: raw.more_events,
             batches: raw.batches.as_ref().map(|b| b.get_ref().clone()),
+            shape: raw.shape.as_ref().map(|s| s.get_ref().clone()),
+            shape_optional: raw.shape_optional.clone(),
+            golden: raw.golden,
             event_subscriptions,
             connection_status,
             error_subscription_ids: raw
