@@ -6,6 +6,7 @@ pub mod client;
 pub mod ews;
 pub mod model;
 pub mod report;
+pub mod selftest;
 pub mod server;
 pub mod settings;
 pub mod suite;

@@ -1,5 +1,8 @@
 //! `ews-conformance`: run the conformance cases against an EWS endpoint (or
-//! the embedded reference server), or list them.
+//! the embedded reference server), record golden snapshots from a trusted
+//! target, list the cases or their coverage of the requirement catalogue,
+//! serve the reference server (optionally with faults), or self-test the
+//! suite against the faults.
 //!
 //! Exit codes: 0 all passed (recorded and skipped count as passed), 1
 //! conformance failures, 2 target unreachable or authentication refused,
@@ -12,14 +15,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use ews_conformance::check::CheckRegistry;
+use ews_conformance::check::golden::GoldenMode;
+use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, Reporter};
+use ews_conformance::selftest::{self, Scope, SelftestOptions};
+use ews_conformance::server::{CATALOGUE, Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Executor, ExitStatus, Loader, RunOptions, run_suite, target};
+use ews_conformance::suite::requirements::{Catalogue, Coverage};
+use ews_conformance::suite::{
+    Executor, ExitStatus, Loader, Profile, RunOptions, run_suite, target,
+};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +45,9 @@ struct Cli {
 enum Command {
     /// Run the cases and print every verdict and a summary.
     Run(Box<RunArgs>),
+    /// Run the cases that have golden snapshots against a trusted target and
+    /// write (bless) their snapshots instead of comparing them.
+    Record(Box<RunArgs>),
     /// List the cases: id, title, requirements.
     List(ListArgs),
     /// Start the reference server alone (a faithful local EWS notification server).
@@ -43,6 +55,9 @@ enum Command {
     /// Run generated event sequences against a target until a time budget
     /// runs out or one diverges; shrink the failure and write it as a case.
     Explore(Box<ExploreArgs>),
+    /// Prove the suite can fail: run it against the clean reference server,
+    /// then against one server per fault of the catalogue, and print the matrix.
+    Selftest(SelftestArgs),
 }
 
 /// A delivery mode on the command line.
@@ -89,6 +104,32 @@ struct ExploreArgs {
 }
 
 #[derive(Args)]
+struct SelftestArgs {
+    /// Only this fault (repeatable); default: the whole catalogue.
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
+    /// Run only the catalogue's named catchers against each fault (faster;
+    /// the matrix then lists only those). Default: the whole suite per fault.
+    #[arg(long)]
+    quick: bool,
+    /// Print the fault catalogue and exit.
+    #[arg(long)]
+    list: bool,
+    /// Show, for each named catcher, the finding that names the broken rule.
+    #[arg(long)]
+    verbose: bool,
+    /// The case folder (EWS_CASES), default `cases`.
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Faulty servers running at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Cases running at once against one server.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on. Loopback by default; anything else exposes the
     /// test users' fixed passwords to the network.
@@ -100,6 +141,9 @@ struct ServeArgs {
     /// Length of a protocol minute in milliseconds (default 60000).
     #[arg(long)]
     protocol_minute_ms: Option<u64>,
+    /// Switch on a fault of the catalogue (repeatable; `selftest --list` names them).
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
 }
 
 /// Flags that override the environment (see the settings module for every variable).
@@ -187,6 +231,10 @@ struct ListArgs {
     /// Only cases whose id contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// List every requirement of the catalogue with the cases covering it;
+    /// exit 1 when a MUST requirement is neither covered nor untestable.
+    #[arg(long)]
+    coverage: bool,
 }
 
 fn apply(settings: &mut Settings, t: TargetArgs) {
@@ -236,8 +284,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::List(args) => list(settings, args),
-        Command::Run(args) => run(settings, *args),
+        Command::Run(args) => run(settings, *args, GoldenMode::Compare),
+        Command::Record(args) => run(settings, *args, GoldenMode::Record),
         Command::Serve(args) => serve(args),
+        Command::Selftest(args) => selftest(settings, args),
         Command::Explore(args) => explore(settings, *args),
     };
     match result {
@@ -258,6 +308,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     if let Some(ms) = args.protocol_minute_ms {
         config.protocol_minute = std::time::Duration::from_millis(ms.max(10));
     }
+    for fault in FaultSet::parse(&args.faults)?.iter() {
+        config.faults.insert(fault);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = ews_conformance::server::start(config.clone())
@@ -266,6 +319,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         println!("EWS reference server listening at {}", server.url());
         for user in &config.users {
             println!("  user {} ({})", user.smtp, user.display_name);
+        }
+        for fault in config.faults.iter() {
+            println!("  FAULT {fault}: {}", fault.info().description);
         }
         tokio::signal::ctrl_c()
             .await
@@ -378,6 +434,21 @@ fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {
     let ops = OpRegistry::builtin();
     let checks = CheckRegistry::builtin();
     let suite = Loader::new(&ops, &checks).load_dir(&settings.cases);
+    if args.coverage {
+        let catalogue = Catalogue::load(&settings.cases)?;
+        let coverage = Coverage::of(&catalogue, &suite.cases);
+        print!("{}", coverage.render());
+        for e in &suite.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(if !suite.errors.is_empty() {
+            ExitStatus::HarnessError
+        } else if coverage.uncovered_must().is_empty() {
+            ExitStatus::Passed
+        } else {
+            ExitStatus::Failed
+        });
+    }
     let keep = |id: &str| args.filter.as_deref().is_none_or(|f| id.contains(f));
     for case in suite.cases.iter().filter(|c| keep(&c.id)) {
         println!(
@@ -398,7 +469,7 @@ fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {
     })
 }
 
-fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
+fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Result<ExitStatus> {
     apply(&mut settings, args.target);
     if let Some(c) = args.cases {
         settings.cases = c;
@@ -413,14 +484,45 @@ fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
             }
         };
         let label = target.config().label.clone();
+        let checks = match registry_for(&settings, target.config(), golden).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
+        let profile = match Profile::for_target(&settings.cases, target.config()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        };
         let executor = match Executor::new(target) {
-            Ok(x) => x,
+            Ok(x) => x.with_checks(checks).with_profile(profile),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(ExitStatus::Unreachable);
             }
         };
-        let suite = Loader::new(executor.ops(), executor.checks()).load_dir(&settings.cases);
+        let mut suite = Loader::new(executor.ops(), executor.checks()).load_dir(&settings.cases);
+        if let Some(p) = executor.profile() {
+            let ids: Vec<&str> = suite.cases.iter().map(|c| c.id.as_str()).collect();
+            for stale in p.unknown_cases(&ids) {
+                eprintln!(
+                    "warning: profile `{}` lists `{stale}`, which is not a case",
+                    p.name
+                );
+            }
+        }
+        if golden == GoldenMode::Record {
+            suite.cases.retain(|c| c.uses_golden());
+            println!(
+                "recording golden snapshots under {} for profile `{}`",
+                settings.golden.display(),
+                executor.profile().map_or("default", |p| p.name.as_str())
+            );
+        }
         println!(
             "running {} case file(s) from {} against {label}",
             suite.cases.len() + suite.errors.len(),
@@ -452,4 +554,57 @@ fn run(mut settings: Settings, args: RunArgs) -> anyhow::Result<ExitStatus> {
         }
         Ok(result.exit_status())
     })
+}
+
+fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitStatus> {
+    if args.list {
+        for info in CATALOGUE {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                info.name,
+                if info.pending { "pending" } else { "active" },
+                info.operation,
+                info.rules.join(","),
+                info.catchers.join(","),
+                info.description
+            );
+        }
+        return Ok(ExitStatus::Passed);
+    }
+    let mut faults = Vec::new();
+    for name in &args.faults {
+        match name.parse::<Fault>() {
+            Ok(f) => faults.push(f),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitStatus::HarnessError);
+            }
+        }
+    }
+    if let Some(c) = args.cases {
+        settings.cases = c;
+    }
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let suite = Loader::new(&ops, &checks).load_dir(&settings.cases);
+    if !suite.errors.is_empty() {
+        for e in &suite.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitStatus::HarnessError);
+    }
+    let options = SelftestOptions {
+        faults,
+        scope: if args.quick {
+            Scope::Catalogue
+        } else {
+            Scope::Full
+        },
+        parallel_servers: args.parallel.max(1),
+        case_concurrency: args.concurrency.max(1),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = runtime.block_on(selftest::run(&settings, suite.cases, &options));
+    print!("{}", report.render(args.verbose));
+    Ok(report.exit_status())
 }

@@ -50,6 +50,22 @@ pub struct Settings {
     pub slow: bool,
     /// `EWS_LOG`: the log filter for diagnostics on stderr (tracing syntax). Default `warn`.
     pub log: String,
+    /// `EWS_GOLDEN_DIR`: the folder of golden snapshots (one subfolder per
+    /// profile). Default `golden`.
+    pub golden: PathBuf,
+    /// `EWS_XSD_DIR`: a folder holding the target's `messages.xsd` and
+    /// `types.xsd`; every response is then validated against them (the `xsd`
+    /// check; needs the `xsd` cargo feature).
+    pub xsd_dir: Option<PathBuf>,
+    /// `EWS_XSD_FETCH`: `1`/`true` fetches `messages.xsd` and `types.xsd`
+    /// from the target's `/EWS/` path instead. Default off.
+    pub xsd_fetch: bool,
+    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/interop.rs)
+    /// fail when they cannot run exchangelib or ews-javascript-api, instead of skipping. CI sets it.
+    pub interop: bool,
+    /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
+    /// whole suite against every fault instead of only the catalogue's catchers.
+    pub selftest_full: bool,
     /// `EWS_PROPTEST_CASES`: generated sequences per delivery mode in the
     /// property tests (`cargo test --test properties`), and `explore`'s
     /// default count when it has no time budget. Default 16.
@@ -95,6 +111,11 @@ impl Default for Settings {
             profile: None,
             slow: false,
             log: "warn".into(),
+            golden: PathBuf::from("golden"),
+            xsd_dir: None,
+            xsd_fetch: false,
+            interop: false,
+            selftest_full: false,
             proptest_cases: 16,
             proptest_seconds: None,
             proptest_seed: None,
@@ -126,6 +147,11 @@ impl fmt::Debug for Settings {
             .field("profile", &self.profile)
             .field("slow", &self.slow)
             .field("log", &self.log)
+            .field("golden", &self.golden)
+            .field("xsd_dir", &self.xsd_dir)
+            .field("xsd_fetch", &self.xsd_fetch)
+            .field("interop", &self.interop)
+            .field("selftest_full", &self.selftest_full)
             .field("proptest_cases", &self.proptest_cases)
             .field("proptest_seconds", &self.proptest_seconds)
             .field("proptest_seed", &self.proptest_seed)
@@ -180,6 +206,19 @@ impl Settings {
         }
         if let Some(v) = get("EWS_LOG") {
             s.log = v;
+        }
+        if let Some(v) = get("EWS_GOLDEN_DIR") {
+            s.golden = PathBuf::from(v);
+        }
+        s.xsd_dir = get("EWS_XSD_DIR").map(PathBuf::from);
+        if let Some(v) = get("EWS_XSD_FETCH") {
+            s.xsd_fetch = parse_flag("EWS_XSD_FETCH", &v)?;
+        }
+        if let Some(v) = get("EWS_INTEROP") {
+            s.interop = parse_flag("EWS_INTEROP", &v)?;
+        }
+        if let Some(v) = get("EWS_SELFTEST_FULL") {
+            s.selftest_full = parse_flag("EWS_SELFTEST_FULL", &v)?;
         }
         if let Some(v) = get("EWS_PROPTEST_CASES") {
             let n = parse_positive("EWS_PROPTEST_CASES", &v)?;
@@ -266,8 +305,15 @@ mod tests {
             ("EWS_INSECURE_TLS", "true"),
             ("EWS_PROTOCOL_MINUTE_MS", "250"),
             ("EWS_SLOW", "0"),
+            ("EWS_GOLDEN_DIR", "snapshots"),
+            ("EWS_XSD_DIR", "schema"),
+            ("EWS_XSD_FETCH", "yes"),
+            ("EWS_INTEROP", "1"),
+            ("EWS_SELFTEST_FULL", "yes"),
         ])
         .expect("valid settings");
+        assert!(s.interop);
+        assert!(s.selftest_full);
         assert_eq!(
             s.endpoint.as_deref(),
             Some("https://mail.example.test/EWS/Exchange.asmx")
@@ -276,6 +322,9 @@ mod tests {
         assert!(s.insecure_tls);
         assert_eq!(s.protocol_minute_ms, Some(250));
         assert!(!s.slow);
+        assert_eq!(s.golden, PathBuf::from("snapshots"));
+        assert_eq!(s.xsd_dir, Some(PathBuf::from("schema")));
+        assert!(s.xsd_fetch);
     }
 
     #[test]

@@ -12,11 +12,12 @@ use std::sync::{Arc, RwLock};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-use ews_conformance::check::CheckRegistry;
+use ews_conformance::check::golden::GoldenMode;
+use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::{explain, observations};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Executor, Loader, Verdict, target};
+use ews_conformance::suite::{Executor, Loader, Profile, Verdict, target};
 
 fn main() {
     let args = Arguments::from_args();
@@ -45,7 +46,13 @@ fn trials() -> Result<Vec<Trial>, String> {
     // Without a target every case is ignored with the reason, not failed:
     // that is the environment, not a verdict on a server.
     let executor = match runtime.block_on(target::from_settings(&settings)) {
-        Ok(t) => Ok(Arc::new(Executor::new(t).map_err(|e| e.to_string())?)),
+        Ok(t) => {
+            let checks =
+                runtime.block_on(registry_for(&settings, t.config(), GoldenMode::Compare))?;
+            let profile = Profile::for_target(&cases_dir, t.config()).map_err(|e| e.to_string())?;
+            let x = Executor::new(t).map_err(|e| e.to_string())?;
+            Ok(Arc::new(x.with_checks(checks).with_profile(profile)))
+        }
         Err(e) => Err(format!(
             "{e}; set EWS_ENDPOINT to run against a live server"
         )),
@@ -94,9 +101,13 @@ fn trials() -> Result<Vec<Trial>, String> {
                     Ok(Completion::Completed)
                 }
                 Verdict::Skipped { reason } => Ok(Completion::ignored_with(reason)),
-                Verdict::Fail | Verdict::Unreachable { .. } | Verdict::Error { .. } => {
-                    Err(Failed::from(explain(&outcome)))
-                }
+                Verdict::ExpectedFailure { reason } => Ok(Completion::ignored_with(format!(
+                    "expected failure: {reason}"
+                ))),
+                Verdict::Fail
+                | Verdict::Unreachable { .. }
+                | Verdict::Error { .. }
+                | Verdict::UnexpectedPass { .. } => Err(Failed::from(explain(&outcome))),
             }
         }));
     }

@@ -16,8 +16,9 @@
 //!   and write a case that the suite's loader reads and the executor fails
 //!   again on the same proxy (and passes on the clean server); a target
 //!   that never answers fails a run with evidence instead of hanging.
-//! * The reference server's own faults (branch `faults`): ignored until
-//!   that API lands; see [`faulty_server_config`].
+//! * The reference server's own faults (its fault catalogue): a dropped
+//!   event (one in a hundred), a batch of 51 and a stale PreviousWatermark
+//!   are each found, shrunk, written and replayed the same way.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,7 +43,7 @@ use ews_conformance::model::{
     DivergenceKind, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
     ops_strategy, predict, to_case_toml,
 };
-use ews_conformance::server::{RunningServer, ServerConfig};
+use ews_conformance::server::{FaultSet, RunningServer, ServerConfig};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::target::{self, Target, TargetConfig};
@@ -618,25 +619,18 @@ fn an_unreachable_target_ends_the_run_as_unreachable() {
 
 // ------------------------------------------------- the reference server's faults
 
-/// Adapter to the reference server's fault switches (branch `faults`:
-/// `ServerConfig { faults: FaultSet, .. }`). The first of `names` the
-/// catalogue knows is switched on.
-///
-/// Until that branch lands, this cannot name `FaultSet`, and the tests
-/// that use it are ignored. After the merge, replace the body with:
-///
-/// ```text
-/// let faults = names
-///     .iter()
-///     .find_map(|n| ews_conformance::server::FaultSet::parse(&[*n]).ok())
-///     .unwrap_or_else(|| panic!("none of {names:?} is in the fault catalogue"));
-/// ServerConfig { faults, ..ServerConfig::default() }
-/// ```
-///
-/// (with the import path `FaultSet` is exported at) and remove the
-/// `#[ignore]` lines below.
+/// The reference server with the first of `names` its fault catalogue
+/// knows switched on (several spellings are accepted, so a renamed fault
+/// fails here, loudly, rather than testing nothing).
 fn faulty_server_config(names: &[&str]) -> ServerConfig {
-    panic!("the fault switches {names:?} have not landed (branch `faults`)")
+    let faults = names
+        .iter()
+        .find_map(|n| FaultSet::parse(&[*n]).ok())
+        .unwrap_or_else(|| panic!("none of {names:?} is in the fault catalogue"));
+    ServerConfig {
+        faults,
+        ..ServerConfig::default()
+    }
 }
 
 async fn fault_is_found(
@@ -664,7 +658,6 @@ async fn fault_is_found(
 }
 
 #[test]
-#[ignore = "needs the fault switches of branch `faults` (see faulty_server_config)"]
 fn fault_stale_previous_watermark_is_found() {
     runtime().block_on(fault_is_found(
         &["stale-previous-watermark"],
@@ -676,7 +669,6 @@ fn fault_stale_previous_watermark_is_found() {
 }
 
 #[test]
-#[ignore = "needs the fault switches of branch `faults` (see faulty_server_config)"]
 fn fault_batch_of_51_is_found() {
     runtime().block_on(fault_is_found(
         &["batch-of-51", "batch-51"],
@@ -694,7 +686,6 @@ fn fault_batch_of_51_is_found() {
 }
 
 #[test]
-#[ignore = "needs the fault switches of branch `faults` (see faulty_server_config)"]
 fn fault_drop_one_in_a_hundred_is_found() {
     runtime().block_on(fault_is_found(
         &["drop-one-in-hundred", "drop-event"],

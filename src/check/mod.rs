@@ -2,16 +2,28 @@
 //! expectations. Each kind has a stable name that case files use in
 //! `checks = [...]`; the registry holds the kinds a run knows.
 //!
-//! Built in: `codes`, `asserts`, `events`. Planned kinds (`structure`,
-//! `batching`, `watermark`, `golden`) register the same way.
+//! Built in: `codes`, `asserts`, `events`, `notify`, `structure`, `shape`,
+//! `batching`, `watermark`, `golden` (and `xsd` with the `xsd` feature, when
+//! the settings name schema files). A kind judges one step at a time
+//! ([`Check::check`]), the whole case once it has run ([`Check::check_case`]),
+//! or both.
 
 pub mod asserts;
+pub mod batching;
 pub mod codes;
 pub mod events;
+pub mod expected_shape;
+pub mod golden;
 pub mod normalize;
+pub mod notify;
 pub mod shape;
+pub mod structure;
+pub mod watermark;
+pub mod wire;
 #[cfg(feature = "xsd")]
 pub mod xsd;
+#[cfg(feature = "xsd")]
+pub mod xsd_check;
 
 use std::sync::Arc;
 
@@ -99,12 +111,71 @@ impl StepInput<'_> {
     }
 }
 
+/// What a case-level check sees: every exchange of the case, in the order
+/// they were made (setup and cleanup included), once the case has run.
+pub struct CaseInput<'a> {
+    pub case: &'a Case,
+    pub exchanges: &'a [Exchange],
+    /// The variables as they were at the end of the case.
+    pub vars: &'a Vars,
+}
+
+impl CaseInput<'_> {
+    /// A failing finding about exchange `index` (an index into `exchanges`).
+    pub fn fail_at(&self, check: &str, index: usize, message: impl Into<String>) -> Finding {
+        self.finding_at(check, Severity::Fail, index, message)
+    }
+
+    /// An observation about exchange `index`.
+    pub fn note_at(&self, check: &str, index: usize, message: impl Into<String>) -> Finding {
+        self.finding_at(check, Severity::Note, index, message)
+    }
+
+    fn finding_at(
+        &self,
+        check: &str,
+        severity: Severity,
+        index: usize,
+        message: impl Into<String>,
+    ) -> Finding {
+        let (step, line) = self
+            .exchanges
+            .get(index)
+            .map(|e| (e.step.clone(), e.line))
+            .unwrap_or_default();
+        Finding {
+            check: check.to_string(),
+            severity,
+            requirements: self.case.requirements.clone(),
+            step,
+            line: line.max(1),
+            message: message.into(),
+            evidence: None,
+            exchange: Some(index),
+        }
+    }
+
+    /// Whether exchange `index` belongs to one of the case's own steps (not
+    /// the setup or cleanup the executor adds).
+    pub fn is_case_step(&self, index: usize) -> bool {
+        self.exchanges
+            .get(index)
+            .is_some_and(|e| self.case.steps.iter().any(|s| s.name == e.step))
+    }
+}
+
 /// A kind of check.
 pub trait Check: Send + Sync {
     /// The stable name case files use.
     fn name(&self) -> &'static str;
     /// Judges one step.
     fn check(&self, input: &StepInput<'_>) -> Vec<Finding>;
+    /// Judges the whole case once every step has run (relations between
+    /// exchanges of different steps). A finding's `exchange` is an index
+    /// into [`CaseInput::exchanges`].
+    fn check_case(&self, _input: &CaseInput<'_>) -> Vec<Finding> {
+        Vec::new()
+    }
 }
 
 /// The check kinds a run knows, in the order they run.
@@ -118,12 +189,21 @@ impl CheckRegistry {
         Self::default()
     }
 
-    /// `codes`, `asserts`, `events`.
+    /// `codes`, `asserts`, `events`, `notify`, `structure`, `shape`,
+    /// `batching`, `watermark`, and `golden` comparing with the snapshots
+    /// under `golden/` (see [`golden::Golden::new`] to place them elsewhere
+    /// or record them).
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Arc::new(codes::Codes));
         r.register(Arc::new(asserts::Asserts));
         r.register(Arc::new(events::Events));
+        r.register(Arc::new(notify::Notify));
+        r.register(Arc::new(structure::Structure));
+        r.register(Arc::new(expected_shape::ExpectedShape));
+        r.register(Arc::new(batching::Batching));
+        r.register(Arc::new(watermark::Watermark));
+        r.register(Arc::new(golden::Golden::default()));
         r
     }
 
@@ -149,6 +229,44 @@ impl CheckRegistry {
             .flat_map(|c| c.check(input))
             .collect()
     }
+
+    /// Runs every check the case allows on the whole case.
+    pub fn run_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
+        self.checks
+            .iter()
+            .filter(|c| input.case.runs_check(c.name()))
+            .flat_map(|c| c.check_case(input))
+            .collect()
+    }
+}
+
+/// The check kinds of a run configured by `settings` against `target`: the
+/// built-in kinds, `golden` bound to `EWS_GOLDEN_DIR` and the target's
+/// profile in `mode`, and `xsd` when `EWS_XSD_DIR` or `EWS_XSD_FETCH` asks
+/// for schema validation (which needs the `xsd` cargo feature).
+pub async fn registry_for(
+    settings: &crate::settings::Settings,
+    target: &crate::suite::target::TargetConfig,
+    mode: golden::GoldenMode,
+) -> Result<CheckRegistry, String> {
+    let mut r = CheckRegistry::builtin();
+    r.register(Arc::new(golden::Golden::new(
+        settings.golden.clone(),
+        mode,
+        target.profile.clone(),
+    )));
+    #[cfg(feature = "xsd")]
+    if let Some(x) = xsd_check::XsdCheck::from_settings(settings, target).await? {
+        r.register(Arc::new(x));
+    }
+    #[cfg(not(feature = "xsd"))]
+    if settings.xsd_dir.is_some() || settings.xsd_fetch {
+        return Err(
+            "EWS_XSD_DIR / EWS_XSD_FETCH need schema validation, which this build lacks (build with `--features xsd`)"
+                .into(),
+        );
+    }
+    Ok(r)
 }
 
 impl std::fmt::Debug for CheckRegistry {
@@ -314,6 +432,8 @@ pub(crate) mod testing {
             defect: None,
             profiles: vec![],
             checks,
+            golden: false,
+            pending: None,
             vars: vec![],
             steps: vec![],
         }
@@ -364,6 +484,18 @@ pub(crate) mod testing {
 <m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Error"><m:MessageText>nope</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetEventsResponseMessage></m:ResponseMessages>
 </m:GetEventsResponse></s:Body></s:Envelope>"#;
 
+    /// A pull Subscribe request on folder F with CreatedEvent.
+    pub const SUBSCRIBE_REQUEST: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header><t:RequestServerVersion Version="Exchange2013"/></s:Header><s:Body><m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:FolderId Id="F"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>10</t:Timeout></m:PullSubscriptionRequest></m:Subscribe></s:Body></s:Envelope>"#;
+
+    /// Its answer: subscription S1, watermark W0.
+    pub const SUBSCRIBE_OK: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:SubscribeResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>S1</m:SubscriptionId><m:Watermark>W0</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse></s:Body></s:Envelope>"#;
+
+    pub fn get_events_request(sub: &str, watermark: &str) -> String {
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><s:Body><m:GetEvents><m:SubscriptionId>{sub}</m:SubscriptionId><m:Watermark>{watermark}</m:Watermark></m:GetEvents></s:Body></s:Envelope>"#
+        )
+    }
+
     pub const FAULT: &str = r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>a:ErrorSchemaValidation</faultcode><faultstring>bad</faultstring><detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorSchemaValidation</e:ResponseCode></detail></s:Fault></s:Body></s:Envelope>"#;
 }
 
@@ -405,7 +537,20 @@ mod tests {
     #[test]
     fn registry_filters_by_case_checks() {
         let r = CheckRegistry::builtin();
-        assert_eq!(r.names(), ["codes", "asserts", "events"]);
+        assert_eq!(
+            r.names(),
+            [
+                "codes",
+                "asserts",
+                "events",
+                "notify",
+                "structure",
+                "shape",
+                "batching",
+                "watermark",
+                "golden"
+            ]
+        );
         let expect = crate::suite::case::Expect {
             codes: vec!["NoError".into()],
             ..Default::default()

@@ -143,11 +143,39 @@ impl Transport {
         }
     }
 
-    async fn post_inner(
+    /// POSTs like [`post`](Self::post) but returns as soon as the status line
+    /// and headers have arrived (within `deadline`), leaving the body to be
+    /// read incrementally: the way a GetStreamingEvents response is consumed.
+    pub async fn open(
         &self,
         req: &HttpRequest<'_>,
-        started: Instant,
-    ) -> Result<HttpResponse, TransportError> {
+        deadline: Duration,
+    ) -> Result<OpenResponse, TransportError> {
+        let started = Instant::now();
+        let send = async {
+            let response = self
+                .builder(req)?
+                .send()
+                .await
+                .map_err(|e| classify(e, deadline))?;
+            let status = response.status().as_u16();
+            if (status == 401 || status == 403) && !req.accept_auth_failure {
+                return Err(TransportError::AuthRefused { status });
+            }
+            Ok(OpenResponse {
+                status,
+                headers: header_list(&response),
+                elapsed: started.elapsed(),
+                response,
+            })
+        };
+        match tokio::time::timeout(deadline, send).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout { after: deadline }),
+        }
+    }
+
+    fn builder(&self, req: &HttpRequest<'_>) -> Result<reqwest::RequestBuilder, TransportError> {
         let mut builder = self
             .client
             .post(&self.config.endpoint)
@@ -174,8 +202,16 @@ impl Transport {
             })?;
             builder = builder.header(name, value);
         }
-        let mut response = builder
-            .body(req.body.to_string())
+        Ok(builder.body(req.body.to_string()))
+    }
+
+    async fn post_inner(
+        &self,
+        req: &HttpRequest<'_>,
+        started: Instant,
+    ) -> Result<HttpResponse, TransportError> {
+        let mut response = self
+            .builder(req)?
             .send()
             .await
             .map_err(|e| classify(e, self.config.deadline))?;
@@ -183,17 +219,7 @@ impl Transport {
         if (status == 401 || status == 403) && !req.accept_auth_failure {
             return Err(TransportError::AuthRefused { status });
         }
-        let headers = response
-            .headers()
-            .iter()
-            .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_list(&response);
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -217,6 +243,32 @@ impl Transport {
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// A response whose headers have arrived and whose body is still to be read.
+#[derive(Debug)]
+pub struct OpenResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// Time from sending to the headers.
+    pub elapsed: Duration,
+    /// The body, to be read incrementally.
+    pub response: reqwest::Response,
+}
+
+/// The response headers, without cookies.
+fn header_list(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 fn classify(e: reqwest::Error, deadline: Duration) -> TransportError {

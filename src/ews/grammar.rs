@@ -752,7 +752,8 @@ const SUBSCRIBABLE_EVENTS: &[&str] = &[
     "FreeBusyChangedEvent",
 ];
 
-const DISTINGUISHED_FOLDERS: &[&str] = &[
+/// The values of `t:DistinguishedFolderIdNameType`.
+pub const DISTINGUISHED_FOLDERS: &[&str] = &[
     "calendar",
     "contacts",
     "deleteditems",

@@ -6,51 +6,9 @@ use super::FolderRef;
 use super::events::Id;
 use crate::xml::XmlWriter;
 
-/// The DistinguishedFolderId names a case may use instead of an id.
-pub const DISTINGUISHED_FOLDERS: &[&str] = &[
-    "adminauditlogs",
-    "archivedeleteditems",
-    "archiveinbox",
-    "archivemsgfolderroot",
-    "archiverecoverableitemsdeletions",
-    "archiverecoverableitemspurges",
-    "archiverecoverableitemsroot",
-    "archiverecoverableitemsversions",
-    "archiveroot",
-    "calendar",
-    "conflicts",
-    "contacts",
-    "conversationhistory",
-    "deleteditems",
-    "directory",
-    "drafts",
-    "favorites",
-    "imcontactlist",
-    "inbox",
-    "journal",
-    "junkemail",
-    "localfailures",
-    "msgfolderroot",
-    "mycontacts",
-    "notes",
-    "outbox",
-    "peopleconnect",
-    "publicfoldersroot",
-    "quickcontacts",
-    "recipientcache",
-    "recoverableitemsdeletions",
-    "recoverableitemspurges",
-    "recoverableitemsroot",
-    "recoverableitemsversions",
-    "root",
-    "searchfolders",
-    "sentitems",
-    "serverfailures",
-    "syncissues",
-    "tasks",
-    "todosearch",
-    "voicemail",
-];
+/// The DistinguishedFolderId names a case may use instead of an id: the
+/// schema's `t:DistinguishedFolderIdNameType` values.
+pub use super::grammar::DISTINGUISHED_FOLDERS;
 
 /// A distinguished name becomes `t:DistinguishedFolderId`, anything else `t:FolderId`.
 pub fn folder_ref(name_or_id: &str) -> FolderRef {

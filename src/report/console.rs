@@ -31,6 +31,8 @@ fn tag(v: &Verdict) -> &'static str {
         Verdict::Skipped { .. } => "skipped",
         Verdict::Unreachable { .. } => "UNREACHABLE",
         Verdict::Error { .. } => "ERROR",
+        Verdict::ExpectedFailure { .. } => "xfail",
+        Verdict::UnexpectedPass { .. } => "XPASS",
     }
 }
 
@@ -40,7 +42,9 @@ impl Reporter for Console {
             return;
         }
         let reason = match &o.verdict {
-            Verdict::Skipped { reason } => format!(" ({reason})"),
+            Verdict::Skipped { reason } | Verdict::ExpectedFailure { reason } => {
+                format!(" ({reason})")
+            }
             _ => String::new(),
         };
         let _ = writeln!(
@@ -59,7 +63,10 @@ impl Reporter for Console {
             .filter(|o| {
                 matches!(
                     o.verdict,
-                    Verdict::Fail | Verdict::Unreachable { .. } | Verdict::Error { .. }
+                    Verdict::Fail
+                        | Verdict::Unreachable { .. }
+                        | Verdict::Error { .. }
+                        | Verdict::UnexpectedPass { .. }
                 )
             })
             .collect();
@@ -83,13 +90,21 @@ impl Reporter for Console {
         }
         writeln!(
             self.out,
-            "\nresult: {} passed, {} failed, {} recorded, {} skipped, {} unreachable, {} errors; {} cases in {:.1} s",
+            "\nresult: {} passed, {} failed, {} recorded, {} skipped, {} unreachable, {} errors{}; {} cases in {:.1} s",
             s.passed,
             s.failed,
             s.recorded,
             s.skipped,
             s.unreachable,
             s.errors,
+            if s.expected_failures + s.unexpected_passes > 0 {
+                format!(
+                    ", {} expected failures, {} unexpected passes",
+                    s.expected_failures, s.unexpected_passes
+                )
+            } else {
+                String::new()
+            },
             s.total,
             s.duration.as_secs_f64()
         )?;

@@ -1,7 +1,8 @@
 //! `--junit FILE`: JUnit XML for CI systems. Pass, fail, error and skipped
-//! map to JUnit's own elements; the full grade (recorded, unreachable) and
-//! the requirement ids are kept as properties, recorded observations in
-//! `system-out`.
+//! map to JUnit's own elements (an expected failure is a skip, an unexpected
+//! pass a failure); the full grade (recorded, unreachable, expected-failure,
+//! unexpected-pass), its reason and the requirement ids are kept as
+//! properties, recorded observations in `system-out`.
 
 use std::io;
 use std::path::PathBuf;
@@ -27,9 +28,9 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
     let mut w = XmlWriter::new();
     w.declaration();
     let tests = s.total.to_string();
-    let failures = s.failed.to_string();
+    let failures = (s.failed + s.unexpected_passes).to_string();
     let errors = (s.errors + s.unreachable).to_string();
-    let skipped = s.skipped.to_string();
+    let skipped = (s.skipped + s.expected_failures).to_string();
     let time = format!("{:.3}", s.duration.as_secs_f64());
     let totals = [
         ("tests", tests.as_str()),
@@ -62,6 +63,9 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
             ],
         );
         w.empty("property", &[("name", "title"), ("value", &o.title)]);
+        if let Some(reason) = verdict_reason(&o.verdict) {
+            w.empty("property", &[("name", "reason"), ("value", reason)]);
+        }
         if let Some(src) = &o.source {
             w.empty("property", &[("name", "source"), ("value", src)]);
         }
@@ -83,6 +87,20 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
             }
             Verdict::Skipped { reason } => {
                 w.empty("skipped", &[("message", reason)]);
+            }
+            Verdict::ExpectedFailure { reason } => {
+                let message = format!("expected failure: {reason}");
+                w.empty("skipped", &[("message", &message)]);
+                w.start("system-out", &[]).text(&details).end("system-out");
+            }
+            Verdict::UnexpectedPass { reason } => {
+                let message = format!("unexpected pass: {reason}");
+                w.start(
+                    "failure",
+                    &[("message", &message), ("type", "unexpected-pass")],
+                )
+                .text(reason)
+                .end("failure");
             }
             Verdict::Pass | Verdict::Recorded => {}
         }

@@ -74,7 +74,9 @@ pub fn verdict_reason(v: &Verdict) -> Option<&str> {
     match v {
         Verdict::Skipped { reason }
         | Verdict::Unreachable { reason }
-        | Verdict::Error { reason } => Some(reason),
+        | Verdict::Error { reason }
+        | Verdict::ExpectedFailure { reason }
+        | Verdict::UnexpectedPass { reason } => Some(reason),
         _ => None,
     }
 }

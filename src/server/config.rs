@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ServerError;
+use super::faults::FaultSet;
 use crate::ews::ServerVersionInfo;
 
 /// One mailbox owner who may authenticate.
@@ -45,6 +46,9 @@ pub struct ServerConfig {
     pub server_version: ServerVersionInfo,
     pub max_subscriptions_per_user: usize,
     pub max_streaming_connections_per_user: usize,
+    /// Deliberate defects (the self-test's fault catalogue); empty for the
+    /// faithful reference server.
+    pub faults: FaultSet,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             server_version: ServerVersionInfo::default(),
             max_subscriptions_per_user: 5000,
             max_streaming_connections_per_user: 10,
+            faults: FaultSet::none(),
         }
     }
 }
@@ -75,6 +80,8 @@ struct FileConfig {
     max_streaming_connections_per_user: Option<usize>,
     server_version: Option<FileVersion>,
     users: Option<Vec<FileUser>>,
+    /// Fault names from the catalogue (`faults = ["batch-51"]`).
+    faults: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +153,9 @@ impl ServerConfig {
                 version: v.version,
             };
         }
+        if let Some(names) = file.faults {
+            cfg.faults = FaultSet::parse(&names).map_err(|e| fail(e.to_string()))?;
+        }
         if let Some(users) = file.users {
             cfg.users = users
                 .into_iter()
@@ -211,6 +221,7 @@ mod tests {
             r#"
             protocol_minute_ms = 1000
             listen = "127.0.0.1:0"
+            faults = ["batch-51"]
             [[users]]
             smtp = "carol@example.org"
             password = "pw"
@@ -221,6 +232,8 @@ mod tests {
         assert_eq!(c.users.len(), 1);
         assert_eq!(c.users[0].display_name, "carol");
         assert_eq!(c.path, "/EWS/Exchange.asmx");
+        assert_eq!(c.faults, FaultSet::of([super::super::Fault::Batch51]));
+        assert!(ServerConfig::default().faults.is_empty());
     }
 
     #[test]
@@ -234,6 +247,11 @@ mod tests {
         let e =
             ServerConfig::from_toml_str("[[users]]\nsmtp='x'\npassword='p'").expect_err("bad smtp");
         assert!(e.to_string().contains("not an SMTP address"), "{e}");
+        let e = ServerConfig::from_toml_str("faults = ['no-such-fault']").expect_err("fault");
+        assert!(
+            e.to_string().contains("unknown fault `no-such-fault`"),
+            "{e}"
+        );
         let e = ServerConfig::from_file(Path::new("no-such-config.toml")).expect_err("missing");
         assert!(e.to_string().contains("no-such-config.toml"), "{e}");
     }

@@ -2,7 +2,7 @@
 //! subscriptions are cursors plus a [`Filter`], so batching, resume and
 //! replay are all "read the entries after position N".
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::ids::{decode_watermark, encode_watermark};
 use crate::ews::{Event, EventKind, Id, ObjectId};
@@ -71,6 +71,9 @@ pub struct EventLog {
     nonce: u64,
     entries: VecDeque<LoggedEvent>,
     head: u64,
+    /// Fault `drop-event`: every n-th item event of a folder is never logged.
+    drop_every: Option<u64>,
+    item_events_per_folder: HashMap<u64, u64>,
 }
 
 impl EventLog {
@@ -79,7 +82,14 @@ impl EventLog {
             nonce,
             entries: VecDeque::new(),
             head: 0,
+            drop_every: None,
+            item_events_per_folder: HashMap::new(),
         }
+    }
+
+    /// Loses every `n`-th item event of each folder from now on (a fault).
+    pub fn drop_one_in(&mut self, n: u64) {
+        self.drop_every = Some(n.max(1));
     }
 
     /// The sequence number of the newest entry (0 when empty).
@@ -100,6 +110,15 @@ impl EventLog {
 
     /// Appends an event; its `seq` is assigned here.
     pub fn append(&mut self, mut e: LoggedEvent) {
+        if let Some(n) = self.drop_every
+            && !e.object.is_folder()
+        {
+            let count = self.item_events_per_folder.entry(e.parent_key).or_default();
+            *count += 1;
+            if count.is_multiple_of(n) {
+                return;
+            }
+        }
         self.head += 1;
         e.seq = self.head;
         self.entries.push_back(e);
@@ -175,6 +194,18 @@ mod tests {
         assert!(b.iter().all(|e| e.parent_key == 1));
         let (exact, more) = log.read_after(0, &filter(&[2]), 60);
         assert_eq!((exact.len(), more), (60, false));
+    }
+
+    #[test]
+    fn a_lossy_log_drops_every_nth_item_event_per_folder() {
+        let mut log = EventLog::new(5);
+        log.drop_one_in(3);
+        for i in 0..9 {
+            log.append(created(if i < 6 { 1 } else { 2 }));
+        }
+        let all = |f| log.read_after(0, &filter(&[f]), 100).0.len();
+        assert_eq!((all(1), all(2)), (4, 2), "counted per folder");
+        assert_eq!(log.head(), 6, "lost events take no sequence number");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod auth;
 mod config;
+pub mod faults;
 mod http;
 mod ids;
 mod items;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, UserConfig};
+pub use faults::{CATALOGUE, Fault, FaultInfo, FaultSet, UnknownFault};
 pub use validate::SchemaViolation;
 
 use state::State;

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use roxmltree::Node;
 use tokio::time::Instant;
 
+use super::faults::{Fault, FaultSet, shape_events};
 use super::ids::new_subscription_id;
 use super::lock;
 use super::log::Filter;
@@ -66,7 +67,10 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     };
     let kind = req.tag_name().name();
     let url = text(req, T, "URL").unwrap_or_default();
-    if kind == "PushSubscriptionRequest" && !push_url_acceptable(&url) {
+    if kind == "PushSubscriptionRequest"
+        && !push_url_acceptable(&url)
+        && !call.state.faults.has(Fault::PushUrlUnchecked)
+    {
         return subscribe_error(
             call,
             ResponseCode::ErrorInvalidPushSubscriptionUrl,
@@ -82,6 +86,9 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             Ok(n) => {
                 folders.insert(n);
             }
+            // The fault skips another mailbox's folder instead of refusing.
+            Err(Unresolved::OtherMailbox)
+                if call.state.faults.has(Fault::DelegateSubscribeAllowed) => {}
             Err(Unresolved::OtherMailbox) => {
                 return subscribe_error(
                     call,
@@ -95,16 +102,21 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let to_all = req
         .attribute("SubscribeToAllFolders")
         .is_some_and(|v| matches!(v.trim(), "true" | "1"));
-    let kinds: HashSet<EventKind> = child(req, T, "EventTypes")
+    let mut kinds: HashSet<EventKind> = child(req, T, "EventTypes")
         .map(|e| {
             element_children(e)
                 .filter_map(|t| EventKind::from_element_name(t.text_trimmed().as_str()))
                 .collect()
         })
         .unwrap_or_default();
+    if call.state.faults.has(Fault::EventTypeFilterIgnored) {
+        kinds = EventKind::ALL.into_iter().collect();
+    }
     // R19 (module docs): no folders named means every folder.
     let filter = Filter {
-        all_folders: to_all || listed.is_empty(),
+        all_folders: to_all
+            || listed.is_empty()
+            || call.state.faults.has(Fault::FolderFilterIgnored),
         folders,
         kinds,
     };
@@ -112,8 +124,11 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         return subscribe_error(call, ResponseCode::ErrorInternalServerError, "No mailbox.");
     };
     // t:Watermark per the schema, or m:Watermark as exchangelib writes it (see validate).
-    let watermark = text(req, T, "Watermark").or_else(|| text(req, M, "Watermark"));
+    let watermark = text(req, T, "Watermark")
+        .or_else(|| text(req, M, "Watermark"))
+        .filter(|_| !call.state.faults.has(Fault::ResumeIgnoresWatermark));
     let start = match &watermark {
+        Some(_) if call.state.faults.has(Fault::ResumeRefused) => None,
         Some(w) => mailbox.with(|d| d.log.position(w)),
         None => Some(mailbox.with(|d| d.log.head())),
     };
@@ -188,7 +203,10 @@ fn get_events_error(call: &Call<'_>, code: ResponseCode, text: &str) -> Reply {
 }
 
 /// Why a request cannot use a subscription, as (code, text).
-pub fn not_found() -> (ResponseCode, &'static str) {
+pub fn not_found(faults: &FaultSet) -> (ResponseCode, &'static str) {
+    if faults.has(Fault::WrongNotFoundCode) {
+        return not_pull();
+    }
     (
         ResponseCode::ErrorSubscriptionNotFound,
         "The specified subscription was not found.",
@@ -215,33 +233,39 @@ fn not_pull() -> (ResponseCode, &'static str) {
 pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let id = text(op, M, "SubscriptionId").unwrap_or_default();
     let watermark = text(op, M, "Watermark").unwrap_or_default();
-    let looked_up: Result<Filter, (ResponseCode, &str)> = {
+    let faults = &call.state.faults;
+    let looked_up: Result<(Filter, usize), (ResponseCode, &str)> = {
         let mut registry = lock(&call.state.registry);
         match registry.live(&id, call.state.minute()) {
-            None => Err(not_found()),
-            Some(sub) if sub.owner != call.user => Err(access_denied()),
+            None => Err(not_found(faults)),
+            Some(sub) if sub.owner != call.user && !faults.has(Fault::NoOwnerCheck) => {
+                Err(access_denied())
+            }
             Some(sub) => {
-                let filter = sub.filter.clone();
+                let found = (sub.filter.clone(), sub.owner);
                 match &mut sub.mode {
                     Mode::Pull { last_used, .. } => {
-                        *last_used = Instant::now();
-                        Ok(filter)
+                        if !faults.has(Fault::TimeoutNotReset) {
+                            *last_used = Instant::now();
+                        }
+                        Ok(found)
                     }
                     _ => Err(not_pull()),
                 }
             }
         }
     };
-    let filter = match looked_up {
+    let (filter, owner) = match looked_up {
         Ok(f) => f,
         Err((code, text)) => return get_events_error(call, code, text),
     };
-    let Some(mailbox) = call.state.mailbox(call.user) else {
-        return get_events_error(call, not_found().0, not_found().1);
+    let Some(mailbox) = call.state.mailbox(owner) else {
+        let (code, text) = not_found(faults);
+        return get_events_error(call, code, text);
     };
     let batch = mailbox.with(|d| {
         let position = d.log.position(&watermark)?;
-        let (found, more) = d.log.read_after(position, &filter, BATCH);
+        let (found, more) = d.log.read_after(position, &filter, call.state.batch());
         let events: Vec<Event> = found
             .iter()
             .map(|e| e.to_event(Some(d.log.watermark(e.seq))))
@@ -255,15 +279,21 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             "Watermark is invalid.",
         );
     };
-    if events.is_empty() {
+    events = shape_events(faults, events);
+    if events.is_empty() && !faults.has(Fault::NoStatusEvent) {
         events.push(Event::status(Some(watermark.clone())));
     }
+    let previous = if faults.has(Fault::StalePreviousWatermark) {
+        call.state.fault_memory.stale_previous(&id, &watermark)
+    } else {
+        watermark
+    };
     let r = GetEventsResponse {
         message: ResponseMessage::success(),
         notification: Some(Notification {
             subscription_id: id,
-            previous_watermark: Some(watermark),
-            more_events: Some(more),
+            previous_watermark: Some(previous),
+            more_events: Some(more && !faults.has(Fault::MoreEventsFalse)),
             events,
         }),
     };
@@ -277,14 +307,16 @@ pub fn unsubscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let outcome = {
         let mut registry = lock(&call.state.registry);
         match registry.live(&id, call.state.minute()) {
-            None => Err(not_found()),
+            None => Err(not_found(&call.state.faults)),
             Some(sub) if sub.owner != call.user => Err(access_denied()),
             Some(Subscription {
                 mode: Mode::Push { .. },
                 ..
             }) => Err(not_pull()),
             Some(_) => {
-                registry.remove(&id);
+                if !call.state.faults.has(Fault::UnsubscribeKeepsSubscription) {
+                    registry.remove(&id);
+                }
                 Ok(())
             }
         }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
+use super::faults::{Fault, shape_events};
 use super::lock;
-use super::pull::BATCH;
 use super::state::State;
 use super::streaming::stopped;
 use super::subscriptions::Mode;
@@ -45,11 +45,12 @@ fn pending(state: &State, id: &str) -> Option<Pending> {
     };
     let mailbox = state.mailbox(sub.owner)?;
     let (events, more, previous, next_cursor) = mailbox.with(|d| {
-        let (found, more) = d.log.read_after(cursor, &sub.filter, BATCH);
+        let (found, more) = d.log.read_after(cursor, &sub.filter, state.batch());
         let events: Vec<Event> = found
             .iter()
             .map(|e| e.to_event(Some(d.log.watermark(e.seq))))
             .collect();
+        let events = shape_events(&state.faults, events);
         let next = found.last().map_or(cursor, |e| e.seq);
         (events, more, d.log.watermark(cursor), next)
     });
@@ -99,15 +100,32 @@ async fn deliver(state: Arc<State>, id: String, url: String, frequency: Duration
         let Some(next) = pending(&state, &id) else {
             return;
         };
-        if !next.has_events && Instant::now() < status_due {
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = sleep_until(status_due) => {}
-                _ = stopped(&mut shutdown) => return,
+        if !next.has_events {
+            // The fault stays silent until an event comes.
+            let silent = state.faults.has(Fault::PushNoStatusEvent);
+            if silent || Instant::now() < status_due {
+                let due = if silent {
+                    Instant::now() + Duration::from_secs(24 * 3600)
+                } else {
+                    status_due
+                };
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = sleep_until(due) => {}
+                    _ = stopped(&mut shutdown) => return,
+                }
+                continue;
             }
-            continue;
         }
-        match post_with_retries(&state, &url, &next.body, frequency).await {
+        let answer = match post_with_retries(&state, &url, &next.body, frequency).await {
+            Some(SubscriptionStatus::Unsubscribe)
+                if state.faults.has(Fault::PushIgnoresUnsubscribe) =>
+            {
+                Some(SubscriptionStatus::Ok)
+            }
+            other => other,
+        };
+        match answer {
             Some(SubscriptionStatus::Ok) => {
                 let mut registry = lock(&state.registry);
                 match registry.get_mut(&id).map(|s| &mut s.mode) {
@@ -149,7 +167,7 @@ async fn post_with_retries(
         if let Some(status) = post_once(state, url, body).await {
             return Some(status);
         }
-        if offset > frequency {
+        if offset > frequency || state.faults.has(Fault::PushNeverRetries) {
             return None;
         }
         tokio::select! {

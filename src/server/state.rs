@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
+use super::faults::{Fault, FaultMemory, FaultSet};
+use super::pull::BATCH;
 use super::store::Mailbox;
 use super::subscriptions::Registry;
 
@@ -18,22 +20,45 @@ pub struct State {
     pub http: reqwest::Client,
     /// Becomes `true` when the server is shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// The deliberate defects this server runs with (a copy of the config's).
+    pub faults: FaultSet,
+    /// What some faults remember between requests.
+    pub fault_memory: FaultMemory,
 }
 
 impl State {
     pub fn new(config: ServerConfig, shutdown: watch::Receiver<bool>) -> Self {
-        let mailboxes = (0..config.users.len())
+        let faults = config.faults;
+        let mailboxes: Vec<Arc<Mailbox>> = (0..config.users.len())
             .map(|i| Arc::new(Mailbox::new(i)))
             .collect();
+        if faults.has(Fault::DropEvent) {
+            for m in &mailboxes {
+                m.with(|d| d.log.drop_one_in(100));
+            }
+        }
+        let mut registry = Registry::default();
+        registry.immortal = faults.has(Fault::NeverExpire);
         State {
             config,
             mailboxes,
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             shutdown,
+            faults,
+            fault_memory: FaultMemory::default(),
+        }
+    }
+
+    /// Events per notification: 50 (digest 1.2 step 3).
+    pub fn batch(&self) -> usize {
+        if self.faults.has(Fault::Batch51) {
+            BATCH + 1
+        } else {
+            BATCH
         }
     }
 

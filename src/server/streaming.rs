@@ -22,8 +22,9 @@ use roxmltree::Node;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
+use super::faults::{Fault, shape_events};
 use super::lock;
-use super::pull::{BATCH, access_denied, not_found};
+use super::pull::{access_denied, not_found};
 use super::reply::{Call, Reply};
 use super::state::State;
 use super::subscriptions::Mode;
@@ -39,6 +40,9 @@ pub const MAX_IDS_PER_CONNECTION: usize = 200;
 /// The notification element inside `m:Notifications`: the schema's `t:`
 /// (both reference clients accept it; Exchange itself writes `m:`).
 const NOTIFICATION_ELEMENT: &str = "t:Notification";
+
+/// The XML declaration (streaming envelopes go without one; a fault adds two).
+const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 fn envelope(state: &State, r: &GetStreamingEventsResponse) -> String {
     response(
@@ -91,14 +95,13 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let minutes = child(op, ns::MESSAGES, "ConnectionTimeout")
         .and_then(|n| n.text_trimmed().parse::<u32>().ok())
         .unwrap_or(1);
+    let final_status = if state.faults.has(Fault::ConnectionStatusOkOnError) {
+        ConnectionStatus::Ok
+    } else {
+        ConnectionStatus::Closed
+    };
     let closing = |code, text: &str, ids| {
-        Reply::Envelope(error_envelope(
-            state,
-            code,
-            text,
-            ids,
-            ConnectionStatus::Closed,
-        ))
+        Reply::Envelope(error_envelope(state, code, text, ids, final_status))
     };
     if ids.len() > MAX_IDS_PER_CONNECTION {
         return closing(
@@ -129,7 +132,7 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     };
     for id in &ids {
         match registry.live(id, minute) {
-            None => refuse(not_found(), id),
+            None => refuse(not_found(&state.faults), id),
             Some(s) if s.owner != call.user => refuse(access_denied(), id),
             Some(s) if !matches!(s.mode, Mode::Streaming { .. }) => refuse(
                 (
@@ -167,7 +170,12 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         .into_iter()
         .map(|(c, t, l)| (c, t.to_string(), l))
         .collect();
-    tokio::spawn(task.run(refused, minute * minutes));
+    let lifetime = if state.faults.has(Fault::StreamNeverCloses) {
+        Duration::from_secs(24 * 3600)
+    } else {
+        minute * minutes
+    };
+    tokio::spawn(task.run(refused, lifetime));
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
             .map(|chunk| chunk.map(Ok::<Bytes, std::convert::Infallible>))
@@ -202,6 +210,11 @@ struct Gone;
 
 impl Connection {
     async fn send(&self, xml: String) -> Result<(), Gone> {
+        let xml = if self.state.faults.has(Fault::StreamDuplicateDeclaration) {
+            format!("{DECLARATION}{DECLARATION}{xml}")
+        } else {
+            xml
+        };
         self.tx.send(Bytes::from(xml)).await.map_err(|_| Gone)
     }
 
@@ -222,14 +235,24 @@ impl Connection {
         let mut changes = mailbox.watch();
         let mut shutdown = self.state.shutdown.clone();
         // First envelope at once: some clients count the connection as open
-        // only when the first bytes arrive.
-        self.send(status_only(&self.state, ConnectionStatus::Ok))
-            .await?;
+        // only when the first bytes arrive. The fault holds it back for two
+        // protocol minutes (or until the first event): longer than real
+        // clients bear silence, and long enough to tell from "at once" even
+        // when a protocol minute lasts two seconds.
+        let held = self.state.faults.has(Fault::StreamFirstEnvelopeHeld);
+        if !held {
+            self.send(status_only(&self.state, ConnectionStatus::Ok))
+                .await?;
+        }
         for (code, text, ids) in refused {
             let e = error_envelope(&self.state, code, &text, ids, ConnectionStatus::Ok);
             self.send(e).await?;
         }
-        let mut last_sent = Instant::now();
+        let mut last_sent = if held {
+            Instant::now() + (self.state.minute() * 2).saturating_sub(heartbeat)
+        } else {
+            Instant::now()
+        };
         loop {
             changes.borrow_and_update();
             if self.drop_lost_subscriptions().await? {
@@ -315,7 +338,7 @@ impl Connection {
         Ok(finished)
     }
 
-    /// Up to [`BATCH`] new events per subscription, advancing their cursors;
+    /// Up to a batch (50) of new events per subscription, advancing their cursors;
     /// `true` when some subscription has more waiting.
     fn collect(&self) -> (Vec<Notification>, bool) {
         let Some(mailbox) = self.state.mailbox(self.user) else {
@@ -340,16 +363,21 @@ impl Connection {
             if *c != self.id {
                 continue;
             }
-            let (found, more_here) = mailbox.with(|d| d.log.read_after(*cursor, filter, BATCH));
+            let batch = self.state.batch();
+            let (found, more_here) = mailbox.with(|d| d.log.read_after(*cursor, filter, batch));
             more |= more_here;
             if let Some(last) = found.last() {
                 *cursor = last.seq;
-                notifications.push(Notification {
-                    subscription_id: id.clone(),
-                    previous_watermark: None,
-                    more_events: None,
-                    events: found.iter().map(|e| e.to_event(None)).collect(),
-                });
+                let events = found.iter().map(|e| e.to_event(None)).collect();
+                let events = shape_events(&self.state.faults, events);
+                if !events.is_empty() {
+                    notifications.push(Notification {
+                        subscription_id: id.clone(),
+                        previous_watermark: None,
+                        more_events: None,
+                        events,
+                    });
+                }
             }
         }
         (notifications, more)

@@ -68,6 +68,8 @@ struct Connection {
 
 #[derive(Debug, Default)]
 pub struct Registry {
+    /// Fault `never-expire`: subscriptions outlive their Timeout.
+    pub immortal: bool,
     subs: HashMap<String, Subscription>,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
@@ -84,7 +86,7 @@ impl Registry {
 
     /// The subscription if it exists and has not expired (an expired one is removed).
     pub fn live(&mut self, id: &str, minute: Duration) -> Option<&mut Subscription> {
-        let expired = self.subs.get(id)?.expired(Instant::now(), minute);
+        let expired = !self.immortal && self.subs.get(id)?.expired(Instant::now(), minute);
         if expired {
             self.subs.remove(id);
             return None;
@@ -109,6 +111,9 @@ impl Registry {
     pub fn sweep(&mut self, minute: Duration) -> usize {
         let now = Instant::now();
         let before = self.subs.len();
+        if self.immortal {
+            return 0;
+        }
         self.subs.retain(|_, s| !s.expired(now, minute));
         before - self.subs.len()
     }

@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ews::{EventKind, ResponseClass};
+use crate::ews::{ConnectionStatus, EventKind, ResponseClass};
 use crate::xml::path::XPath;
 
 // ------------------------------------------------------------------ raw form
@@ -31,6 +31,12 @@ pub(crate) struct RawCase {
     #[serde(default)]
     pub profiles: Vec<String>,
     pub checks: Option<Vec<Spanned<String>>>,
+    /// Compare every step's responses with its golden snapshot.
+    #[serde(default)]
+    pub golden: bool,
+    /// Why the case cannot run yet (an operation it needs is not built):
+    /// it is listed and reported as skipped with this reason.
+    pub pending: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default, rename = "step")]
@@ -75,6 +81,17 @@ pub(crate) struct RawExpect {
     pub batches: Option<Spanned<Vec<usize>>>,
     #[serde(default)]
     pub event: Vec<Spanned<RawEvent>>,
+    pub shape: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shape_optional: Vec<String>,
+    pub golden: Option<bool>,
+    // Streaming and push expectations (see `suite::notify`).
+    pub connection_status: Option<Spanned<String>>,
+    pub error_subscription_ids: Option<Spanned<Vec<String>>>,
+    pub previous_watermark: Option<String>,
+    pub watermark_chain: Option<bool>,
+    pub more_events_until_last: Option<bool>,
+    pub arrivals_minutes: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +112,8 @@ pub(crate) struct RawEvent {
     pub old_item: Option<String>,
     pub old_folder: Option<String>,
     pub unread_count: Option<i64>,
+    /// The subscription the event must arrive under (streaming, push).
+    pub subscription: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +217,11 @@ pub struct Case {
     pub profiles: Vec<String>,
     /// `None`: every registered check.
     pub checks: Option<Vec<String>>,
+    /// `golden = true`: every step is compared with its golden snapshot
+    /// (a step's `expect.golden` overrides it).
+    pub golden: bool,
+    /// `pending = "…"`: the case cannot run yet; it is skipped with this reason.
+    pub pending: Option<String>,
     pub vars: Vec<(String, String)>,
     pub steps: Vec<Step>,
 }
@@ -208,6 +232,16 @@ impl Case {
         self.checks
             .as_ref()
             .is_none_or(|list| list.iter().any(|c| c == name))
+    }
+
+    /// Whether `step`'s responses are compared with a golden snapshot.
+    pub fn golden_step(&self, step: &Step) -> bool {
+        step.expect.golden.unwrap_or(self.golden)
+    }
+
+    /// Whether any step is compared with a golden snapshot.
+    pub fn uses_golden(&self) -> bool {
+        self.steps.iter().any(|s| self.golden_step(s))
     }
 
     /// Why the case may not run under `profile`, if it may not.
@@ -285,9 +319,44 @@ pub struct Expect {
     pub no_events: Vec<EventKind>,
     pub more_events: Option<bool>,
     pub batches: Option<Vec<usize>>,
+    /// A documented response the answer must have the shape of (`shape` check).
+    pub shape: Option<String>,
+    /// Element (`t:PreviousWatermark`) and attribute (`@ChangeKey`) names
+    /// either side may lack, beyond the defaults.
+    pub shape_optional: Vec<String>,
+    /// Compare this step with its golden snapshot (overrides the case's `golden`).
+    pub golden: Option<bool>,
+    /// Aligned with `events`: the subscription each expected event must
+    /// arrive under (`subscription = …` in the pattern; a template).
+    pub event_subscriptions: Vec<Option<String>>,
+    /// `connection_status`: a GetStreamingEvents envelope's ConnectionStatus.
+    pub connection_status: Option<ConnectionStatus>,
+    /// `error_subscription_ids`: exactly these ids (templates, any order) in ErrorSubscriptionIds.
+    pub error_subscription_ids: Option<Vec<String>>,
+    /// `previous_watermark`: every notification's PreviousWatermark (a template).
+    pub previous_watermark: Option<String>,
+    /// `watermark_chain = true`: each notification's PreviousWatermark is
+    /// the last event watermark of the one before it (per subscription).
+    pub watermark_chain: Option<bool>,
+    /// `more_events_until_last = true`: MoreEvents is true on every
+    /// notification but the last, false on the last.
+    pub more_events_until_last: Option<bool>,
+    /// `arrivals_minutes`: when the documents a waiting step is judged on
+    /// arrived, in protocol minutes after the first of them.
+    pub arrivals_minutes: Option<Vec<f64>>,
 }
 
 impl Expect {
+    /// Whether the step states an expectation that one document must meet
+    /// on its own: any outcome expectation, or `connection_status`,
+    /// `error_subscription_ids`, `previous_watermark`.
+    pub fn has_document_expectation(&self) -> bool {
+        self.has_outcome_expectation()
+            || self.connection_status.is_some()
+            || self.error_subscription_ids.is_some()
+            || self.previous_watermark.is_some()
+    }
+
     /// Whether the step states any expectation about status, class, code, fault or rejection.
     pub fn has_outcome_expectation(&self) -> bool {
         self.status.is_some()

@@ -6,6 +6,8 @@
 //! then bind the step's captures. So `equals = "${wm}"` compares with the
 //! value captured by an *earlier* step even when this step re-captures `wm`.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +17,15 @@ use serde::Serialize;
 use super::case::{Action, Args, Capture, Case, CaseGrade, Expect, Step, UserRole};
 use super::load::LoadError;
 use super::ops::OpRegistry;
+use super::profile::Profile;
 use super::target::{Target, TargetConfig};
 use super::template::{TemplateError, Vars};
 use crate::check::codes::Codes;
-use crate::check::{Check, CheckRegistry, Finding, Severity, StepInput};
-use crate::client::transport::{HttpRequest, Transport, TransportConfig, TransportError};
+use crate::check::{CaseInput, Check, CheckRegistry, Finding, Severity, StepInput};
+use crate::client::push::PushListener;
+use crate::client::transport::{
+    HttpRequest, OpenResponse, Transport, TransportConfig, TransportError,
+};
 use crate::ews::envelope::RequestHeader;
 use crate::xml::path::XPath;
 
@@ -35,6 +41,8 @@ pub struct Exchange {
     /// `None` when no response arrived (see `error`).
     pub status: Option<u16>,
     pub response_text: String,
+    /// How long the response took; for a document a waiting step received
+    /// (a streaming envelope, a push), how long after the step began it arrived.
     #[serde(rename = "duration_ms", serialize_with = "as_millis")]
     pub duration: Duration,
     /// Why there is no response.
@@ -67,6 +75,17 @@ pub enum Verdict {
     Error {
         reason: String,
     },
+    /// The case failed, and the profile's baseline lists it as a known failure.
+    #[serde(rename = "expected-failure")]
+    ExpectedFailure {
+        reason: String,
+    },
+    /// The case passed, yet the profile's baseline lists it as a known
+    /// failure: a CI failure, so the baseline gets updated.
+    #[serde(rename = "unexpected-pass")]
+    UnexpectedPass {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -78,14 +97,19 @@ impl Verdict {
             Verdict::Skipped { .. } => "skipped",
             Verdict::Unreachable { .. } => "unreachable",
             Verdict::Error { .. } => "error",
+            Verdict::ExpectedFailure { .. } => "expected-failure",
+            Verdict::UnexpectedPass { .. } => "unexpected-pass",
         }
     }
 
-    /// Pass, recorded and skipped count as passed for the exit code.
+    /// Pass, recorded, skipped and expected failures count as passed for the exit code.
     pub fn is_ok(&self) -> bool {
         matches!(
             self,
-            Verdict::Pass | Verdict::Recorded | Verdict::Skipped { .. }
+            Verdict::Pass
+                | Verdict::Recorded
+                | Verdict::Skipped { .. }
+                | Verdict::ExpectedFailure { .. }
         )
     }
 }
@@ -178,21 +202,137 @@ impl From<TemplateError> for StepError {
     }
 }
 
+/// State an operation keeps from one step of a case to the next (open
+/// streams, push cursors), one value per type. It is dropped when the case
+/// ends, which closes whatever it holds.
+#[derive(Default)]
+pub struct Resources {
+    // The mutex only makes the map `Sync` (a step context is shared across
+    // awaits); access is through `&mut`, so it is never locked.
+    values: HashMap<TypeId, std::sync::Mutex<Box<dyn Any + Send>>>,
+}
+
+impl Resources {
+    /// The case's value of type `T`, created on first use.
+    pub fn get<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.values
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| std::sync::Mutex::new(Box::new(T::default())))
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .downcast_mut::<T>()
+            .expect("values are stored under their own type id")
+    }
+}
+
 /// What an operation works with while it runs one step.
 pub struct StepContext<'r> {
     case: &'r Case,
     step: &'r Step,
     target: &'r TargetConfig,
     transport: &'r Transport,
+    push: Option<&'r PushListener>,
+    resources: &'r mut Resources,
     vars: &'r mut Vars,
     headers: Vec<(String, String)>,
     exchanges: Vec<Exchange>,
+    /// Exchanges judged without the step's expectations (see [`StepContext::pass_over`]).
+    passed_over: Vec<usize>,
     findings: Vec<Finding>,
 }
 
 impl<'r> StepContext<'r> {
     pub fn step(&self) -> &Step {
         self.step
+    }
+
+    pub fn case(&self) -> &Case {
+        self.case
+    }
+
+    /// The harness's push listener, when the target has one.
+    pub fn push_listener(&self) -> Option<&'r PushListener> {
+        self.push
+    }
+
+    /// State kept across the steps of this case.
+    pub fn resources(&mut self) -> &mut Resources {
+        self.resources
+    }
+
+    /// Records a document the operation obtained itself (a streaming
+    /// envelope, a push) as an exchange of this step; returns its index.
+    pub fn record(&mut self, exchange: Exchange) -> usize {
+        self.exchanges.push(exchange);
+        self.exchanges.len() - 1
+    }
+
+    /// Judges exchange `index` without the step's expectations: it arrived
+    /// while the step waited for another document, so only the general
+    /// checks (a named operation's implicit success, structure) apply.
+    pub fn pass_over(&mut self, index: usize) {
+        if !self.passed_over.contains(&index) {
+            self.passed_over.push(index);
+        }
+    }
+
+    /// Whether exchange `index` is passed over.
+    pub fn is_passed_over(&self, index: usize) -> bool {
+        self.passed_over.contains(&index)
+    }
+
+    /// POSTs `body` as the step's user and returns once the response
+    /// headers have arrived (within `deadline`); the body is the caller's to read.
+    /// The outer error is the case's (no second user); the inner one the target's.
+    pub async fn open(
+        &self,
+        body: &str,
+        deadline: Duration,
+    ) -> Result<Result<OpenResponse, TransportError>, StepError> {
+        let user = self.target.user(self.step.user).ok_or_else(|| {
+            StepError::Case(format!(
+                "step \"{}\" runs as user2, but the target has no second user",
+                self.step.name
+            ))
+        })?;
+        let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
+        Ok(self
+            .transport
+            .open(
+                &HttpRequest {
+                    body,
+                    auth: &user.auth,
+                    headers: &self.headers,
+                    accept_auth_failure: expects_auth_status,
+                },
+                deadline,
+            )
+            .await)
+    }
+
+    /// Records an observation about this step (shown for recorded cases).
+    pub fn note(&mut self, check: &str, message: impl Into<String>) {
+        self.report(check, Severity::Note, message, None);
+    }
+
+    /// Records a finding about this step with optional evidence.
+    pub fn report(
+        &mut self,
+        check: &str,
+        severity: Severity,
+        message: impl Into<String>,
+        evidence: Option<String>,
+    ) {
+        self.findings.push(Finding {
+            check: check.to_string(),
+            severity,
+            requirements: self.case.requirements.clone(),
+            step: self.step.name.clone(),
+            line: self.step.line,
+            message: message.into(),
+            evidence,
+            exchange: None,
+        });
     }
 
     pub fn target(&self) -> &TargetConfig {
@@ -314,6 +454,7 @@ pub struct Executor {
     transport: Transport,
     ops: Arc<OpRegistry>,
     checks: Arc<CheckRegistry>,
+    profile: Option<Arc<Profile>>,
 }
 
 struct StepRun {
@@ -336,6 +477,7 @@ impl Executor {
             transport,
             ops: Arc::new(OpRegistry::builtin()),
             checks: Arc::new(CheckRegistry::builtin()),
+            profile: None,
         })
     }
 
@@ -347,6 +489,16 @@ impl Executor {
     pub fn with_checks(mut self, checks: CheckRegistry) -> Self {
         self.checks = Arc::new(checks);
         self
+    }
+
+    /// The server profile: its skips and its expected-failure baseline apply.
+    pub fn with_profile(mut self, profile: Option<Profile>) -> Self {
+        self.profile = profile.map(Arc::new);
+        self
+    }
+
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_deref()
     }
 
     pub fn ops(&self) -> &OpRegistry {
@@ -364,8 +516,16 @@ impl Executor {
     /// Why `case` cannot run on this target, if it cannot.
     pub fn skip_reason(&self, case: &Case) -> Option<String> {
         let cfg = self.target.config();
+        if let Some(reason) = &case.pending {
+            return Some(format!("pending: {reason}"));
+        }
         if let Some(reason) = case.profile_exclusion(cfg.profile.as_deref()) {
             return Some(reason);
+        }
+        if let Some(p) = &self.profile
+            && let Some(reason) = p.skip(&case.id)
+        {
+            return Some(format!("the profile `{}` skips it: {reason}", p.name));
         }
         let missing: Vec<&str> = case
             .needs
@@ -393,6 +553,22 @@ impl Executor {
         }
         outcome.verdict = self.run_steps(case, &mut outcome).await;
         outcome.duration = started.elapsed();
+        if let Some(p) = &self.profile
+            && let Some(reason) = p.expected_failure(&case.id)
+        {
+            outcome.verdict = match std::mem::replace(&mut outcome.verdict, Verdict::Pass) {
+                Verdict::Fail => Verdict::ExpectedFailure {
+                    reason: format!("listed by profile `{}`: {reason}", p.name),
+                },
+                Verdict::Pass => Verdict::UnexpectedPass {
+                    reason: format!(
+                        "profile `{}` lists it as an expected failure ({reason}), but it passed: update the baseline",
+                        p.name
+                    ),
+                },
+                other => other,
+            };
+        }
         outcome
     }
 
@@ -420,6 +596,7 @@ impl Executor {
             }
         }
 
+        let mut resources = Resources::default();
         let mut setup_failed = false;
         let mut folder_created = false;
         let mut stop: Option<Verdict> = None;
@@ -436,7 +613,9 @@ impl Executor {
                     path: folder_id_path(),
                 }],
             );
-            let run = self.run_step(case, &step, &mut vars, Some(&Codes)).await;
+            let run = self
+                .run_step(case, &step, &mut vars, &mut resources, Some(&Codes))
+                .await;
             let failed = run.error.is_some() || has_fail(&run);
             folder_created = vars.get("folder").is_some();
             stop = self.absorb(case, &step, run, outcome);
@@ -452,7 +631,9 @@ impl Executor {
 
         if stop.is_none() && !setup_failed {
             for step in &case.steps {
-                let run = self.run_step(case, step, &mut vars, None).await;
+                let run = self
+                    .run_step(case, step, &mut vars, &mut resources, None)
+                    .await;
                 let failed = has_fail(&run);
                 if let Some(v) = self.absorb(case, step, run, outcome) {
                     stop = Some(v);
@@ -472,6 +653,8 @@ impl Executor {
             }
         }
 
+        // Streams and other case state end with the steps, before clean-up.
+        drop(resources);
         let fatal = matches!(stop, Some(Verdict::Unreachable { .. }));
         if folder_created && !fatal {
             let step = synthetic_step(
@@ -480,7 +663,15 @@ impl Executor {
                 &[("folder", "${folder}"), ("delete_type", "HardDelete")],
                 vec![],
             );
-            let mut run = self.run_step(case, &step, &mut vars, Some(&Codes)).await;
+            let mut run = self
+                .run_step(
+                    case,
+                    &step,
+                    &mut vars,
+                    &mut Resources::default(),
+                    Some(&Codes),
+                )
+                .await;
             // A failed cleanup is worth knowing, but it does not judge the target.
             for f in run
                 .exchanges
@@ -497,12 +688,29 @@ impl Executor {
         if let Some(v) = stop {
             return v;
         }
+        self.judge_case(case, &vars, outcome);
         let failed = outcome.failures().next().is_some();
         match (failed, case.grade) {
             (true, _) if setup_failed => Verdict::Fail,
             (_, CaseGrade::Record) => Verdict::Recorded,
             (true, CaseGrade::Assert) => Verdict::Fail,
             (false, CaseGrade::Assert) => Verdict::Pass,
+        }
+    }
+
+    /// Runs the case-level checks over every exchange of the case; each
+    /// finding goes to the exchange it is about (or to the case).
+    fn judge_case(&self, case: &Case, vars: &Vars, outcome: &mut Outcome) {
+        let found = self.checks.run_case(&CaseInput {
+            case,
+            exchanges: &outcome.exchanges,
+            vars,
+        });
+        for f in found {
+            match f.exchange {
+                Some(i) if i < outcome.exchanges.len() => outcome.exchanges[i].findings.push(f),
+                _ => outcome.findings.push(f),
+            }
         }
     }
 
@@ -550,6 +758,7 @@ impl Executor {
         case: &Case,
         step: &Step,
         vars: &mut Vars,
+        resources: &mut Resources,
         only_check: Option<&dyn Check>,
     ) -> StepRun {
         let cfg = self.target.config();
@@ -581,9 +790,12 @@ impl Executor {
             step,
             target: cfg,
             transport: &self.transport,
+            push: self.target.push_listener(),
+            resources,
             vars,
             headers,
             exchanges: Vec::new(),
+            passed_over: Vec::new(),
             findings: Vec::new(),
         };
         let result = match &step.action {
@@ -600,6 +812,7 @@ impl Executor {
         let StepContext {
             exchanges,
             findings,
+            passed_over,
             vars,
             ..
         } = ctx;
@@ -613,15 +826,22 @@ impl Executor {
             return run;
         }
 
-        let input = StepInput {
-            case,
-            step,
-            exchanges: &run.exchanges,
-            vars: &before,
+        let run_checks = |step: &Step, exchanges: &[Exchange]| {
+            let input = StepInput {
+                case,
+                step,
+                exchanges,
+                vars: &before,
+            };
+            match only_check {
+                Some(check) => check.check(&input),
+                None => self.checks.run(&input),
+            }
         };
-        let found = match only_check {
-            Some(check) => check.check(&input),
-            None => self.checks.run(&input),
+        let (found, judged) = if passed_over.is_empty() {
+            (run_checks(step, &run.exchanges), None)
+        } else {
+            judge_split(step, &run.exchanges, &passed_over, run_checks)
         };
         let step_failed = found.iter().any(|f| f.severity == Severity::Fail)
             || run
@@ -630,7 +850,14 @@ impl Executor {
                 .any(|e| e.findings.iter().any(|f| f.severity == Severity::Fail));
         attach(&mut run, found);
 
-        let captured = capture(&step.captures, &run.exchanges, vars, &step.name);
+        let captured = match &judged {
+            None => capture(&step.captures, &run.exchanges, vars, &step.name),
+            Some(indices) => {
+                let judged: Vec<Exchange> =
+                    indices.iter().map(|&i| run.exchanges[i].clone()).collect();
+                capture(&step.captures, &judged, vars, &step.name)
+            }
+        };
         if !step_failed {
             for message in captured {
                 let f = Finding {
@@ -643,6 +870,42 @@ impl Executor {
         }
         run
     }
+}
+
+/// Checks a step whose operation passed over some exchanges: the others
+/// with the step, each passed-over one on its own with a step that has no
+/// expectations. Returns the findings (exchange indices into `exchanges`,
+/// `None` when about no exchange) and the indices of the judged exchanges.
+fn judge_split(
+    step: &Step,
+    exchanges: &[Exchange],
+    passed_over: &[usize],
+    run_checks: impl Fn(&Step, &[Exchange]) -> Vec<Finding>,
+) -> (Vec<Finding>, Option<Vec<usize>>) {
+    let judged: Vec<usize> = (0..exchanges.len())
+        .filter(|i| !passed_over.contains(i))
+        .collect();
+    let subset: Vec<Exchange> = judged.iter().map(|&i| exchanges[i].clone()).collect();
+    let mut found = run_checks(step, &subset);
+    for f in &mut found {
+        f.exchange = match f.exchange {
+            Some(i) => judged.get(i).copied(),
+            None => judged.last().copied(),
+        };
+    }
+    let neutral = Step {
+        expect: Expect::default(),
+        captures: Vec::new(),
+        asserts: Vec::new(),
+        ..step.clone()
+    };
+    for &i in passed_over.iter().filter(|&&i| i < exchanges.len()) {
+        for mut f in run_checks(&neutral, std::slice::from_ref(&exchanges[i])) {
+            f.exchange = Some(i);
+            found.push(f);
+        }
+    }
+    (found, Some(judged))
 }
 
 fn has_fail(run: &StepRun) -> bool {

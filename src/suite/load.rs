@@ -15,7 +15,7 @@ use super::case::*;
 use super::ops::{OpRegistry, validate_args};
 use super::template::referenced;
 use crate::check::CheckRegistry;
-use crate::ews::{EventKind, ResponseClass};
+use crate::ews::{ConnectionStatus, EventKind, ResponseClass};
 use crate::xml::path::XPath;
 
 /// The highest requirement id of the digest (R1..R78).
@@ -218,11 +218,18 @@ impl<'a> Loader<'a> {
             return Err(src.error(0..0, "a case needs at least one [[step]]"));
         }
 
+        let pending = match &raw.pending {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(src.error(p.span(), "`pending` names why the case cannot run yet"));
+            }
+            Some(p) => Some(p.get_ref().trim().to_string()),
+            None => None,
+        };
         let mut known = Known::new(raw.isolate, vars.iter().map(|(n, _)| n.clone()));
         let mut names = BTreeSet::new();
         let mut steps = Vec::new();
         for (index, spanned) in raw.steps.iter().enumerate() {
-            let step = self.validate_step(src, index, spanned, &known)?;
+            let step = self.validate_step(src, index, spanned, &known, pending.is_some())?;
             if !names.insert(step.name.clone()) {
                 return Err(src.error(
                     step_anchor(spanned),
@@ -264,6 +271,8 @@ impl<'a> Loader<'a> {
             defect: raw.defect,
             profiles: raw.profiles,
             checks,
+            golden: raw.golden,
+            pending,
             vars,
             steps,
         })
@@ -275,6 +284,7 @@ impl<'a> Loader<'a> {
         index: usize,
         spanned: &Spanned<RawStep>,
         known: &Known,
+        pending: bool,
     ) -> Result<Step, LoadError> {
         let raw = spanned.get_ref();
         let anchor = step_anchor(spanned);
@@ -306,7 +316,17 @@ impl<'a> Loader<'a> {
                 ),
             ));
         }
-        let action = if let Some(op) = &raw.op {
+        let action = if let Some(op) = &raw.op
+            && pending
+            && self.ops.get(op.get_ref()).is_none()
+        {
+            // A pending case may name an operation that is not built yet.
+            let with = raw.with.as_ref().map(|w| w.get_ref().clone());
+            Action::Op {
+                name: op.get_ref().clone(),
+                args: Args(with.unwrap_or_default()),
+            }
+        } else if let Some(op) = &raw.op {
             let Some(operation) = self.ops.get(op.get_ref()) else {
                 return Err(src.error(
                     op.span(),
@@ -379,6 +399,14 @@ impl<'a> Loader<'a> {
             Some(e) => self.validate_expect(src, e, known)?,
             None => Expect::default(),
         };
+        if let (Some(e), false) = (&raw.expect, takes_arrivals(&action))
+            && let Some(a) = &e.get_ref().arrivals_minutes
+        {
+            return Err(src.error(
+                a.span(),
+                "arrivals_minutes is judged by the steps that wait for documents (AwaitStream, AwaitPush, CollectPushes)",
+            ));
+        }
         let mut captures = Vec::new();
         for (cname, path) in &raw.capture {
             if !is_var_name(cname) {
@@ -469,6 +497,7 @@ impl<'a> Loader<'a> {
             .map(event_kind)
             .collect::<Result<Vec<_>, _>>()?;
         let mut events = Vec::new();
+        let mut event_subscriptions = Vec::new();
         for e in &raw.event {
             let r = e.get_ref();
             for t in [
@@ -478,6 +507,7 @@ impl<'a> Loader<'a> {
                 &r.old_parent,
                 &r.old_item,
                 &r.old_folder,
+                &r.subscription,
             ]
             .into_iter()
             .flatten()
@@ -498,6 +528,44 @@ impl<'a> Loader<'a> {
                 old_folder: r.old_folder.clone(),
                 unread_count: r.unread_count,
             });
+            event_subscriptions.push(r.subscription.clone());
+        }
+        let connection_status = match &raw.connection_status {
+            None => None,
+            Some(c) => Some(ConnectionStatus::parse(c.get_ref()).ok_or_else(|| {
+                src.error(
+                    c.span(),
+                    format!("`{}` is not a ConnectionStatus (OK, Closed)", c.get_ref()),
+                )
+            })?),
+        };
+        if let Some(ids) = &raw.error_subscription_ids {
+            for id in ids.get_ref() {
+                check_template(src, ids.span(), id, known)?;
+            }
+        }
+        if let Some(w) = &raw.previous_watermark {
+            check_template(src, spanned.span(), w, known)?;
+        }
+        if let Some(a) = &raw.arrivals_minutes {
+            let list = a.get_ref();
+            if list.is_empty()
+                || list.iter().any(|m| !m.is_finite() || *m < 0.0)
+                || list.windows(2).any(|w| w[1] < w[0])
+            {
+                return Err(src.error(
+                    a.span(),
+                    "arrivals_minutes lists protocol minutes after the first arrival: non-negative and ascending",
+                ));
+            }
+        }
+        if let Some(shape) = &raw.shape
+            && let Err(e) = crate::xml::parse_document(shape.get_ref())
+        {
+            return Err(src.error(
+                shape.span(),
+                format!("the documented shape is not well-formed XML: {e}"),
+            ));
         }
         Ok(Expect {
             status: raw.status,
@@ -510,6 +578,19 @@ impl<'a> Loader<'a> {
             no_events,
             more_events: raw.more_events,
             batches: raw.batches.as_ref().map(|b| b.get_ref().clone()),
+            shape: raw.shape.as_ref().map(|s| s.get_ref().clone()),
+            shape_optional: raw.shape_optional.clone(),
+            golden: raw.golden,
+            event_subscriptions,
+            connection_status,
+            error_subscription_ids: raw
+                .error_subscription_ids
+                .as_ref()
+                .map(|i| i.get_ref().clone()),
+            previous_watermark: raw.previous_watermark.clone(),
+            watermark_chain: raw.watermark_chain,
+            more_events_until_last: raw.more_events_until_last,
+            arrivals_minutes: raw.arrivals_minutes.as_ref().map(|a| a.get_ref().clone()),
         })
     }
 }
@@ -636,6 +717,11 @@ fn check_value_templates(
             .try_for_each(|i| check_value_templates(src, span.clone(), i, known)),
         _ => Ok(()),
     }
+}
+
+/// Whether a step's operation judges `arrivals_minutes` (it knows when documents arrived).
+fn takes_arrivals(action: &Action) -> bool {
+    matches!(action, Action::Op { name, .. } if crate::suite::notify::TIMED_OPS.contains(&name.as_str()))
 }
 
 /// Where a step's messages point: its `name`, else its first key.

@@ -93,7 +93,7 @@ fn missing_and_conflicting_actions() {
         &format!("{HEAD}[[step]]\nop = \"Subscrib\"\n"),
         4,
         6,
-        "unknown operation `Subscrib` (known: CopyItem,",
+        "unknown operation `Subscrib` (known: AwaitPush,",
     );
     fails_at(HEAD, 1, 1, "at least one [[step]]");
 }
@@ -107,10 +107,10 @@ fn bad_values() {
         "unknown requirement id `R79` (known: R1..R78)",
     );
     fails_at(
-        &format!("{HEAD}checks = [\"codes\", \"golden\"]\n[[step]]\nsend = \"x\"\n"),
+        &format!("{HEAD}checks = [\"codes\", \"oracle\"]\n[[step]]\nsend = \"x\"\n"),
         3,
         20,
-        "unknown check `golden` (known: codes, asserts, events)",
+        "unknown check `oracle` (known: codes, asserts, events, notify, structure, shape, batching, watermark, golden)",
     );
     fails_at(
         &format!(

@@ -5,7 +5,10 @@
 pub mod case;
 pub mod exec;
 pub mod load;
+pub mod notify;
 pub mod ops;
+pub mod profile;
+pub mod requirements;
 pub mod run;
 pub mod target;
 pub mod template;
@@ -13,5 +16,6 @@ pub mod template;
 pub use case::{Capability, Case, CaseGrade, Step};
 pub use exec::{Exchange, Executor, Outcome, Verdict};
 pub use load::{LoadError, LoadedSuite, Loader};
+pub use profile::Profile;
 pub use run::{ExitStatus, RunOptions, RunResult, Summary, run_suite};
 pub use target::{Target, TargetBuilder, TargetConfig, TargetError};

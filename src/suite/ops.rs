@@ -119,6 +119,9 @@ impl OpRegistry {
             r.register(op);
         }
         r.register(Arc::new(DrainEvents));
+        super::notify::operations()
+            .into_iter()
+            .for_each(|op| r.register(op));
         r
     }
 
@@ -651,16 +654,24 @@ mod tests {
         assert_eq!(
             OpRegistry::builtin().names(),
             [
+                "AwaitPush",
+                "AwaitStream",
+                "AwaitStreamClosed",
+                "CloseStream",
+                "CollectPushes",
                 "CopyItem",
                 "CreateFolder",
                 "CreateItem",
                 "DeleteFolder",
                 "DeleteItem",
                 "DrainEvents",
+                "ExpectNoPush",
                 "GetEvents",
                 "GetFolder",
                 "GetItem",
                 "MoveItem",
+                "OpenStream",
+                "SetPushAnswer",
                 "Subscribe",
                 "Unsubscribe",
                 "UpdateItem"

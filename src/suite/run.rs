@@ -61,6 +61,10 @@ pub struct Summary {
     pub skipped: usize,
     pub unreachable: usize,
     pub errors: usize,
+    /// Failures the profile's baseline lists (not CI failures).
+    pub expected_failures: usize,
+    /// Passes of cases the baseline lists as failing (CI failures).
+    pub unexpected_passes: usize,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -84,6 +88,8 @@ impl Summary {
                 Verdict::Skipped { .. } => s.skipped += 1,
                 Verdict::Unreachable { .. } => s.unreachable += 1,
                 Verdict::Error { .. } => s.errors += 1,
+                Verdict::ExpectedFailure { .. } => s.expected_failures += 1,
+                Verdict::UnexpectedPass { .. } => s.unexpected_passes += 1,
             }
         }
         s
@@ -96,7 +102,7 @@ impl Summary {
             ExitStatus::Unreachable
         } else if self.errors > 0 {
             ExitStatus::HarnessError
-        } else if self.failed > 0 {
+        } else if self.failed > 0 || self.unexpected_passes > 0 {
             ExitStatus::Failed
         } else {
             ExitStatus::Passed
@@ -248,6 +254,10 @@ mod tests {
             status(vec![Verdict::Pass, Verdict::Fail]),
             ExitStatus::Failed
         );
+        let xfail = || Verdict::ExpectedFailure { reason: "r".into() };
+        let xpass = || Verdict::UnexpectedPass { reason: "r".into() };
+        assert_eq!(status(vec![Verdict::Pass, xfail()]), ExitStatus::Passed);
+        assert_eq!(status(vec![Verdict::Pass, xpass()]), ExitStatus::Failed);
         assert_eq!(
             status(vec![Verdict::Fail, error()]),
             ExitStatus::HarnessError

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use crate::client::push::PushListener;
 use crate::client::transport::Auth;
-use crate::server::{RunningServer, ServerConfig};
+use crate::server::{FaultSet, RunningServer, ServerConfig};
 use crate::settings::Settings;
 
 use super::case::{Capability, UserRole};
@@ -360,6 +360,14 @@ pub async fn embedded(settings: &Settings) -> Result<Arc<dyn Target>, TargetErro
 
 /// [`embedded`], returning the concrete handle (tests use it to shut down).
 pub async fn start_embedded(settings: &Settings) -> Result<RunningTarget, TargetError> {
+    start_embedded_with(settings, FaultSet::none()).await
+}
+
+/// [`start_embedded`] with deliberate server defects switched on (the self-test).
+pub async fn start_embedded_with(
+    settings: &Settings,
+    faults: FaultSet,
+) -> Result<RunningTarget, TargetError> {
     let minute = Duration::from_millis(
         settings
             .protocol_minute_ms
@@ -367,6 +375,7 @@ pub async fn start_embedded(settings: &Settings) -> Result<RunningTarget, Target
     );
     let server_config = ServerConfig {
         protocol_minute: minute,
+        faults,
         ..ServerConfig::default()
     };
     let users = server_config.users.clone();
@@ -384,7 +393,14 @@ pub async fn start_embedded(settings: &Settings) -> Result<RunningTarget, Target
         password: u.password.clone(),
     };
     let config = TargetBuilder::new(server.url())
-        .label(format!("embedded reference server at {}", server.url()))
+        .label(if faults.is_empty() {
+            format!("embedded reference server at {}", server.url())
+        } else {
+            format!(
+                "embedded reference server at {} with faults {faults:?}",
+                server.url()
+            )
+        })
         .user(first.smtp.clone(), basic(first))
         .user2(second.smtp.clone(), basic(second))
         .version(settings.version.clone())

@@ -1,0 +1,475 @@
+//! `golden`: a step's responses against a reviewed snapshot, after
+//! identity-preserving normalisation ([`super::normalize::Normalizer`]).
+//!
+//! A case opts in with `golden = true` (every step) or a step with
+//! `expect.golden = true` (`false` leaves a step out). One normaliser serves
+//! the whole case, in exchange order, so `[watermark#3]` in one snapshot is
+//! the same value as `[watermark#3]` in another; the case folder becomes
+//! `[folder#case]`, the users' addresses `[user]`/`[user2]`, the case's
+//! `${unique}` `[unique]`. What servers legitimately vary in is left out
+//! before normalising: the `soap:Header` (the `structure` check judges
+//! ServerVersionInfo), `m:MessageText` and `m:DescriptiveLinkKey`, and a
+//! fault's wording (`faultstring`, `faultactor`, `e:Message`). Prefixes
+//! are canonical, so a server with other prefixes or a default namespace
+//! produces the same snapshot.
+//!
+//! Snapshots are insta files: `golden/<profile>/<case id, "/" as "__">@<step>.snap`
+//! (`default` when no profile is selected). On a difference the check fails
+//! with a line diff and writes the new text beside the old one as
+//! `….snap.new`, so `cargo insta review` (or `cargo insta accept`) updates
+//! it like any insta snapshot. A missing snapshot is reported as a note
+//! (and written as `.snap.new` when the profile's folder exists: a new golden
+//! step awaiting review). `ews-conformance record` runs the golden cases in
+//! [`GoldenMode::Record`], which writes the `.snap` files directly from a
+//! trusted target.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use insta::Snapshot;
+use insta::internals::{SnapshotContents, TextSnapshotContents};
+
+use super::normalize::Normalizer;
+use super::wire::{documents, received};
+use super::{CaseInput, Check, Finding, StepInput, excerpt};
+use crate::xml::{ns, parse_document};
+
+const NAME: &str = "golden";
+
+/// Lines of diff quoted in a finding.
+const MAX_DIFF_LINES: usize = 80;
+
+/// Compare with the snapshots, or write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoldenMode {
+    /// Compare; on a difference (or a new golden step) write `.snap.new`
+    /// beside the snapshot for review.
+    Compare,
+    /// Compare and write nothing (the self-test runs deliberately broken
+    /// servers; their answers are not snapshots to review).
+    Verify,
+    /// Write the `.snap` files from the answers (`ews-conformance record`).
+    Record,
+}
+
+/// The `golden` check kind, bound to a snapshot folder, a mode and the
+/// profile whose snapshots it uses.
+#[derive(Debug, Clone)]
+pub struct Golden {
+    dir: PathBuf,
+    mode: GoldenMode,
+    profile: Option<String>,
+}
+
+impl Default for Golden {
+    /// `golden/`, compare, no profile.
+    fn default() -> Self {
+        Golden::new("golden", GoldenMode::Compare, None)
+    }
+}
+
+impl Golden {
+    pub fn new(dir: impl Into<PathBuf>, mode: GoldenMode, profile: Option<String>) -> Self {
+        Golden {
+            dir: dir.into(),
+            mode,
+            profile,
+        }
+    }
+
+    /// The folder holding this profile's snapshots.
+    pub fn folder(&self) -> PathBuf {
+        self.dir.join(self.profile.as_deref().unwrap_or("default"))
+    }
+
+    /// The snapshot file of one step of a case.
+    pub fn path(&self, case_id: &str, step: &str) -> PathBuf {
+        self.folder().join(snapshot_file_name(case_id, step))
+    }
+}
+
+/// `getevents__idle-status-event@poll.snap`.
+pub fn snapshot_file_name(case_id: &str, step: &str) -> String {
+    let slug: String = step
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!("{}@{slug}.snap", case_id.replace('/', "__"))
+}
+
+impl Check for Golden {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, _input: &StepInput<'_>) -> Vec<Finding> {
+        Vec::new()
+    }
+
+    fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
+        if !input.case.uses_golden() {
+            return Vec::new();
+        }
+        let texts = normalized_steps(input);
+        let mut out = Vec::new();
+        for step in input
+            .case
+            .steps
+            .iter()
+            .filter(|s| input.case.golden_step(s))
+        {
+            let Some((first, content)) = texts.get(step.name.as_str()) else {
+                continue; // the step sent nothing (the case stopped before it)
+            };
+            let path = self.path(&input.case.id, &step.name);
+            out.extend(self.judge(input, *first, &step.name, &path, content));
+        }
+        out
+    }
+}
+
+impl Golden {
+    fn judge(
+        &self,
+        input: &CaseInput<'_>,
+        exchange: usize,
+        step: &str,
+        path: &Path,
+        content: &str,
+    ) -> Vec<Finding> {
+        let file = path.display();
+        let header = snapshot_header(&input.case.file, &input.case.id, step);
+        if self.mode == GoldenMode::Record {
+            let written = write(path, &header, content);
+            let _ = std::fs::remove_file(pending_path(path));
+            return vec![match written {
+                Ok(()) => {
+                    input.note_at(NAME, exchange, format!("step \"{step}\": recorded {file}"))
+                }
+                Err(e) => input.fail_at(
+                    NAME,
+                    exchange,
+                    format!("step \"{step}\": cannot write the golden snapshot {file}: {e}"),
+                ),
+            }];
+        }
+        let expected = match std::fs::metadata(path) {
+            Err(_) => {
+                let pending = pending_path(path);
+                // No folder for this profile: nothing was ever recorded for it,
+                // so no pending files are scattered (a live target's first run).
+                let how = if self.mode == GoldenMode::Verify {
+                    "nothing was written (verify mode)".to_string()
+                } else if !self.folder().is_dir() {
+                    format!(
+                        "no snapshots are recorded for this profile ({} does not exist)",
+                        self.folder().display()
+                    )
+                } else {
+                    match write(&pending, &header, content) {
+                        Ok(()) => format!("the new snapshot is in {}", pending.display()),
+                        Err(e) => format!("{} could not be written: {e}", pending.display()),
+                    }
+                };
+                return vec![input.note_at(
+                    NAME,
+                    exchange,
+                    format!(
+                        "step \"{step}\": no golden snapshot {file} yet; {how} (review with `cargo insta review`, or bless a trusted target with `ews-conformance record`)"
+                    ),
+                )];
+            }
+            Ok(_) => match read(path) {
+                Ok(text) => text,
+                Err(e) => {
+                    return vec![input.fail_at(
+                        NAME,
+                        exchange,
+                        format!("step \"{step}\": cannot read the golden snapshot {file}: {e}"),
+                    )];
+                }
+            },
+        };
+        let actual = canonical(content);
+        if expected == actual {
+            if self.mode == GoldenMode::Compare {
+                let _ = std::fs::remove_file(pending_path(path));
+            }
+            return Vec::new();
+        }
+        let pending = pending_path(path);
+        let written = match self.mode {
+            GoldenMode::Verify => Err(std::io::Error::other("verify mode")),
+            _ => write(&pending, &header, content),
+        };
+        let mut f = input.fail_at(
+            NAME,
+            exchange,
+            format!(
+                "step \"{step}\": the normalised responses differ from the golden snapshot {file}{} (`cargo insta review` accepts or rejects it; `ews-conformance record` re-blesses from a trusted target)",
+                match written {
+                    Ok(()) => format!("; the new text is in {}", pending.display()),
+                    Err(_) => String::new(),
+                }
+            ),
+        );
+        f.evidence = Some(diff(&expected, &actual));
+        vec![f]
+    }
+}
+
+/// The normalised responses of every case step, by step name: the first
+/// exchange index of the step and the snapshot text.
+fn normalized_steps<'a>(input: &CaseInput<'a>) -> BTreeMap<&'a str, (usize, String)> {
+    let mut norm = Normalizer::new();
+    if let Some(folder) = input.vars.get("folder") {
+        norm.known(folder, "folder#case");
+    }
+    for (var, alias) in [("user", "user"), ("user2", "user2")] {
+        if let Some(v) = input.vars.get(var) {
+            norm.known(v, alias);
+        }
+    }
+    let unique = input.vars.get("unique").filter(|u| !u.is_empty());
+    let users: Vec<(&str, &str)> = [("user", "[user]"), ("user2", "[user2]")]
+        .into_iter()
+        .filter_map(|(v, a)| input.vars.get(v).map(|s| (s, a)))
+        .filter(|(s, _)| !s.is_empty())
+        .collect();
+
+    let mut per_step: BTreeMap<&str, Vec<(usize, String)>> = BTreeMap::new();
+    for (i, ex) in input.exchanges.iter().enumerate() {
+        if !input.is_case_step(i) {
+            continue;
+        }
+        let mut block = match received(ex) {
+            Some(status) => format!("# HTTP {status}\n"),
+            None => format!(
+                "# no response: {}\n",
+                ex.error.as_deref().unwrap_or("(unknown)")
+            ),
+        };
+        if received(ex).is_some() && !ex.response_text.trim().is_empty() {
+            for doc in documents(&ex.response_text) {
+                let mut text = doc;
+                if let Some(u) = unique {
+                    text = text.replace(u, "[unique]");
+                }
+                for (smtp, alias) in &users {
+                    text = text.replace(smtp, alias);
+                }
+                let text = tolerant(&text);
+                match norm.normalize(&text) {
+                    Ok(n) => block.push_str(&n),
+                    Err(e) => {
+                        block.push_str(&format!("# not XML ({e}):\n{}\n", excerpt(&text, 400)))
+                    }
+                }
+            }
+        }
+        per_step
+            .entry(input.exchanges[i].step.as_str())
+            .or_default()
+            .push((i, block));
+    }
+    per_step
+        .into_iter()
+        .map(|(step, blocks)| {
+            let first = blocks[0].0;
+            let n = blocks.len();
+            let text = blocks
+                .into_iter()
+                .enumerate()
+                .map(|(k, (_, b))| {
+                    if n > 1 {
+                        format!("# response {} of {n}\n{b}", k + 1)
+                    } else {
+                        b
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (step, (first, text))
+        })
+        .collect()
+}
+
+/// The document without what servers legitimately vary in: the SOAP
+/// header, MessageText and DescriptiveLinkKey, and a fault's wording
+/// (`faultstring`, `faultactor`, `e:Message`).
+pub fn tolerant(text: &str) -> String {
+    let Ok(doc) = parse_document(text) else {
+        return text.to_string();
+    };
+    let drop: Vec<std::ops::Range<usize>> = doc
+        .descendants()
+        .filter(|n| {
+            n.is_element()
+                && matches!(
+                    (n.tag_name().namespace(), n.tag_name().name()),
+                    (Some(ns::SOAP), "Header")
+                        | (Some(ns::MESSAGES), "MessageText" | "DescriptiveLinkKey")
+                        | (None, "faultstring" | "faultactor")
+                        | (Some(ns::ERRORS), "Message")
+                )
+        })
+        .map(|n| n.range())
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in drop {
+        if r.start < at {
+            continue; // inside a range already dropped
+        }
+        out.push_str(&text[at..r.start]);
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn pending_path(path: &Path) -> PathBuf {
+    path.with_extension("snap.new")
+}
+
+fn snapshot_header(file: &Path, case_id: &str, step: &str) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    format!(
+        "---\nsource: {}\nexpression: {}\n---\n",
+        quote(&file.display().to_string().replace('\\', "/")),
+        quote(&format!("case {case_id}, step {step}"))
+    )
+}
+
+fn write(path: &Path, header: &str, content: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = header.to_string();
+    text.push_str(content.trim_end());
+    text.push('\n');
+    std::fs::write(path, text)
+}
+
+/// A snapshot's contents as insta compares them.
+fn read(path: &Path) -> Result<String, String> {
+    let snap = Snapshot::from_file(path).map_err(|e| e.to_string())?;
+    match snap.contents() {
+        SnapshotContents::Text(t) => Ok(t.to_string()),
+        SnapshotContents::Binary(_) => Err("it is a binary snapshot".into()),
+    }
+}
+
+/// Text as insta normalises it (line endings, trailing blank lines).
+fn canonical(content: &str) -> String {
+    TextSnapshotContents::new(content.to_string(), insta::TextSnapshotKind::File).to_string()
+}
+
+/// A line diff (`-` golden, `+` received) with a little context, bounded.
+pub fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    if n.saturating_mul(m) > 4_000_000 {
+        ops.extend(a.iter().map(|l| ('-', *l)));
+        ops.extend(b.iter().map(|l| ('+', *l)));
+    } else {
+        let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+        for i in (0..n).rev() {
+            for j in (0..m).rev() {
+                lcs[i][j] = if a[i] == b[j] {
+                    lcs[i + 1][j + 1] + 1
+                } else {
+                    lcs[i + 1][j].max(lcs[i][j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < n || j < m {
+            if i < n && j < m && a[i] == b[j] {
+                ops.push((' ', a[i]));
+                i += 1;
+                j += 1;
+            } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+                ops.push(('-', a[i]));
+                i += 1;
+            } else {
+                ops.push(('+', b[j]));
+                j += 1;
+            }
+        }
+    }
+    // Keep changed lines with two lines of context.
+    let keep: Vec<bool> = (0..ops.len())
+        .map(|k| {
+            let lo = k.saturating_sub(2);
+            let hi = (k + 2).min(ops.len() - 1);
+            (lo..=hi).any(|x| ops[x].0 != ' ')
+        })
+        .collect();
+    let mut out = String::from("--- golden\n+++ received\n");
+    let mut lines = 0;
+    let mut skipped = false;
+    for (k, (tag, line)) in ops.iter().enumerate() {
+        if !keep[k] {
+            skipped = true;
+            continue;
+        }
+        if skipped {
+            out.push_str("  …\n");
+            skipped = false;
+        }
+        if lines == MAX_DIFF_LINES {
+            out.push_str("  … (diff cut)\n");
+            break;
+        }
+        out.push_str(&format!("{tag} {line}\n"));
+        lines += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_stable_slugs() {
+        assert_eq!(
+            snapshot_file_name("getevents/idle-status-event", "poll the idle subscription"),
+            "getevents__idle-status-event@poll-the-idle-subscription.snap"
+        );
+        assert_eq!(
+            snapshot_file_name("a/b", "Step 2: (x)"),
+            "a__b@step-2-x.snap"
+        );
+    }
+
+    #[test]
+    fn tolerant_drops_header_and_server_wording() {
+        let t = tolerant(crate::check::testing::NOT_FOUND);
+        assert!(
+            !t.contains("MessageText") && !t.contains("DescriptiveLinkKey"),
+            "{t}"
+        );
+        assert!(t.contains("ErrorSubscriptionNotFound"));
+    }
+
+    #[test]
+    fn diff_marks_changed_lines() {
+        let d = diff("a\nb\nc\n", "a\nB\nc\n");
+        assert_eq!(d, "--- golden\n+++ received\n  a\n- b\n+ B\n  c\n");
+    }
+}

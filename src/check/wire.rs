@@ -1,0 +1,559 @@
+//! Reading recorded exchanges the way the protocol sees them: what a
+//! request asked for (from its body, never from the case file) and what
+//! came back. The case-level checks (`watermark`, `batching`) build their
+//! picture of a case from these readings alone, so they judge a live
+//! target and the reference server the same way.
+//!
+//! Element names are matched by local name where the harness reads its own
+//! requests (a raw `send` may use any prefix or even a wrong namespace) and
+//! namespace-aware where it reads responses.
+
+use roxmltree::Node;
+
+use crate::client::stream::split_all;
+use crate::ews::envelope::open;
+use crate::ews::{EventKind, Notification};
+use crate::suite::exec::Exchange;
+use crate::xml::{ElementExt, element_children, ns, parse_document};
+
+/// The documents of a response body: usually one; several when the body is
+/// a GetStreamingEvents stream read to its end by a raw `send`.
+pub fn documents(text: &str) -> Vec<String> {
+    if parse_document(text).is_ok() {
+        return vec![text.to_string()];
+    }
+    let (pieces, _) = split_all(text.as_bytes());
+    let envelopes: Vec<String> = pieces.into_iter().flatten().map(|e| e.text).collect();
+    if envelopes.len() > 1 {
+        envelopes
+    } else {
+        vec![text.to_string()]
+    }
+}
+
+/// The HTTP status of what an exchange received, if it received anything.
+/// A document delivered to the harness without an HTTP answer of its own
+/// (a push body the listener took in) counts as 200.
+pub fn received(ex: &Exchange) -> Option<u16> {
+    match ex.status {
+        Some(s) => Some(s),
+        None if !ex.response_text.trim().is_empty() => Some(200),
+        None => None,
+    }
+}
+
+/// A folder as a request names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FolderKey {
+    /// `t:FolderId Id="…"`.
+    Id(String),
+    /// `t:DistinguishedFolderId Id="inbox"`, with the mailbox it names, if any.
+    Distinguished {
+        name: String,
+        mailbox: Option<String>,
+    },
+}
+
+/// Which kind of subscription a Subscribe asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pull,
+    Push,
+    Streaming,
+}
+
+/// What a Subscribe request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeAsk {
+    pub mode: Mode,
+    pub folders: Vec<FolderKey>,
+    pub all_folders: bool,
+    pub event_types: Vec<EventKind>,
+    /// The resume point, when the request carries one (`t:Watermark`, or the
+    /// `m:Watermark` some clients send).
+    pub watermark: Option<String>,
+}
+
+impl SubscribeAsk {
+    /// Whether an event of `kind` in `folder` is one this subscription asked for.
+    pub fn covers(&self, kind: EventKind, folder: &FolderKey) -> bool {
+        self.event_types.contains(&kind) && (self.all_folders || self.folders.contains(folder))
+    }
+}
+
+/// What a request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Subscribe(SubscribeAsk),
+    GetEvents {
+        subscription: String,
+        watermark: String,
+    },
+    GetStreamingEvents {
+        subscriptions: Vec<String>,
+    },
+    Unsubscribe {
+        subscription: String,
+    },
+    CreateItem {
+        /// `SavedItemFolderId`; `None` for SendOnly.
+        folder: Option<FolderKey>,
+        save_only: bool,
+    },
+    /// Another operation (its local name).
+    Other(String),
+    /// No SOAP body could be read (a push exchange, a defective request).
+    Unreadable,
+}
+
+/// Reads the operation a request body carries.
+pub fn read_request(text: &str) -> Request {
+    let Ok(doc) = parse_document(text) else {
+        return Request::Unreadable;
+    };
+    let Some(op) = body_child(doc.root_element()) else {
+        return Request::Unreadable;
+    };
+    let text_of = |parent: Node<'_, '_>, local: &str| {
+        element_children(parent)
+            .find(|c| c.tag_name().name() == local)
+            .map(|c| c.text_trimmed())
+    };
+    match op.tag_name().name() {
+        "Subscribe" => {
+            let Some(req) = element_children(op).next() else {
+                return Request::Unreadable;
+            };
+            let mode = match req.tag_name().name() {
+                "PullSubscriptionRequest" => Mode::Pull,
+                "PushSubscriptionRequest" => Mode::Push,
+                "StreamingSubscriptionRequest" => Mode::Streaming,
+                _ => return Request::Unreadable,
+            };
+            let folders = element_children(req)
+                .filter(|c| c.tag_name().name() == "FolderIds")
+                .flat_map(element_children)
+                .filter_map(folder_key)
+                .collect();
+            let event_types = element_children(req)
+                .filter(|c| c.tag_name().name() == "EventTypes")
+                .flat_map(element_children)
+                .filter_map(|e| EventKind::from_element_name(&e.text_trimmed()))
+                .collect();
+            Request::Subscribe(SubscribeAsk {
+                mode,
+                folders,
+                all_folders: matches!(req.attribute("SubscribeToAllFolders"), Some("true" | "1")),
+                event_types,
+                watermark: text_of(req, "Watermark").filter(|w| !w.is_empty()),
+            })
+        }
+        "GetEvents" => match (text_of(op, "SubscriptionId"), text_of(op, "Watermark")) {
+            (Some(subscription), Some(watermark)) => Request::GetEvents {
+                subscription,
+                watermark,
+            },
+            _ => Request::Unreadable,
+        },
+        "GetStreamingEvents" => Request::GetStreamingEvents {
+            subscriptions: op
+                .descendants()
+                .filter(|n| n.is_element() && n.tag_name().name() == "SubscriptionId")
+                .map(|n| n.text_trimmed())
+                .collect(),
+        },
+        "Unsubscribe" => match text_of(op, "SubscriptionId") {
+            Some(subscription) => Request::Unsubscribe { subscription },
+            None => Request::Unreadable,
+        },
+        "CreateItem" => Request::CreateItem {
+            folder: element_children(op)
+                .find(|c| c.tag_name().name() == "SavedItemFolderId")
+                .and_then(|f| element_children(f).find_map(folder_key)),
+            save_only: op.attribute("MessageDisposition").unwrap_or("SaveOnly") == "SaveOnly",
+        },
+        other => Request::Other(other.to_string()),
+    }
+}
+
+fn body_child<'a, 'i>(envelope: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
+    element_children(envelope)
+        .find(|c| c.tag_name().name() == "Body")
+        .and_then(|b| element_children(b).next())
+}
+
+fn folder_key(node: Node<'_, '_>) -> Option<FolderKey> {
+    let id = node.attribute("Id")?.to_string();
+    match node.tag_name().name() {
+        "FolderId" => Some(FolderKey::Id(id)),
+        "DistinguishedFolderId" => Some(FolderKey::Distinguished {
+            name: id.to_ascii_lowercase(),
+            mailbox: node
+                .descendants()
+                .find(|n| n.is_element() && n.tag_name().name() == "EmailAddress")
+                .map(|n| n.text_trimmed().to_ascii_lowercase()),
+        }),
+        _ => None,
+    }
+}
+
+/// Where a notification came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// A GetEvents response.
+    Pull,
+    /// A push body (`m:SendNotification`).
+    Push,
+    /// An envelope of a GetStreamingEvents response.
+    Streaming,
+}
+
+impl Channel {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Channel::Pull => "GetEvents",
+            Channel::Push => "push notification",
+            Channel::Streaming => "streaming notification",
+        }
+    }
+}
+
+/// What a response body said, as far as the case-level checks care.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// The payload's local name (`GetEventsResponse`, `SendNotification`, `Fault`, …).
+    pub payload: String,
+    /// Whether every response message has ResponseClass Success or Warning.
+    pub success: bool,
+    /// `m:SubscriptionId` of a SubscribeResponse.
+    pub subscription: Option<String>,
+    /// `m:Watermark` of a SubscribeResponse.
+    pub watermark: Option<String>,
+    /// Notifications, in document order, with the channel they came by.
+    pub notifications: Vec<(Channel, Notification)>,
+    /// Item ids of a successful CreateItem/CopyItem response, in order.
+    pub items: Vec<String>,
+}
+
+/// Reads a response body (every document of it). `None` when it holds no
+/// readable SOAP envelope at all.
+pub fn read_reply(text: &str) -> Option<Reply> {
+    let mut out: Option<Reply> = None;
+    for doc_text in documents(text) {
+        let Ok(doc) = parse_document(&doc_text) else {
+            continue;
+        };
+        let Ok(opened) = open(&doc) else {
+            continue;
+        };
+        let payload = opened.payload;
+        let reply = out.get_or_insert_with(|| Reply {
+            payload: payload.tag_name().name().to_string(),
+            success: true,
+            ..Reply::default()
+        });
+        let channel = match payload.tag_name().name() {
+            "SendNotification" => Channel::Push,
+            "GetStreamingEventsResponse" => Channel::Streaming,
+            _ => Channel::Pull,
+        };
+        if payload.is(ns::SOAP, "Fault") {
+            reply.success = false;
+            continue;
+        }
+        let messages: Vec<Node<'_, '_>> = payload
+            .child_ns(ns::MESSAGES, "ResponseMessages")
+            .map(|m| element_children(m).collect())
+            .unwrap_or_default();
+        if messages.is_empty() {
+            reply.success = false;
+        }
+        for msg in messages {
+            if !matches!(msg.attribute("ResponseClass"), Some("Success" | "Warning")) {
+                reply.success = false;
+            }
+            if let Some(id) = msg.child_ns(ns::MESSAGES, "SubscriptionId") {
+                reply.subscription = Some(id.text_trimmed());
+            }
+            if let Some(w) = msg.child_ns(ns::MESSAGES, "Watermark") {
+                reply.watermark = Some(w.text_trimmed());
+            }
+            for n in msg
+                .descendants()
+                .filter(|n| n.is(ns::MESSAGES, "Notification") || n.is(ns::TYPES, "Notification"))
+            {
+                if let Ok(parsed) = Notification::parse(n, "") {
+                    reply.notifications.push((channel, parsed));
+                }
+            }
+            if let Some(items) = msg.child_ns(ns::MESSAGES, "Items") {
+                reply.items.extend(
+                    items
+                        .descendants()
+                        .filter(|n| n.is(ns::TYPES, "ItemId"))
+                        .filter_map(|n| n.attribute("Id").map(str::to_string)),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The RequestServerVersion a request body names, if any.
+pub fn requested_version(request: &str) -> Option<String> {
+    let doc = parse_document(request).ok()?;
+    let header = element_children(doc.root_element()).find(|c| c.tag_name().name() == "Header")?;
+    element_children(header)
+        .find(|c| c.is(ns::TYPES, "RequestServerVersion"))
+        .and_then(|c| c.attribute("Version"))
+        .map(str::to_string)
+}
+
+// ------------------------------------------------------ the picture of a case
+
+/// One exchange as read: its index in the case, what was asked, what came back.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub index: usize,
+    pub step: String,
+    pub request: Request,
+    /// `None`: no response, or no readable SOAP envelope in it.
+    pub reply: Option<Reply>,
+}
+
+/// Reads every exchange of a case.
+pub fn entries(exchanges: &[Exchange]) -> Vec<Entry> {
+    exchanges
+        .iter()
+        .enumerate()
+        .map(|(index, ex)| Entry {
+            index,
+            step: ex.step.clone(),
+            request: read_request(&ex.request),
+            reply: received(ex)
+                .is_some()
+                .then(|| read_reply(&ex.response_text))
+                .flatten(),
+        })
+        .collect()
+}
+
+/// How a GetEvents call relates to the chain of its subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// It sent the watermark the client had to send (the Subscribe
+    /// watermark first, then the last watermark of the previous answer).
+    Chained,
+    /// It sent another watermark (an older one: digest G5, R40).
+    Other,
+    /// What it had to send is not known (an earlier answer carried no watermark).
+    Unknown,
+}
+
+/// One GetEvents call of a subscription.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub index: usize,
+    pub step: String,
+    pub sent: String,
+    pub link: Link,
+    /// The notification of a successful answer.
+    pub notification: Option<Notification>,
+}
+
+/// A delivered notification that arrived without a request (push) or in a stream.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub index: usize,
+    pub step: String,
+    pub notification: Notification,
+}
+
+/// Everything a case did with one subscription id.
+#[derive(Debug, Clone, Default)]
+pub struct Subscription {
+    pub id: String,
+    /// What its Subscribe asked for (`None` when the case never subscribed it).
+    pub ask: Option<SubscribeAsk>,
+    /// The exchange whose answer created it.
+    pub subscribed_at: Option<usize>,
+    /// The Subscribe answer's watermark.
+    pub initial_watermark: Option<String>,
+    /// Exchanges of later Subscribe calls that were answered with this same
+    /// id (each Subscribe must create a new subscription).
+    pub reused_at: Vec<usize>,
+    pub polls: Vec<Poll>,
+    pub pushes: Vec<Delivery>,
+    pub streamed: Vec<Delivery>,
+}
+
+impl Subscription {
+    /// Where the events it must deliver start: its own Subscribe, or for a
+    /// re-subscription the exchange that handed out its resume watermark.
+    pub fn window_start(&self, origin: Option<usize>) -> Option<usize> {
+        match (&self.ask, origin) {
+            (Some(ask), Some(o)) if ask.watermark.is_some() => Some(o),
+            _ => self.subscribed_at,
+        }
+    }
+}
+
+/// The subscriptions of a case in order of first appearance.
+pub fn subscriptions(entries: &[Entry]) -> Vec<Subscription> {
+    let mut subs: Vec<Subscription> = Vec::new();
+    // The watermark each subscription's client must send next.
+    let mut next: Vec<Option<String>> = Vec::new();
+    let find = |subs: &mut Vec<Subscription>, next: &mut Vec<Option<String>>, id: &str| match subs
+        .iter()
+        .position(|s| s.id == id)
+    {
+        Some(i) => i,
+        None => {
+            subs.push(Subscription {
+                id: id.to_string(),
+                ..Subscription::default()
+            });
+            next.push(None);
+            subs.len() - 1
+        }
+    };
+    for e in entries {
+        let Some(reply) = &e.reply else { continue };
+        match &e.request {
+            Request::Subscribe(ask) if reply.success => {
+                if let Some(id) = &reply.subscription {
+                    let i = find(&mut subs, &mut next, id);
+                    let s = &mut subs[i];
+                    if s.subscribed_at.is_some() {
+                        s.reused_at.push(e.index);
+                        continue;
+                    }
+                    s.ask = Some(ask.clone());
+                    s.subscribed_at = Some(e.index);
+                    s.initial_watermark = reply.watermark.clone();
+                    next[i] = reply.watermark.clone();
+                }
+            }
+            Request::GetEvents {
+                subscription,
+                watermark,
+            } => {
+                let i = find(&mut subs, &mut next, subscription);
+                let link = match &next[i] {
+                    Some(w) if w == watermark => Link::Chained,
+                    Some(_) => Link::Other,
+                    None => Link::Unknown,
+                };
+                let notification = reply
+                    .success
+                    .then(|| reply.notifications.first().map(|(_, n)| n.clone()))
+                    .flatten();
+                if let Some(n) = &notification {
+                    next[i] = n.last_watermark().map(str::to_string);
+                }
+                subs[i].polls.push(Poll {
+                    index: e.index,
+                    step: e.step.clone(),
+                    sent: watermark.clone(),
+                    link,
+                    notification,
+                });
+            }
+            _ => {
+                for (channel, n) in &reply.notifications {
+                    let delivery = Delivery {
+                        index: e.index,
+                        step: e.step.clone(),
+                        notification: n.clone(),
+                    };
+                    match channel {
+                        Channel::Push => {
+                            let i = find(&mut subs, &mut next, &n.subscription_id);
+                            subs[i].pushes.push(delivery);
+                        }
+                        Channel::Streaming => {
+                            let i = find(&mut subs, &mut next, &n.subscription_id);
+                            subs[i].streamed.push(delivery);
+                        }
+                        Channel::Pull => {}
+                    }
+                }
+            }
+        }
+    }
+    subs
+}
+
+/// A short, readable form of an opaque id for messages.
+pub fn short(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 16 {
+        id.to_string()
+    } else {
+        let head: String = id.chars().take(8).collect();
+        let tail: String = id.chars().skip(n - 6).collect();
+        format!("{head}…{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBSCRIBE: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+<s:Header><t:RequestServerVersion Version="Exchange2010_SP1"/></s:Header>
+<s:Body><m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:FolderId Id="F1"/><t:DistinguishedFolderId Id="Inbox"/></t:FolderIds>
+<t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>NewMailEvent</t:EventType></t:EventTypes><m:Watermark>W9</m:Watermark><t:Timeout>10</t:Timeout>
+</m:PullSubscriptionRequest></m:Subscribe></s:Body></s:Envelope>"#;
+
+    #[test]
+    fn requests_are_read_by_local_name() {
+        let Request::Subscribe(ask) = read_request(SUBSCRIBE) else {
+            panic!("a Subscribe");
+        };
+        assert_eq!(ask.mode, Mode::Pull);
+        assert_eq!(ask.watermark.as_deref(), Some("W9"));
+        assert!(ask.covers(EventKind::Created, &FolderKey::Id("F1".into())));
+        assert!(ask.covers(
+            EventKind::NewMail,
+            &FolderKey::Distinguished {
+                name: "inbox".into(),
+                mailbox: None
+            }
+        ));
+        assert!(!ask.covers(EventKind::Deleted, &FolderKey::Id("F1".into())));
+        assert!(!ask.covers(EventKind::Created, &FolderKey::Id("F2".into())));
+        assert_eq!(
+            requested_version(SUBSCRIBE).as_deref(),
+            Some("Exchange2010_SP1")
+        );
+        assert_eq!(read_request("not xml"), Request::Unreadable);
+    }
+
+    #[test]
+    fn replies_collect_notifications_and_ids() {
+        let r = read_reply(crate::check::testing::GET_EVENTS_OK).expect("a reply");
+        assert!(r.success);
+        assert_eq!(r.payload, "GetEventsResponse");
+        assert_eq!(r.notifications.len(), 1);
+        assert_eq!(r.notifications[0].0, Channel::Pull);
+        let r = read_reply(crate::check::testing::NOT_FOUND).expect("a reply");
+        assert!(!r.success);
+        assert!(read_reply("<x/>").is_none());
+    }
+
+    #[test]
+    fn a_stream_body_is_split_into_its_envelopes() {
+        let env = |status: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ConnectionStatus>{status}</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        let body = format!("{}\n{}", env("OK"), env("Closed"));
+        assert_eq!(documents(&body).len(), 2);
+        assert_eq!(documents(&env("OK")).len(), 1);
+        let r = read_reply(&body).expect("a reply");
+        assert!(r.success);
+        assert_eq!(r.payload, "GetStreamingEventsResponse");
+    }
+}

@@ -1,0 +1,131 @@
+//! `xsd` (cargo feature `xsd`): every response document of every step
+//! against the target's own schema files, with [`super::xsd::XsdValidator`].
+//!
+//! The check is registered only when the settings ask for it: `EWS_XSD_DIR`
+//! names a folder holding `messages.xsd` and `types.xsd`, or
+//! `EWS_XSD_FETCH=1` fetches them from the target's `/EWS/` path. The
+//! schema declares `t:Notification` inside `m:Notifications`, while
+//! Exchange sends `m:Notification` (digest 0.3): libxml2's complaint about
+//! that element is reported as a note, like the grammar does.
+
+use super::wire::{documents, received};
+use super::xsd::{DEFAULT_FETCH_DEADLINE, FetchAuth, XsdFinding, XsdValidator};
+use super::{Check, Finding, StepInput};
+use crate::client::transport::Auth;
+use crate::settings::Settings;
+use crate::suite::target::TargetConfig;
+
+pub struct XsdCheck {
+    validator: XsdValidator,
+    /// Where the schema came from, for messages.
+    source: String,
+}
+
+const NAME: &str = "xsd";
+
+/// Findings kept per document.
+const MAX_PER_DOCUMENT: usize = 10;
+
+impl XsdCheck {
+    pub fn new(validator: XsdValidator, source: impl Into<String>) -> Self {
+        XsdCheck {
+            validator,
+            source: source.into(),
+        }
+    }
+
+    /// The check the settings ask for, if any: compiled from `EWS_XSD_DIR`,
+    /// or fetched from the target with `EWS_XSD_FETCH`.
+    pub async fn from_settings(
+        settings: &Settings,
+        target: &TargetConfig,
+    ) -> Result<Option<XsdCheck>, String> {
+        if let Some(dir) = &settings.xsd_dir {
+            let d = dir.clone();
+            let v = tokio::task::spawn_blocking(move || XsdValidator::from_dir(d))
+                .await
+                .map_err(|e| format!("EWS_XSD_DIR: {e}"))?
+                .map_err(|e| format!("EWS_XSD_DIR: {e}"))?;
+            return Ok(Some(XsdCheck::new(
+                v,
+                format!("the schema files in {}", dir.display()),
+            )));
+        }
+        if settings.xsd_fetch {
+            let auth = match &target.user.auth {
+                Auth::None => FetchAuth::Anonymous,
+                Auth::Basic { username, password } => FetchAuth::Basic {
+                    user: username.clone(),
+                    password: password.clone(),
+                },
+                Auth::Bearer { token } => FetchAuth::Bearer(token.clone()),
+            };
+            let v = XsdValidator::fetch(&target.endpoint, &auth, DEFAULT_FETCH_DEADLINE)
+                .await
+                .map_err(|e| format!("EWS_XSD_FETCH: {e}"))?;
+            return Ok(Some(XsdCheck::new(v, "the target's schema files")));
+        }
+        Ok(None)
+    }
+}
+
+/// Whether libxml2's finding is the documented `m:Notification` conflict.
+fn is_wire_notification(f: &XsdFinding, document: &str) -> bool {
+    f.message
+        .contains("{http://schemas.microsoft.com/exchange/services/2006/messages}Notification'")
+        && document.contains("Notifications")
+}
+
+impl Check for XsdCheck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, input: &StepInput<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let total = input.exchanges.len();
+        for (i, ex) in input.exchanges.iter().enumerate() {
+            if !matches!(received(ex), Some(200 | 500)) || ex.response_text.trim().is_empty() {
+                continue;
+            }
+            let call = if total > 1 {
+                format!(" (call {} of {total})", i + 1)
+            } else {
+                String::new()
+            };
+            for doc in documents(&ex.response_text) {
+                let found = self.validator.validate(&doc);
+                let shown = found.len().min(MAX_PER_DOCUMENT);
+                for f in found.iter().take(shown) {
+                    let text = format!(
+                        "step \"{}\"{call}: against {}: {f}",
+                        input.step.name, self.source
+                    );
+                    let mut finding = if is_wire_notification(f, &doc) {
+                        input.note(
+                            NAME,
+                            format!("{text} (m:Notification is what Exchange sends; accepted)"),
+                        )
+                    } else {
+                        input.fail(NAME, text)
+                    };
+                    finding.exchange = Some(i);
+                    out.push(finding);
+                }
+                if found.len() > shown {
+                    let mut f = input.fail(
+                        NAME,
+                        format!(
+                            "step \"{}\"{call}: … and {} more schema findings",
+                            input.step.name,
+                            found.len() - shown
+                        ),
+                    );
+                    f.exchange = Some(i);
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+}

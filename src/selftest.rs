@@ -1,0 +1,581 @@
+//! The self-test: proves that the suite can fail. It runs the cases against
+//! the faithful embedded reference server (every case must pass), then
+//! against one fresh embedded server per fault of the catalogue
+//! ([`crate::server::faults`]), and reports which cases caught each fault.
+//!
+//! A fault is *caught* when at least one case fails, every case the
+//! catalogue names as its catcher fails, and each of those failures names
+//! the broken rule: a finding of one of the fault's check kinds, or one
+//! carrying one of its requirement ids. A fault no case notices is a hole in
+//! the suite. Faults marked `pending` in the catalogue wait for catchers
+//! other work will add; they are reported as "awaiting catcher" and never
+//! fail the self-test.
+//!
+//! [`Scope::Full`] runs the whole suite against every fault, so the matrix
+//! lists every case that notices it; [`Scope::Catalogue`] runs only the
+//! catalogue's named catchers (faster, and the matrix then says so).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::check::CheckRegistry;
+use crate::check::Finding;
+use crate::check::golden::{Golden, GoldenMode};
+use crate::report::Reporter;
+use crate::server::{Fault, FaultInfo, FaultSet};
+use crate::settings::Settings;
+use crate::suite::Case;
+use crate::suite::exec::{Executor, Outcome, Verdict};
+use crate::suite::run::{ExitStatus, RunOptions, Summary, run_suite};
+use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_with};
+
+/// Which cases run against each fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every case: the matrix shows every case that notices the fault.
+    Full,
+    /// Only the cases the catalogue names as the fault's catchers.
+    Catalogue,
+}
+
+impl Scope {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scope::Full => "the whole suite against every fault",
+            Scope::Catalogue => "only the catalogue's named catchers against each fault",
+        }
+    }
+}
+
+/// How a self-test runs.
+#[derive(Debug, Clone)]
+pub struct SelftestOptions {
+    /// The faults to try; empty means the whole catalogue.
+    pub faults: Vec<Fault>,
+    pub scope: Scope,
+    /// Faulty servers running at once.
+    pub parallel_servers: usize,
+    /// Cases running at once against one server.
+    pub case_concurrency: usize,
+}
+
+impl Default for SelftestOptions {
+    fn default() -> Self {
+        SelftestOptions {
+            faults: Vec::new(),
+            scope: Scope::Full,
+            parallel_servers: 8,
+            case_concurrency: 4,
+        }
+    }
+}
+
+/// What became of one fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultVerdict {
+    /// Every named catcher failed for the right reason.
+    Caught,
+    /// Some cases failed, but not every named catcher did, or not for the right reason.
+    Partly,
+    /// No case failed: a hole in the suite.
+    Missed,
+    /// Marked pending and not (fully) caught yet.
+    AwaitingCatcher,
+    /// Marked pending, but already caught: the mark can go.
+    CaughtWhilePending,
+}
+
+impl FaultVerdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultVerdict::Caught => "caught",
+            FaultVerdict::Partly => "PARTLY CAUGHT",
+            FaultVerdict::Missed => "MISSED",
+            FaultVerdict::AwaitingCatcher => "awaiting catcher",
+            FaultVerdict::CaughtWhilePending => "caught (pending)",
+        }
+    }
+
+    /// Whether the verdict fails the self-test.
+    pub fn is_failure(self) -> bool {
+        matches!(self, FaultVerdict::Partly | FaultVerdict::Missed)
+    }
+}
+
+/// The runs of the suite against one faulty server.
+#[derive(Debug, Clone)]
+pub struct FaultRun {
+    pub fault: Fault,
+    pub verdict: FaultVerdict,
+    /// How many cases ran.
+    pub cases_run: usize,
+    /// The cases that failed (or found the target unreachable), sorted.
+    pub catching: Vec<String>,
+    /// Named catchers that ran and did not fail.
+    pub missing: Vec<String>,
+    /// Named catchers that are not in the loaded suite.
+    pub absent: Vec<String>,
+    /// Named catchers that failed without naming the fault's rule or check.
+    pub wrong_reason: Vec<String>,
+    /// Cases the harness could not judge (case-file or harness errors): `(id, reason)`.
+    pub errors: Vec<(String, String)>,
+    /// The outcomes of the catching cases.
+    pub outcomes: Vec<Outcome>,
+    /// Why the server could not start, if it could not.
+    pub start_error: Option<String>,
+    pub duration: Duration,
+}
+
+impl FaultRun {
+    pub fn info(&self) -> &'static FaultInfo {
+        self.fault.info()
+    }
+
+    /// The finding of a catching case that names the fault's rule or check.
+    pub fn reason(&self, case: &str) -> Option<&Finding> {
+        let o = self.outcomes.iter().find(|o| o.id == case)?;
+        explaining_finding(self.info(), o)
+    }
+}
+
+/// The first failing finding of `outcome` that names `info`'s rule or check kind.
+pub fn explaining_finding<'o>(info: &FaultInfo, outcome: &'o Outcome) -> Option<&'o Finding> {
+    outcome.failures().find(|f| {
+        info.checks.contains(&f.check.as_str())
+            || f.requirements
+                .iter()
+                .any(|r| info.rules.contains(&r.as_str()))
+    })
+}
+
+/// Everything a self-test found.
+#[derive(Debug, Clone)]
+pub struct SelftestReport {
+    pub scope: Scope,
+    /// Cases in the suite.
+    pub cases: usize,
+    /// The run against the faithful server.
+    pub clean: Vec<Outcome>,
+    pub clean_summary: Summary,
+    /// Why the clean server could not start, if it could not.
+    pub clean_start_error: Option<String>,
+    /// One per fault, in catalogue order.
+    pub runs: Vec<FaultRun>,
+    pub parallel_servers: usize,
+    pub duration: Duration,
+}
+
+impl SelftestReport {
+    /// The clean run's cases that did not pass (recorded and skipped count as passing).
+    pub fn clean_failures(&self) -> impl Iterator<Item = &Outcome> {
+        self.clean.iter().filter(|o| !o.verdict.is_ok())
+    }
+
+    /// (caught, judged): faults caught among those not pending.
+    pub fn score(&self) -> (usize, usize) {
+        let judged: Vec<&FaultRun> = self.runs.iter().filter(|r| !r.info().pending).collect();
+        let caught = judged
+            .iter()
+            .filter(|r| r.verdict == FaultVerdict::Caught)
+            .count();
+        (caught, judged.len())
+    }
+
+    /// 0 when the clean run passed and every fault not pending was caught;
+    /// 1 for a clean-run failure or a hole; 2 when a server could not be
+    /// reached; 3 for case-file or harness errors.
+    pub fn exit_status(&self) -> ExitStatus {
+        let clean = self.clean_summary.exit_status();
+        if self.clean_start_error.is_some() || self.runs.iter().any(|r| r.start_error.is_some()) {
+            return ExitStatus::Unreachable;
+        }
+        if clean != ExitStatus::Passed && clean != ExitStatus::Failed {
+            return clean;
+        }
+        if self.runs.iter().any(|r| !r.errors.is_empty()) {
+            return ExitStatus::HarnessError;
+        }
+        if clean == ExitStatus::Failed || self.runs.iter().any(|r| r.verdict.is_failure()) {
+            return ExitStatus::Failed;
+        }
+        ExitStatus::Passed
+    }
+
+    /// The matrix: fault → catching cases, the score and every problem.
+    /// `verbose` adds, per named catcher, the finding that names the rule.
+    pub fn render(&self, verbose: bool) -> String {
+        let mut out = String::new();
+        let s = &self.clean_summary;
+        out.push_str(&format!(
+            "self-test: {} case(s); {} ({} fault(s), {} server(s) at a time)\n\n",
+            self.cases,
+            self.scope.describe(),
+            self.runs.len(),
+            self.parallel_servers,
+        ));
+        match &self.clean_start_error {
+            Some(e) => out.push_str(&format!("clean reference server: could not start: {e}\n")),
+            None => out.push_str(&format!(
+                "clean reference server: {} passed, {} recorded, {} skipped, {} failed, {} error(s) — {}\n",
+                s.passed,
+                s.recorded,
+                s.skipped,
+                s.failed + s.unreachable,
+                s.errors,
+                if self.clean_failures().next().is_none() {
+                    "clean"
+                } else {
+                    "NOT CLEAN"
+                }
+            )),
+        }
+        for o in self.clean_failures() {
+            out.push_str(&crate::report::explain(o));
+        }
+        let width = self
+            .runs
+            .iter()
+            .map(|r| r.fault.name().len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!(
+            "\n{:width$}  {:16}  CATCHING CASES (* = named in the catalogue)\n",
+            "FAULT", "RESULT"
+        ));
+        for r in &self.runs {
+            let info = r.info();
+            let cases = if r.catching.is_empty() {
+                match r.verdict {
+                    FaultVerdict::AwaitingCatcher => format!(
+                        "waits for: {} on {}",
+                        info.checks.join("/"),
+                        info.catchers
+                            .iter()
+                            .map(|c| if r.absent.iter().any(|a| a == c) {
+                                format!("{c} (not in the suite yet)")
+                            } else {
+                                c.to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "(none)".to_string(),
+                }
+            } else {
+                r.catching
+                    .iter()
+                    .map(|c| {
+                        if info.catchers.contains(&c.as_str()) {
+                            format!("{c}*")
+                        } else {
+                            c.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push_str(&format!(
+                "{:width$}  {:16}  {cases}\n",
+                r.fault.name(),
+                r.verdict.label()
+            ));
+            if verbose {
+                for c in info.catchers {
+                    if let Some(f) = r.reason(c) {
+                        out.push_str(&format!(
+                            "{:width$}    {c}: [{}] {} ({})\n",
+                            "",
+                            f.check,
+                            f.message,
+                            f.requirements.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        let problems = self.problems();
+        if !problems.is_empty() {
+            out.push_str("\nproblems:\n");
+            for p in &problems {
+                out.push_str(&format!("  {p}\n"));
+            }
+        }
+        let (caught, judged) = self.score();
+        let awaiting = self
+            .runs
+            .iter()
+            .filter(|r| r.info().pending && r.verdict != FaultVerdict::CaughtWhilePending)
+            .count();
+        let holes = self
+            .runs
+            .iter()
+            .filter(|r| r.verdict == FaultVerdict::Missed)
+            .count();
+        out.push_str(&format!(
+            "\n{caught}/{judged} faults caught; {awaiting} awaiting a catcher (pending); {holes} hole(s); {:.1} s\n",
+            self.duration.as_secs_f64()
+        ));
+        out
+    }
+
+    /// One line per thing that is wrong or worth acting on.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.runs {
+            let name = r.fault.name();
+            let info = r.info();
+            if let Some(e) = &r.start_error {
+                out.push(format!("{name}: the faulty server could not start: {e}"));
+            }
+            for (id, reason) in &r.errors {
+                out.push(format!("{name}: case {id} could not be judged: {reason}"));
+            }
+            if info.pending {
+                if r.verdict == FaultVerdict::CaughtWhilePending {
+                    out.push(format!(
+                        "{name}: caught although marked pending; the mark can go"
+                    ));
+                }
+                continue;
+            }
+            match r.verdict {
+                FaultVerdict::Missed => out.push(format!(
+                    "hole: {name}: no case failed ({} case(s) ran; the catalogue names {})",
+                    r.cases_run,
+                    info.catchers.join(", ")
+                )),
+                FaultVerdict::Partly => {
+                    for c in &r.absent {
+                        out.push(format!("{name}: named catcher {c} is not in the suite"));
+                    }
+                    for c in &r.missing {
+                        out.push(format!("{name}: named catcher {c} did not fail"));
+                    }
+                    for c in &r.wrong_reason {
+                        out.push(format!(
+                            "{name}: {c} failed without naming {} or a {} finding",
+                            info.rules.join("/"),
+                            info.checks.join("/")
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// A reporter that keeps nothing: the self-test reads the outcomes itself.
+struct Silent;
+
+impl Reporter for Silent {
+    fn case_finished(&mut self, _outcome: &Outcome) {}
+    fn finished(&mut self, _o: &[Outcome], _s: &Summary) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Settings for the self-test's own embedded servers: every listener on an
+/// ephemeral loopback port, so many servers can run side by side.
+fn server_settings(settings: &Settings) -> Settings {
+    Settings {
+        endpoint: None,
+        push_bind: "127.0.0.1:0".into(),
+        push_url: None,
+        ..settings.clone()
+    }
+}
+
+/// The built-in checks, with `golden` comparing against the reference
+/// server's snapshots without writing anything (a faulty server's answers
+/// are not snapshots to review).
+fn checks_for(settings: &Settings) -> CheckRegistry {
+    let mut r = CheckRegistry::builtin();
+    r.register(Arc::new(Golden::new(
+        settings.golden.clone(),
+        GoldenMode::Verify,
+        Some("reference".into()),
+    )));
+    r
+}
+
+/// Runs `cases` against a fresh embedded server with `faults`.
+async fn run_against(
+    settings: &Settings,
+    faults: FaultSet,
+    cases: Vec<Case>,
+    case_concurrency: usize,
+) -> Result<Vec<Outcome>, TargetError> {
+    let target = Arc::new(start_embedded_with(settings, faults).await?);
+    let executor = Executor::new(target.clone() as Arc<dyn Target>)
+        .map_err(|e| TargetError::Start(e.to_string()))?
+        .with_checks(checks_for(settings));
+    let options = RunOptions {
+        concurrency: case_concurrency,
+        filter: None,
+    };
+    let result = run_suite(Arc::new(executor), cases, &[], &options, &mut Silent).await;
+    // Every clone went with the executor: stop the server and listener cleanly.
+    if let Ok(target) = Arc::try_unwrap(target) {
+        RunningTarget::shutdown(target).await;
+    }
+    Ok(result.outcomes)
+}
+
+fn judge(
+    fault: Fault,
+    suite: &BTreeSet<String>,
+    ran: usize,
+    outcomes: Vec<Outcome>,
+    duration: Duration,
+) -> FaultRun {
+    let info = fault.info();
+    let mut catching = Vec::new();
+    let mut errors = Vec::new();
+    let mut kept = Vec::new();
+    for o in outcomes {
+        match &o.verdict {
+            Verdict::Fail | Verdict::Unreachable { .. } => {
+                catching.push(o.id.clone());
+                kept.push(o);
+            }
+            Verdict::Error { reason } => errors.push((o.id.clone(), reason.clone())),
+            _ => {}
+        }
+    }
+    catching.sort();
+    let absent: Vec<String> = info
+        .catchers
+        .iter()
+        .filter(|c| !suite.contains(**c))
+        .map(|c| c.to_string())
+        .collect();
+    let missing: Vec<String> = info
+        .catchers
+        .iter()
+        .filter(|c| suite.contains(**c) && !catching.iter().any(|x| x == *c))
+        .map(|c| c.to_string())
+        .collect();
+    let wrong_reason: Vec<String> = info
+        .catchers
+        .iter()
+        .filter_map(|c| kept.iter().find(|o| o.id == *c))
+        .filter(|o| explaining_finding(info, o).is_none())
+        .map(|o| o.id.clone())
+        .collect();
+    let complete =
+        !catching.is_empty() && absent.is_empty() && missing.is_empty() && wrong_reason.is_empty();
+    let verdict = match (info.pending, complete) {
+        (true, true) => FaultVerdict::CaughtWhilePending,
+        (true, false) => FaultVerdict::AwaitingCatcher,
+        (false, true) => FaultVerdict::Caught,
+        (false, false) if catching.is_empty() => FaultVerdict::Missed,
+        (false, false) => FaultVerdict::Partly,
+    };
+    FaultRun {
+        fault,
+        verdict,
+        cases_run: ran,
+        catching,
+        missing,
+        absent,
+        wrong_reason,
+        errors,
+        outcomes: kept,
+        start_error: None,
+        duration,
+    }
+}
+
+/// Runs the self-test. `cases` is the loaded suite (load errors are the
+/// caller's to report). Every wait is bounded by the cases' own deadlines.
+pub async fn run(
+    settings: &Settings,
+    cases: Vec<Case>,
+    options: &SelftestOptions,
+) -> SelftestReport {
+    let started = Instant::now();
+    let settings = server_settings(settings);
+    let suite: BTreeSet<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let case_concurrency = options.case_concurrency.max(1);
+
+    let (clean, clean_start_error) =
+        match run_against(&settings, FaultSet::none(), cases.clone(), case_concurrency).await {
+            Ok(o) => (o, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+    let clean_summary = Summary::of(&clean, started.elapsed());
+
+    let faults: Vec<Fault> = if options.faults.is_empty() {
+        Fault::all().collect()
+    } else {
+        let mut f = options.faults.clone();
+        f.sort();
+        f.dedup();
+        f
+    };
+    let slots = Arc::new(Semaphore::new(options.parallel_servers.max(1)));
+    let suite = Arc::new(suite);
+    let mut tasks = JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
+    for fault in faults {
+        let chosen: Vec<Case> = match options.scope {
+            Scope::Full => cases.clone(),
+            Scope::Catalogue => cases
+                .iter()
+                .filter(|c| fault.info().catchers.contains(&c.id.as_str()))
+                .cloned()
+                .collect(),
+        };
+        let slots = slots.clone();
+        let settings = settings.clone();
+        let suite = suite.clone();
+        let handle = tasks.spawn(async move {
+            let began = Instant::now();
+            let ran = chosen.len();
+            if ran == 0 {
+                return judge(fault, &suite, 0, Vec::new(), Duration::ZERO);
+            }
+            let _slot = slots.acquire().await.ok();
+            match run_against(&settings, FaultSet::of([fault]), chosen, case_concurrency).await {
+                Ok(outcomes) => judge(fault, &suite, ran, outcomes, began.elapsed()),
+                Err(e) => {
+                    let mut r = judge(fault, &suite, 0, Vec::new(), began.elapsed());
+                    r.start_error = Some(e.to_string());
+                    r
+                }
+            }
+        });
+        ids.insert(handle.id(), fault);
+    }
+    let mut runs = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((_, run)) => runs.push(run),
+            Err(e) => {
+                if let Some(fault) = ids.get(&e.id()) {
+                    let mut r = judge(*fault, &suite, 0, Vec::new(), Duration::ZERO);
+                    r.start_error = Some(format!("the self-test task crashed: {e}"));
+                    runs.push(r);
+                }
+            }
+        }
+    }
+    runs.sort_by_key(|r| r.fault);
+    SelftestReport {
+        scope: options.scope,
+        cases: cases.len(),
+        clean,
+        clean_summary,
+        clean_start_error,
+        runs,
+        parallel_servers: options.parallel_servers.max(1),
+        duration: started.elapsed(),
+    }
+}

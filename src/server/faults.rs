@@ -1,0 +1,834 @@
+//! The fault catalogue: named ways to break the reference server on
+//! purpose, so the self-test can prove that the suite notices each one.
+//!
+//! Every fault has a stable kebab-case name, a one-line description, the
+//! requirements it breaks, the cases that must catch it, and the check kinds
+//! whose findings count as "caught for the right reason". [`CATALOGUE`] is
+//! the single table; `serve --fault NAME` and [`ServerConfig::faults`]
+//! switch faults on, and the server asks `faults.has(Fault::X)` at exactly
+//! one place per fault (a unit test below counts them).
+//!
+//! A fault marked `pending` waits for a catcher another part of the suite
+//! will add (a check kind or a streaming/push case); the self-test reports it
+//! as "awaiting catcher" instead of failing.
+//!
+//! [`ServerConfig::faults`]: super::ServerConfig::faults
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use regex::Regex;
+
+use super::lock;
+use crate::ews::{Event, EventKind};
+
+/// One deliberate defect of the reference server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Fault {
+    // Subscribe
+    ResumeIgnoresWatermark,
+    ResumeRefused,
+    EventTypeFilterIgnored,
+    FolderFilterIgnored,
+    DelegateSubscribeAllowed,
+    PushUrlUnchecked,
+    // GetEvents
+    Batch51,
+    DropEvent,
+    RepeatEvent,
+    ReorderEvents,
+    MoreEventsFalse,
+    StalePreviousWatermark,
+    NoStatusEvent,
+    NoOwnerCheck,
+    NeverExpire,
+    TimeoutNotReset,
+    WrongNotFoundCode,
+    TimestampInvalid,
+    NewMailMissing,
+    UnreadCountWrong,
+    MovedOldParentWrong,
+    // Unsubscribe
+    UnsubscribeKeepsSubscription,
+    // Every response
+    HttpsNamespaces,
+    ResponseCodeAfterLinkKey,
+    NoResponseClass,
+    SuccessWithErrorCode,
+    SkipRequestValidation,
+    // GetStreamingEvents
+    StreamFirstEnvelopeHeld,
+    StreamNeverCloses,
+    ConnectionStatusOkOnError,
+    StreamDuplicateDeclaration,
+    // Push
+    PushNoStatusEvent,
+    PushIgnoresUnsubscribe,
+    PushNeverRetries,
+}
+
+/// What the catalogue says about one fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultInfo {
+    pub fault: Fault,
+    /// The stable kebab-case name (`serve --fault NAME`).
+    pub name: &'static str,
+    /// The operation whose behaviour breaks.
+    pub operation: &'static str,
+    pub description: &'static str,
+    /// The requirement ids (cases/requirements.toml) the fault breaks.
+    pub rules: &'static [&'static str],
+    /// Case ids that must fail while the fault is on.
+    pub catchers: &'static [&'static str],
+    /// Check kinds whose findings show the right reason (besides a requirement id).
+    pub checks: &'static [&'static str],
+    /// The catchers (or their check kinds) are not in the suite yet.
+    pub pending: bool,
+}
+
+const fn f(
+    fault: Fault,
+    name: &'static str,
+    operation: &'static str,
+    description: &'static str,
+    rules: &'static [&'static str],
+    catchers: &'static [&'static str],
+    checks: &'static [&'static str],
+) -> FaultInfo {
+    FaultInfo {
+        fault,
+        name,
+        operation,
+        description,
+        rules,
+        catchers,
+        checks,
+        pending: false,
+    }
+}
+
+/// Every fault, in [`Fault`] order.
+pub const CATALOGUE: &[FaultInfo] = &[
+    f(
+        Fault::ResumeIgnoresWatermark,
+        "resume-ignores-watermark",
+        "Subscribe",
+        "Subscribe ignores t:Watermark: delivery starts at the newest event and unknown watermarks are accepted",
+        &["R21", "R22"],
+        &[
+            "subscribe/resume-from-watermark",
+            "subscribe/unknown-watermark",
+        ],
+        &["events", "codes"],
+    ),
+    f(
+        Fault::ResumeRefused,
+        "resume-refused",
+        "Subscribe",
+        "Subscribe refuses every watermark, even one it issued, with ErrorInvalidWatermark",
+        &["R21"],
+        &["subscribe/resume-from-watermark"],
+        &["codes"],
+    ),
+    f(
+        Fault::EventTypeFilterIgnored,
+        "event-type-filter-ignored",
+        "Subscribe",
+        "subscriptions deliver every event type, not only the subscribed EventTypes",
+        &["R42"],
+        &[
+            "getevents/event-type-filter",
+            "getevents/created-item-event",
+        ],
+        &["events"],
+    ),
+    f(
+        Fault::FolderFilterIgnored,
+        "folder-filter-ignored",
+        "Subscribe",
+        "subscriptions deliver events from every folder, not only the subscribed FolderIds",
+        &["R42"],
+        &["getevents/folder-filter"],
+        &["events", "asserts"],
+    ),
+    f(
+        Fault::DelegateSubscribeAllowed,
+        "delegate-subscribe-allowed",
+        "Subscribe",
+        "a subscription to another user's folder succeeds instead of ErrorSubscriptionDelegateAccessNotSupported",
+        &["R23"],
+        &["subscribe/delegate-access"],
+        &["codes"],
+    ),
+    f(
+        Fault::PushUrlUnchecked,
+        "push-url-unchecked",
+        "Subscribe",
+        "a push Subscribe with an ftp: or unparsable URL succeeds instead of ErrorInvalidPushSubscriptionUrl",
+        &["R14"],
+        &["subscribe/push-url-invalid"],
+        &["codes"],
+    ),
+    f(
+        Fault::Batch51,
+        "batch-51",
+        "GetEvents",
+        "a notification carries up to 51 events instead of 50",
+        &["R32", "R33"],
+        &["getevents/batching-120", "getevents/batching-boundary-51"],
+        &["events", "asserts", "batching"],
+    ),
+    f(
+        Fault::DropEvent,
+        "drop-event",
+        "GetEvents",
+        "the 100th item event of each folder is lost (one in a hundred, deterministic)",
+        &["R32"],
+        &["getevents/batching-120"],
+        &["events", "batching"],
+    ),
+    f(
+        Fault::RepeatEvent,
+        "repeat-event",
+        "GetEvents",
+        "the first event of every notification is sent twice",
+        &["R32"],
+        &[
+            "getevents/created-item-event",
+            "subscribe/resume-from-watermark",
+        ],
+        &["events", "watermark", "golden"],
+    ),
+    f(
+        Fault::ReorderEvents,
+        "reorder-events",
+        "GetEvents",
+        "the events of a notification come newest first",
+        &["R31", "R71"],
+        &["getevents/new-mail-delivery", "getevents/watermark-chain"],
+        &["events", "watermark"],
+    ),
+    f(
+        Fault::MoreEventsFalse,
+        "more-events-false",
+        "GetEvents",
+        "MoreEvents is false even when more events are queued",
+        &["R32", "R33"],
+        &["getevents/batching-120", "getevents/batching-boundary-51"],
+        &["events", "batching"],
+    ),
+    f(
+        Fault::StalePreviousWatermark,
+        "stale-previous-watermark",
+        "GetEvents",
+        "from the third GetEvents of a subscription on, PreviousWatermark repeats the one sent in the second",
+        &["R31"],
+        &["getevents/previous-watermark-chain"],
+        &["asserts", "watermark"],
+    ),
+    f(
+        Fault::NoStatusEvent,
+        "no-status-event",
+        "GetEvents",
+        "GetEvents on an empty queue returns a Notification with no StatusEvent",
+        &["R29", "R31"],
+        &["getevents/idle-status-event", "getevents/watermark-chain"],
+        &["events"],
+    ),
+    f(
+        Fault::NoOwnerCheck,
+        "no-owner-check",
+        "GetEvents",
+        "any user may poll a subscription; no ErrorSubscriptionAccessDenied",
+        &["R36"],
+        &["getevents/other-user-denied"],
+        &["codes"],
+    ),
+    f(
+        Fault::NeverExpire,
+        "never-expire",
+        "GetEvents",
+        "subscriptions never expire, whatever their Timeout",
+        &["R34"],
+        &["getevents/expiry"],
+        &["codes"],
+    ),
+    f(
+        Fault::TimeoutNotReset,
+        "timeout-not-reset",
+        "GetEvents",
+        "GetEvents does not restart the subscription's Timeout",
+        &["R35"],
+        &["getevents/timeout-reset"],
+        &["codes"],
+    ),
+    f(
+        Fault::WrongNotFoundCode,
+        "wrong-not-found-code",
+        "GetEvents",
+        "an unknown subscription gives ErrorInvalidPullSubscriptionId instead of ErrorSubscriptionNotFound",
+        &["R37", "R61"],
+        &["getevents/unknown-subscription", "unsubscribe/unknown-id"],
+        &["codes"],
+    ),
+    f(
+        Fault::TimestampInvalid,
+        "timestamp-invalid",
+        "GetEvents",
+        "event TimeStamps are not xs:dateTime (a space instead of the T)",
+        &["R78"],
+        &[
+            "getevents/created-item-event",
+            "getevents/new-mail-delivery",
+        ],
+        &["asserts"],
+    ),
+    f(
+        Fault::NewMailMissing,
+        "new-mail-missing",
+        "GetEvents",
+        "mail delivered to the Inbox raises no NewMailEvent",
+        &["R71"],
+        &["getevents/new-mail-delivery"],
+        &["events"],
+    ),
+    f(
+        Fault::UnreadCountWrong,
+        "unread-count-wrong",
+        "GetEvents",
+        "folder ModifiedEvents report UnreadCount one too high",
+        &["R44", "R72"],
+        &["getevents/unread-count"],
+        &["events"],
+    ),
+    f(
+        Fault::MovedOldParentWrong,
+        "moved-old-parent-wrong",
+        "GetEvents",
+        "MovedEvent and CopiedEvent give the new parent as OldParentFolderId",
+        &["R43", "R73"],
+        &["getevents/moved-event"],
+        &["events"],
+    ),
+    f(
+        Fault::UnsubscribeKeepsSubscription,
+        "unsubscribe-keeps-subscription",
+        "Unsubscribe",
+        "Unsubscribe answers NoError but the subscription lives on and keeps delivering",
+        &["R60", "R64"],
+        &["unsubscribe/then-getevents", "unsubscribe/twice"],
+        &["codes"],
+    ),
+    f(
+        Fault::HttpsNamespaces,
+        "https-namespaces",
+        "every operation",
+        "responses use https:// for the messages and types namespaces",
+        &["R1"],
+        &[
+            "subscribe/pull-inbox",
+            "getevents/idle-status-event",
+            "seeds/003-subscribe-pull",
+        ],
+        &["codes", "structure", "shape"],
+    ),
+    f(
+        Fault::ResponseCodeAfterLinkKey,
+        "response-code-after-link-key",
+        "every operation",
+        "error messages put ResponseCode after DescriptiveLinkKey (the order of the defective seeds)",
+        &["R2"],
+        &[
+            "getevents/unknown-subscription",
+            "unsubscribe/unknown-id",
+            "seeds/002-getevents-access-denied",
+        ],
+        &["structure", "shape"],
+    ),
+    f(
+        Fault::NoResponseClass,
+        "no-response-class",
+        "every operation",
+        "response messages have no ResponseClass attribute",
+        &["R2"],
+        &["subscribe/pull-inbox", "getevents/unknown-subscription"],
+        &["codes", "structure"],
+    ),
+    f(
+        Fault::SuccessWithErrorCode,
+        "success-with-error-code",
+        "every operation",
+        "error messages say ResponseClass Success next to their error ResponseCode",
+        &["R3"],
+        &[
+            "getevents/unknown-subscription",
+            "getevents/garbage-watermark",
+            "unsubscribe/unknown-id",
+        ],
+        &["codes"],
+    ),
+    f(
+        Fault::SkipRequestValidation,
+        "skip-request-validation",
+        "every operation",
+        "notification requests are not checked against the schema (missing, misplaced and out-of-range children pass)",
+        &["R8", "R9", "R10", "R27"],
+        &[
+            "subscribe/pull-missing-timeout",
+            "subscribe/pull-timeout-bounds",
+            "subscribe/out-of-order",
+            "subscribe/eventtypes-missing",
+        ],
+        &["codes"],
+    ),
+    f(
+        Fault::StreamFirstEnvelopeHeld,
+        "stream-first-envelope-held",
+        "GetStreamingEvents",
+        "an idle connection sends its first envelope only after two protocol minutes (or with the first event), not at once",
+        &["R45", "R49"],
+        &["streaming/first-envelope"],
+        &["notify"],
+    ),
+    f(
+        Fault::StreamNeverCloses,
+        "stream-never-closes",
+        "GetStreamingEvents",
+        "the connection outlives ConnectionTimeout and never sends ConnectionStatus Closed",
+        &["R45"],
+        &["streaming/open-and-close"],
+        &["notify"],
+    ),
+    f(
+        Fault::ConnectionStatusOkOnError,
+        "connection-status-ok-on-error",
+        "GetStreamingEvents",
+        "an error answer that ends the connection says ConnectionStatus OK instead of Closed",
+        &["R53"],
+        &[
+            "streaming/only-bad-id",
+            "seeds/000-001-getstreamingevents-error",
+        ],
+        &["asserts", "notify"],
+    ),
+    f(
+        Fault::StreamDuplicateDeclaration,
+        "stream-duplicate-declaration",
+        "GetStreamingEvents",
+        "every envelope in the stream is preceded by two XML declarations",
+        &["R1", "R45"],
+        &["streaming/open-and-close", "streaming/two-subscriptions"],
+        &["notify", "structure"],
+    ),
+    f(
+        Fault::PushNoStatusEvent,
+        "push-no-status-event",
+        "SendNotification",
+        "an idle push subscription never sends a StatusEvent",
+        &["R65"],
+        &["push/status-event", "push/answer-ok-continues"],
+        &["notify"],
+    ),
+    f(
+        Fault::PushIgnoresUnsubscribe,
+        "push-ignores-unsubscribe",
+        "SendNotification",
+        "a listener answering SubscriptionStatus Unsubscribe keeps getting notifications",
+        &["R67"],
+        &["push/answer-unsubscribe-stops"],
+        &["notify"],
+    ),
+    f(
+        Fault::PushNeverRetries,
+        "push-never-retries",
+        "SendNotification",
+        "an unanswered notification is never retried; the subscription is dropped at once",
+        &["R68"],
+        &["push/retry-schedule"],
+        &["notify"],
+    ),
+];
+
+impl Fault {
+    /// Every fault, in catalogue order.
+    pub fn all() -> impl Iterator<Item = Fault> {
+        CATALOGUE.iter().map(|i| i.fault)
+    }
+
+    pub fn info(self) -> &'static FaultInfo {
+        &CATALOGUE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// The fault with this kebab-case name.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        CATALOGUE
+            .iter()
+            .find(|i| i.name == name.trim())
+            .map(|i| i.fault)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{name}` (known: {})", known_names())]
+pub struct UnknownFault {
+    pub name: String,
+}
+
+fn known_names() -> String {
+    CATALOGUE
+        .iter()
+        .map(|i| i.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::from_name(s).ok_or_else(|| UnknownFault {
+            name: s.to_string(),
+        })
+    }
+}
+
+/// The faults a server runs with (empty: the faithful reference server).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FaultSet(u64);
+
+impl FaultSet {
+    pub fn none() -> Self {
+        FaultSet(0)
+    }
+
+    pub fn of(faults: impl IntoIterator<Item = Fault>) -> Self {
+        let mut s = FaultSet::none();
+        for f in faults {
+            s.insert(f);
+        }
+        s
+    }
+
+    /// Reads kebab-case names (`serve --fault`, the config file).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, UnknownFault> {
+        let faults = names
+            .iter()
+            .map(|n| n.as_ref().parse::<Fault>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FaultSet::of(faults))
+    }
+
+    pub fn insert(&mut self, fault: Fault) {
+        self.0 |= 1 << (fault as u8);
+    }
+
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0 & (1 << (fault as u8)) != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
+        Fault::all().filter(|f| self.has(*f))
+    }
+}
+
+impl std::fmt::Debug for FaultSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter().map(Fault::name)).finish()
+    }
+}
+
+/// State some faults keep between requests.
+#[derive(Debug, Default)]
+pub struct FaultMemory {
+    /// Per subscription: GetEvents calls so far and the watermark of the second.
+    polls: Mutex<HashMap<String, (u32, String)>>,
+}
+
+impl FaultMemory {
+    /// The PreviousWatermark a stale server reports: the sent watermark for
+    /// the first two calls, then forever the one sent in the second.
+    pub fn stale_previous(&self, subscription: &str, sent: &str) -> String {
+        let mut polls = lock(&self.polls);
+        let entry = polls
+            .entry(subscription.to_string())
+            .or_insert((0, String::new()));
+        entry.0 += 1;
+        if entry.0 <= 2 {
+            entry.1 = sent.to_string();
+        }
+        entry.1.clone()
+    }
+}
+
+/// The events of one notification as a faulty server sends them (pull, push
+/// and streaming all pass their events through here).
+pub fn shape_events(faults: &FaultSet, mut events: Vec<Event>) -> Vec<Event> {
+    if faults.has(Fault::NewMailMissing) {
+        events.retain(|e| e.kind != EventKind::NewMail);
+    }
+    if faults.has(Fault::RepeatEvent)
+        && let Some(first) = events.first().cloned()
+    {
+        events.insert(1, first);
+    }
+    if faults.has(Fault::ReorderEvents) {
+        events.reverse();
+    }
+    let bad_time = faults.has(Fault::TimestampInvalid);
+    let bad_unread = faults.has(Fault::UnreadCountWrong);
+    let bad_old_parent = faults.has(Fault::MovedOldParentWrong);
+    for e in &mut events {
+        if bad_time && let Some(t) = &mut e.timestamp {
+            *t = t.replacen('T', " ", 1);
+        }
+        if bad_unread && let Some(n) = &mut e.unread_count {
+            *n += 1;
+        }
+        if bad_old_parent && e.old_parent_folder_id.is_some() {
+            e.old_parent_folder_id = e.parent_folder_id.clone();
+        }
+    }
+    events
+}
+
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""http://schemas\.microsoft\.com/exchange/services/2006/(messages|types)""#)
+        .expect("a constant, valid pattern")
+});
+static CODE_THEN_LINK_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(<m:ResponseCode>[^<]*</m:ResponseCode>)(<m:DescriptiveLinkKey>[^<]*</m:DescriptiveLinkKey>)",
+    )
+    .expect("a constant, valid pattern")
+});
+static RESPONSE_CLASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#" ResponseClass="[A-Za-z]*""#).expect("a constant, valid pattern")
+});
+
+/// A complete SOAP answer (not a stream, not a fault) as a faulty server writes it.
+pub fn rewrite_response(faults: &FaultSet, xml: String) -> String {
+    let mut xml = xml;
+    if faults.has(Fault::SuccessWithErrorCode) {
+        xml = xml.replace(r#"ResponseClass="Error""#, r#"ResponseClass="Success""#);
+    }
+    if faults.has(Fault::NoResponseClass) {
+        xml = RESPONSE_CLASS.replace_all(&xml, "").into_owned();
+    }
+    if faults.has(Fault::ResponseCodeAfterLinkKey) {
+        xml = CODE_THEN_LINK_KEY.replace_all(&xml, "$2$1").into_owned();
+    }
+    if faults.has(Fault::HttpsNamespaces) {
+        xml = NAMESPACE
+            .replace_all(
+                &xml,
+                r#""https://schemas.microsoft.com/exchange/services/2006/$1""#,
+            )
+            .into_owned();
+    }
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::envelope::{EnvelopeStyle, response};
+    use crate::ews::{Id, ObjectId, ResponseCode, ResponseMessage, UnsubscribeResponse};
+
+    #[test]
+    fn the_table_is_in_enum_order_with_unique_kebab_names() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, info) in CATALOGUE.iter().enumerate() {
+            assert_eq!(info.fault as usize, i, "{} is out of order", info.name);
+            assert!(seen.insert(info.name), "{} is listed twice", info.name);
+            assert!(
+                info.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !info.name.starts_with('-')
+                    && !info.name.ends_with('-'),
+                "{} is not kebab-case",
+                info.name
+            );
+            assert!(!info.description.is_empty() && !info.description.contains('\n'));
+            assert!(!info.rules.is_empty(), "{} breaks no rule", info.name);
+            assert!(!info.catchers.is_empty(), "{} has no catcher", info.name);
+            assert!(!info.checks.is_empty(), "{} names no check", info.name);
+            assert_eq!(Fault::from_name(info.name), Some(info.fault));
+        }
+        assert!(CATALOGUE.len() >= 25);
+        assert!(CATALOGUE.len() <= 64, "FaultSet is a 64-bit set");
+    }
+
+    #[test]
+    fn names_parse_and_unknown_names_list_the_known_ones() {
+        let set = FaultSet::parse(&["batch-51", "no-owner-check"]).expect("known names");
+        assert!(set.has(Fault::Batch51) && set.has(Fault::NoOwnerCheck));
+        assert!(!set.has(Fault::DropEvent));
+        assert_eq!(set.iter().count(), 2);
+        assert_eq!(format!("{set:?}"), r#"{"batch-51", "no-owner-check"}"#);
+        let err = FaultSet::parse(&["batch-52"]).expect_err("unknown");
+        assert!(err.to_string().contains("unknown fault `batch-52`"));
+        assert!(err.to_string().contains("drop-event"));
+        assert!(FaultSet::default().is_empty());
+    }
+
+    /// The server asks about each fault at exactly one place.
+    #[test]
+    fn each_fault_is_asked_about_at_exactly_one_place() {
+        let sources = [
+            include_str!("faults.rs"),
+            include_str!("http.rs"),
+            include_str!("pull.rs"),
+            include_str!("push.rs"),
+            include_str!("state.rs"),
+            include_str!("streaming.rs"),
+            include_str!("items.rs"),
+            include_str!("store.rs"),
+            include_str!("log.rs"),
+            include_str!("subscriptions.rs"),
+        ];
+        let asks = Regex::new(r"\.has\(Fault::(\w+)\)").expect("valid pattern");
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for text in sources {
+            // Tests ask too; only the code before them counts.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for c in asks.captures_iter(code) {
+                *counts.entry(c[1].to_string()).or_default() += 1;
+            }
+        }
+        for fault in Fault::all() {
+            let variant = format!("{fault:?}");
+            assert_eq!(
+                counts.get(&variant).copied().unwrap_or(0),
+                1,
+                "Fault::{variant} ({fault}) must be asked about at exactly one place"
+            );
+        }
+    }
+
+    fn event(kind: EventKind, n: u32) -> Event {
+        Event {
+            kind,
+            watermark: Some(format!("W{n}")),
+            timestamp: Some("2026-01-01T00:00:00Z".into()),
+            object: Some(ObjectId::Item(Id::new(format!("I{n}")))),
+            parent_folder_id: Some(Id::new("NEW")),
+            old_object: None,
+            old_parent_folder_id: None,
+            unread_count: None,
+        }
+    }
+
+    #[test]
+    fn a_clean_server_shapes_nothing() {
+        let events = vec![event(EventKind::Created, 1), event(EventKind::NewMail, 2)];
+        assert_eq!(shape_events(&FaultSet::none(), events.clone()), events);
+        let xml = response(EnvelopeStyle::Prefixed, &Default::default(), |w| {
+            UnsubscribeResponse {
+                message: ResponseMessage::error(ResponseCode::ErrorSubscriptionNotFound, "no"),
+            }
+            .render(w)
+        });
+        assert_eq!(rewrite_response(&FaultSet::none(), xml.clone()), xml);
+    }
+
+    #[test]
+    fn delivery_faults_change_the_events() {
+        let mut moved = event(EventKind::Moved, 3);
+        moved.old_parent_folder_id = Some(Id::new("OLD"));
+        let mut folder = event(EventKind::Modified, 4);
+        folder.unread_count = Some(2);
+        let events = vec![
+            event(EventKind::Created, 1),
+            event(EventKind::NewMail, 2),
+            moved,
+            folder,
+        ];
+        let kinds = |faults: &[Fault]| -> Vec<EventKind> {
+            shape_events(&FaultSet::of(faults.iter().copied()), events.clone())
+                .iter()
+                .map(|e| e.kind)
+                .collect()
+        };
+        use EventKind::*;
+        assert_eq!(kinds(&[Fault::NewMailMissing]), [Created, Moved, Modified]);
+        assert_eq!(
+            kinds(&[Fault::RepeatEvent]),
+            [Created, Created, NewMail, Moved, Modified]
+        );
+        assert_eq!(
+            kinds(&[Fault::ReorderEvents]),
+            [Modified, Moved, NewMail, Created]
+        );
+        let all = FaultSet::of([
+            Fault::TimestampInvalid,
+            Fault::UnreadCountWrong,
+            Fault::MovedOldParentWrong,
+        ]);
+        let shaped = shape_events(&all, events.clone());
+        assert_eq!(shaped[0].timestamp.as_deref(), Some("2026-01-01 00:00:00Z"));
+        assert_eq!(shaped[3].unread_count, Some(3));
+        assert_eq!(
+            shaped[2]
+                .old_parent_folder_id
+                .as_ref()
+                .map(|i| i.id.as_str()),
+            Some("NEW")
+        );
+        assert_eq!(shaped[0].old_parent_folder_id, None);
+    }
+
+    #[test]
+    fn envelope_faults_rewrite_the_answer() {
+        let xml = response(EnvelopeStyle::Prefixed, &Default::default(), |w| {
+            UnsubscribeResponse {
+                message: ResponseMessage::error(ResponseCode::ErrorSubscriptionNotFound, "no"),
+            }
+            .render(w)
+        });
+        let one = |fault| rewrite_response(&FaultSet::of([fault]), xml.clone());
+        let swapped = one(Fault::ResponseCodeAfterLinkKey);
+        let code = swapped.find("<m:ResponseCode>").expect("code kept");
+        let key = swapped.find("<m:DescriptiveLinkKey>").expect("key kept");
+        assert!(key < code, "{swapped}");
+        assert!(!one(Fault::NoResponseClass).contains("ResponseClass"));
+        assert!(one(Fault::SuccessWithErrorCode).contains(r#"ResponseClass="Success""#));
+        let https = one(Fault::HttpsNamespaces);
+        assert!(https.contains("https://schemas.microsoft.com/exchange/services/2006/messages"));
+        assert!(!https.contains("http://schemas.microsoft.com/"));
+        assert!(https.contains("http://schemas.xmlsoap.org/soap/envelope/"));
+        for fault in [
+            Fault::ResponseCodeAfterLinkKey,
+            Fault::NoResponseClass,
+            Fault::HttpsNamespaces,
+        ] {
+            assert!(roxmltree::Document::parse(&one(fault)).is_ok(), "{fault}");
+        }
+    }
+
+    #[test]
+    fn stale_previous_watermark_sticks_after_the_second_call() {
+        let m = FaultMemory::default();
+        assert_eq!(m.stale_previous("s", "w0"), "w0");
+        assert_eq!(m.stale_previous("s", "w1"), "w1");
+        assert_eq!(m.stale_previous("s", "w2"), "w1");
+        assert_eq!(m.stale_previous("s", "w3"), "w1");
+        assert_eq!(m.stale_previous("t", "x0"), "x0");
+    }
+}

@@ -1,0 +1,524 @@
+//! `AwaitPush`, `ExpectNoPush`, `SetPushAnswer`, `CollectPushes` (see the
+//! module above for their keys and how they judge).
+//!
+//! The listener is shared by every case of a run; a case only ever looks
+//! at the pushes of its own subscriptions, and remembers, per
+//! subscription, the last push a step has taken, so that each step sees
+//! the pushes that came after the previous one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+
+use super::{
+    CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, awaited, check_arrivals, count,
+    listing, param, received, secs, wait,
+};
+use crate::check::Severity;
+use crate::client::push::{Answer, PushListener, ReceivedPush, result_envelope};
+use crate::ews::{EventKind, SubscriptionStatus};
+use crate::suite::case::Args;
+use crate::suite::exec::{StepContext, StepError};
+use crate::suite::ops::{Operation, Param, ParamKind};
+
+/// Per subscription, the seq of the last push a step of this case took.
+#[derive(Default)]
+struct Cursors {
+    after: HashMap<String, u64>,
+}
+
+pub(super) fn operations() -> Vec<Arc<dyn Operation>> {
+    vec![
+        Arc::new(AwaitPush),
+        Arc::new(ExpectNoPush),
+        Arc::new(SetPushAnswer),
+        Arc::new(CollectPushes),
+    ]
+}
+
+fn listener<'r>(ctx: &StepContext<'r>) -> Result<&'r PushListener, StepError> {
+    ctx.push_listener().ok_or_else(|| {
+        StepError::Case(format!(
+            "step \"{}\" waits for pushes, but the target has no push listener (the case must list needs = [\"push\"])",
+            ctx.step().name
+        ))
+    })
+}
+
+/// `OK`, `Unsubscribe`, `Hang`, or `Error<status>` (400..=599).
+pub fn parse_answer(text: &str) -> Option<Answer> {
+    match text {
+        "OK" => Some(Answer::Ok),
+        "Unsubscribe" => Some(Answer::Unsubscribe),
+        "Hang" => Some(Answer::Hang),
+        _ => text
+            .strip_prefix("Error")
+            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| (400..=599).contains(c))
+            .map(Answer::HttpError),
+    }
+}
+
+/// Reads `with.answer` and applies it to the subscription's pushes.
+fn apply_answer(
+    ctx: &StepContext<'_>,
+    args: &Args,
+    listener: &PushListener,
+    subscription: &str,
+) -> Result<Option<Answer>, StepError> {
+    let Some(text) = args.text(ctx, "answer")? else {
+        return Ok(None);
+    };
+    let answer = parse_answer(text.trim()).ok_or_else(|| {
+        StepError::Case(format!(
+            "`with.answer` = {text:?} is not OK, Unsubscribe, Hang or Error<HTTP status 400..599>"
+        ))
+    })?;
+    listener.set_answer(subscription, answer);
+    Ok(Some(answer))
+}
+
+fn cursor(ctx: &mut StepContext<'_>, subscription: &str) -> u64 {
+    ctx.resources()
+        .get::<Cursors>()
+        .after
+        .get(subscription)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn set_cursor(ctx: &mut StepContext<'_>, subscription: &str, seq: u64) {
+    ctx.resources()
+        .get::<Cursors>()
+        .after
+        .insert(subscription.to_string(), seq);
+}
+
+/// What the listener answered, as the exchange's request text.
+fn answer_text(answer: Answer) -> String {
+    match answer {
+        Answer::Ok => result_envelope(SubscriptionStatus::Ok),
+        Answer::Unsubscribe => result_envelope(SubscriptionStatus::Unsubscribe),
+        Answer::HttpError(code) => {
+            format!("(the listener answered HTTP {code} without a SOAP body)")
+        }
+        Answer::Hang => "(the listener held the request without answering)".into(),
+    }
+}
+
+/// Records a push as an exchange of the step.
+fn record(ctx: &mut StepContext<'_>, push: &ReceivedPush, began: Instant) -> usize {
+    let mut ex = received(
+        ctx,
+        answer_text(push.answered),
+        push.body_text().into_owned(),
+        push.arrived.saturating_duration_since(began),
+    );
+    if push.body_truncated {
+        ex.error = Some("the push body was not received in full".into());
+    }
+    ctx.record(ex)
+}
+
+fn push_label(p: &ReceivedPush, began: Instant) -> String {
+    let when = if p.arrived >= began {
+        format!("{} into the step", secs(p.arrived - began))
+    } else {
+        format!("{} before the step", secs(began - p.arrived))
+    };
+    format!("push #{} {when}, answered {}", p.seq, p.answered)
+}
+
+fn listed(pushes: &[ReceivedPush], began: Instant) -> String {
+    let items: Vec<(String, String)> = pushes
+        .iter()
+        .map(|p| (push_label(p, began), p.body_text().into_owned()))
+        .collect();
+    let refs: Vec<(String, &str)> = items.iter().map(|(l, t)| (l.clone(), t.as_str())).collect();
+    listing(&refs)
+}
+
+/// Waits for the next push of `subscription` after seq `after`.
+async fn next_push(
+    listener: &PushListener,
+    subscription: &str,
+    after: u64,
+    deadline: tokio::time::Instant,
+) -> Option<ReceivedPush> {
+    listener
+        .wait_for(
+            subscription,
+            |p| p.seq > after && p.subscription_id.as_deref() == Some(subscription),
+            deadline,
+        )
+        .await
+        .ok()
+}
+
+// --------------------------------------------------------------- AwaitPush
+
+struct AwaitPush;
+
+const AWAIT: &[Param] = &[
+    param("subscription", ParamKind::Text, true),
+    param("answer", ParamKind::Text, false),
+    COUNT,
+    WITHIN_MINUTES,
+    WITHIN_SECONDS,
+];
+
+impl Operation for AwaitPush {
+    fn name(&self) -> &'static str {
+        "AwaitPush"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        AWAIT
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let listener = listener(ctx)?;
+            let sub = args.required_text(ctx, "subscription")?;
+            let count = count(ctx, args)?;
+            let wait = wait(ctx, args, 1.0)?;
+            let mut after = cursor(ctx, &sub);
+            if apply_answer(ctx, args, listener, &sub)?.is_some() {
+                // Only pushes answered the new way count.
+                after = after.max(listener.mark());
+            }
+            let began = Instant::now();
+            let deadline = tokio::time::Instant::now() + wait.limit;
+            let mut judging = Judging::new(ctx, count);
+            let mut seen = Vec::new();
+            let mut verdict = Verdict::Unmet;
+            while let Some(push) = next_push(listener, &sub, after, deadline).await {
+                after = push.seq;
+                let idx = record(ctx, &push, began);
+                seen.push(push);
+                if let Some(v) = judging.offer(ctx, idx) {
+                    verdict = v;
+                    break;
+                }
+            }
+            set_cursor(ctx, &sub, after);
+            judging.finish(ctx, verdict);
+            let step = ctx.step().name.clone();
+            if verdict == Verdict::Unmet {
+                let what = awaited(ctx, &judging.selection, "push", count);
+                let closest = super::closest(judging.last_problem(ctx));
+                ctx.report(
+                    CHECK,
+                    Severity::Fail,
+                    format!(
+                        "step \"{step}\": awaited {what} for subscription {sub} for {} ({}); {} push(es) for it arrived{}{closest}; the listener received {} push(es) in all",
+                        secs(began.elapsed()),
+                        wait.text,
+                        seen.len(),
+                        judging
+                            .gave_up_text()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default(),
+                        listener.mark()
+                    ),
+                    Some(format!("arrived:{}", listed(&seen, began))),
+                );
+            } else {
+                let times: Vec<Instant> = judging
+                    .judged(ctx)
+                    .iter()
+                    .filter_map(|&i| seen.get(i - judging.since).map(|p| p.arrived))
+                    .collect();
+                check_arrivals(ctx, &times);
+                ctx.report(
+                    CHECK,
+                    Severity::Note,
+                    format!(
+                        "step \"{step}\": {} push(es) for subscription {sub} in {}",
+                        seen.len(),
+                        secs(began.elapsed()),
+                    ),
+                    Some(format!("arrived:{}", listed(&seen, began))),
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
+// ------------------------------------------------------------ ExpectNoPush
+
+struct ExpectNoPush;
+
+const NO_PUSH: &[Param] = &[
+    param("subscription", ParamKind::Text, true),
+    param("for_minutes", ParamKind::Text, false),
+    param("for_seconds", ParamKind::Text, false),
+];
+
+impl Operation for ExpectNoPush {
+    fn name(&self) -> &'static str {
+        "ExpectNoPush"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        NO_PUSH
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let listener = listener(ctx)?;
+            let sub = args.required_text(ctx, "subscription")?;
+            let Some((window, text)) = super::protocol_time(ctx, args, "for")? else {
+                return Err(StepError::Case(
+                    "ExpectNoPush needs `with.for_minutes` or `with.for_seconds`".into(),
+                ));
+            };
+            let after = cursor(ctx, &sub);
+            let began = Instant::now();
+            let deadline = tokio::time::Instant::now() + window;
+            let step = ctx.step().name.clone();
+            match next_push(listener, &sub, after, deadline).await {
+                Some(push) => {
+                    set_cursor(ctx, &sub, push.seq);
+                    record(ctx, &push, began);
+                    let when = if push.arrived >= began {
+                        format!("{} into", secs(push.arrived - began))
+                    } else {
+                        format!("{} before", secs(began - push.arrived))
+                    };
+                    ctx.report(
+                        CHECK,
+                        Severity::Fail,
+                        format!(
+                            "step \"{step}\": a push for subscription {sub} arrived {when} the window of {text} ({}) in which none was expected: {}",
+                            secs(window),
+                            super::summarize(&push.body_text())
+                        ),
+                        Some(crate::check::excerpt(&push.body_text(), 2000)),
+                    );
+                }
+                None => ctx.note(
+                    CHECK,
+                    format!(
+                        "step \"{step}\": no push for subscription {sub} in {text} ({})",
+                        secs(window)
+                    ),
+                ),
+            }
+            Ok(())
+        })
+    }
+}
+
+// ----------------------------------------------------------- SetPushAnswer
+
+struct SetPushAnswer;
+
+const SET_ANSWER: &[Param] = &[
+    param("subscription", ParamKind::Text, true),
+    param("answer", ParamKind::Text, true),
+];
+
+impl Operation for SetPushAnswer {
+    fn name(&self) -> &'static str {
+        "SetPushAnswer"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        SET_ANSWER
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let listener = listener(ctx)?;
+            let sub = args.required_text(ctx, "subscription")?;
+            if let Some(answer) = apply_answer(ctx, args, listener, &sub)? {
+                let step = ctx.step().name.clone();
+                ctx.note(
+                    CHECK,
+                    format!(
+                        "step \"{step}\": the listener answers pushes for {sub} with {answer} from now on"
+                    ),
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
+// ----------------------------------------------------------- CollectPushes
+
+struct CollectPushes;
+
+const COLLECT: &[Param] = &[
+    param("subscription", ParamKind::Text, true),
+    param("until", ParamKind::Text, false),
+    param("answer", ParamKind::Text, false),
+    COUNT,
+    WITHIN_MINUTES,
+    WITHIN_SECONDS,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    MoreEventsFalse,
+    Count(usize),
+}
+
+/// Whether a push carries nothing but a StatusEvent.
+fn status_only(push: &ReceivedPush) -> bool {
+    match &push.parsed {
+        Ok(n) => n
+            .notification
+            .as_ref()
+            .is_some_and(|n| n.events.iter().all(|e| e.kind == EventKind::Status)),
+        Err(_) => false,
+    }
+}
+
+fn more_events(push: &ReceivedPush) -> Option<bool> {
+    push.parsed
+        .as_ref()
+        .ok()
+        .and_then(|n| n.notification.as_ref())
+        .and_then(|n| n.more_events)
+}
+
+impl Operation for CollectPushes {
+    fn name(&self) -> &'static str {
+        "CollectPushes"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        COLLECT
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let listener = listener(ctx)?;
+            let sub = args.required_text(ctx, "subscription")?;
+            let until = match args.text_or(ctx, "until", "more_events_false")?.as_str() {
+                "more_events_false" => {
+                    if args.int(ctx, "count")?.is_some() {
+                        return Err(StepError::Case(
+                            "CollectPushes: `count` goes with until = \"count\"".into(),
+                        ));
+                    }
+                    Until::MoreEventsFalse
+                }
+                "count" => Until::Count(count(ctx, args)?),
+                other => {
+                    return Err(StepError::Case(format!(
+                        "CollectPushes: until = {other:?} is not \"more_events_false\" or \"count\""
+                    )));
+                }
+            };
+            let wait = wait(ctx, args, 2.0)?;
+            let mut after = cursor(ctx, &sub);
+            if apply_answer(ctx, args, listener, &sub)?.is_some() {
+                after = after.max(listener.mark());
+            }
+            let began = Instant::now();
+            let deadline = tokio::time::Instant::now() + wait.limit;
+            let mut seen = Vec::new();
+            let mut collected = 0;
+            let mut done = false;
+            while let Some(push) = next_push(listener, &sub, after, deadline).await {
+                after = push.seq;
+                let idx = record(ctx, &push, began);
+                let leading_status =
+                    until == Until::MoreEventsFalse && collected == 0 && status_only(&push);
+                if leading_status {
+                    ctx.pass_over(idx);
+                } else {
+                    collected += 1;
+                }
+                let stop = match until {
+                    Until::MoreEventsFalse => !leading_status && more_events(&push) == Some(false),
+                    Until::Count(n) => collected >= n,
+                };
+                seen.push(push);
+                if stop {
+                    done = true;
+                    break;
+                }
+                if seen.len() >= super::MAX_DOCUMENTS {
+                    break;
+                }
+            }
+            set_cursor(ctx, &sub, after);
+            let step = ctx.step().name.clone();
+            let target = match until {
+                Until::MoreEventsFalse => "a push with MoreEvents false".to_string(),
+                Until::Count(n) => format!("{n} push(es)"),
+            };
+            if !done {
+                ctx.report(
+                    CHECK,
+                    Severity::Fail,
+                    format!(
+                        "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} ({}) without reaching {target}; {} arrived",
+                        secs(began.elapsed()),
+                        wait.text,
+                        seen.len(),
+                    ),
+                    Some(format!("arrived:{}", listed(&seen, began))),
+                );
+                return Ok(());
+            }
+            let since = ctx.exchanges().len() - seen.len();
+            let times: Vec<Instant> = seen
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !ctx.is_passed_over(since + k))
+                .map(|(_, p)| p.arrived)
+                .collect();
+            check_arrivals(ctx, &times);
+            ctx.report(
+                CHECK,
+                Severity::Note,
+                format!(
+                    "step \"{step}\": collected {collected} push(es) for subscription {sub} in {} up to {target}",
+                    secs(began.elapsed()),
+                ),
+                Some(format!("arrived:{}", listed(&seen, began))),
+            );
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_named() {
+        assert_eq!(parse_answer("OK"), Some(Answer::Ok));
+        assert_eq!(parse_answer("Unsubscribe"), Some(Answer::Unsubscribe));
+        assert_eq!(parse_answer("Hang"), Some(Answer::Hang));
+        assert_eq!(parse_answer("Error500"), Some(Answer::HttpError(500)));
+        assert_eq!(parse_answer("Error404"), Some(Answer::HttpError(404)));
+        assert_eq!(parse_answer("Error200"), None);
+        assert_eq!(parse_answer("ok"), None);
+    }
+}
