@@ -186,7 +186,10 @@ pub fn stream_splitter(data: &[u8]) {
     }
     let tail = s.finish();
     pieces.extend(s.by_ref());
-    assert_eq!(whole, pieces, "chunks of {chunk} bytes changed the envelopes");
+    assert_eq!(
+        whole, pieces,
+        "chunks of {chunk} bytes changed the envelopes"
+    );
     assert_eq!(whole_tail, tail, "chunks of {chunk} bytes changed the tail");
     for env in whole.iter().flatten() {
         assert!(
@@ -205,8 +208,12 @@ pub fn case_file(data: &[u8]) {
         return;
     };
     static REGISTRIES: OnceLock<(OpRegistry, crate::check::CheckRegistry)> = OnceLock::new();
-    let (ops, checks) =
-        REGISTRIES.get_or_init(|| (OpRegistry::builtin(), crate::check::CheckRegistry::builtin()));
+    let (ops, checks) = REGISTRIES.get_or_init(|| {
+        (
+            OpRegistry::builtin(),
+            crate::check::CheckRegistry::builtin(),
+        )
+    });
     let loader = crate::suite::Loader::new(ops, checks);
     match loader.parse(text, Path::new("cases/fuzz/case.toml"), "fuzz/case") {
         Ok(case) => {
@@ -265,32 +272,41 @@ mod tests {
     /// insert bytes, flip a byte. Most results are near-valid, which is
     /// where parsers and validators have their corners.
     fn mutated(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
-        let edit = (0u8..4, any::<prop::sample::Index>(), any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 0..8));
-        (prop::sample::select(seeds), prop::collection::vec(edit, 0..6)).prop_map(|(seed, edits)| {
-            let mut b = seed.as_bytes().to_vec();
-            for (kind, i, j, bytes) in edits {
-                if b.is_empty() {
-                    b.extend(&bytes);
-                    continue;
+        let edit = (
+            0u8..4,
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            prop::collection::vec(any::<u8>(), 0..8),
+        );
+        (
+            prop::sample::select(seeds),
+            prop::collection::vec(edit, 0..6),
+        )
+            .prop_map(|(seed, edits)| {
+                let mut b = seed.as_bytes().to_vec();
+                for (kind, i, j, bytes) in edits {
+                    if b.is_empty() {
+                        b.extend(&bytes);
+                        continue;
+                    }
+                    let (x, y) = (i.index(b.len()), j.index(b.len()));
+                    let (lo, hi) = (x.min(y), x.max(y));
+                    match kind {
+                        0 => {
+                            b.drain(lo..hi.min(lo + 64));
+                        }
+                        1 => {
+                            let part = b[lo..hi.min(lo + 64)].to_vec();
+                            b.splice(lo..lo, part);
+                        }
+                        2 => {
+                            b.splice(lo..lo, bytes);
+                        }
+                        _ => b[lo] ^= bytes.first().copied().unwrap_or(0x20),
+                    }
                 }
-                let (x, y) = (i.index(b.len()), j.index(b.len()));
-                let (lo, hi) = (x.min(y), x.max(y));
-                match kind {
-                    0 => {
-                        b.drain(lo..hi.min(lo + 64));
-                    }
-                    1 => {
-                        let part = b[lo..hi.min(lo + 64)].to_vec();
-                        b.splice(lo..lo, part);
-                    }
-                    2 => {
-                        b.splice(lo..lo, bytes);
-                    }
-                    _ => b[lo] ^= bytes.first().copied().unwrap_or(0x20),
-                }
-            }
-            b
-        })
+                b
+            })
     }
 
     fn cases(n: u32) -> ProptestConfig {

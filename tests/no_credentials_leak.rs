@@ -62,7 +62,11 @@ impl Output {
 
 fn excerpt_around(text: &str, needle: &str) -> String {
     let at = text.find(needle).unwrap_or(0);
-    let start = text[..at].char_indices().rev().nth(300).map_or(0, |(i, _)| i);
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(300)
+        .map_or(0, |(i, _)| i);
     text[start..].chars().take(700).collect()
 }
 
