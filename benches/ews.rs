@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::stream::{StreamReader, parse_envelope};
-use ews_conformance::client::transport::Auth;
+use ews_conformance::client::transport::{Auth, HttpRequest, Transport, TransportConfig};
 use ews_conformance::ews::envelope::{RequestHeader, request};
 use ews_conformance::ews::{EventKind, GetEventsResponse, ObjectId};
 use ews_conformance::report::Reporter;
@@ -136,9 +136,7 @@ async fn overhead() {
         .build()
         .expect("valid target");
     let executor = Executor::new(Arc::new(config)).expect("executor");
-    let mut text = String::from(
-        "title = \"overhead\"\nrequirements = [\"R1\"]\nisolate = false\n",
-    );
+    let mut text = String::from("title = \"overhead\"\nrequirements = [\"R1\"]\nisolate = false\n");
     for i in 0..STEPS {
         text.push_str(&format!(
             "[[step]]\nname = \"s{i}\"\nop = \"GetFolder\"\nwith = {{ folder = \"inbox\" }}\nexpect = {{ code = \"NoError\" }}\n"
@@ -153,14 +151,28 @@ async fn overhead() {
         .build()
         .expect("client");
 
+    let transport = {
+        let mut c = TransportConfig::new(server.url());
+        c.deadline = Duration::from_secs(30);
+        Transport::new(c).expect("transport")
+    };
+    let auth = Auth::Basic {
+        username: ALICE.into(),
+        password: ALICE_PW.into(),
+    };
     let mut runner_best = Duration::MAX;
     let mut raw_best = Duration::MAX;
+    let mut transport_best = Duration::MAX;
     for _ in 0..3 {
         let started = Instant::now();
         let outcome = executor.run_case(&case).await;
         runner_best = runner_best.min(started.elapsed());
         assert_eq!(outcome.exchanges.len(), STEPS, "{:?}", outcome.verdict);
-        let bodies: Vec<String> = outcome.exchanges.iter().map(|e| e.request.clone()).collect();
+        let bodies: Vec<String> = outcome
+            .exchanges
+            .iter()
+            .map(|e| e.request.clone())
+            .collect();
 
         let started = Instant::now();
         for body in &bodies {
@@ -175,6 +187,21 @@ async fn overhead() {
             let _ = r.text().await.expect("body");
         }
         raw_best = raw_best.min(started.elapsed());
+
+        let started = Instant::now();
+        for body in &bodies {
+            let r = transport
+                .post(&HttpRequest {
+                    body,
+                    auth: &auth,
+                    headers: &[],
+                    accept_auth_failure: false,
+                })
+                .await
+                .expect("answered");
+            std::hint::black_box(r);
+        }
+        transport_best = transport_best.min(started.elapsed());
     }
     println!(
         "overhead  {STEPS} GetFolder steps: runner {} vs raw reqwest loop {} = ratio {:.3} (target <= 1.10); \
@@ -183,6 +210,11 @@ async fn overhead() {
         ms(raw_best),
         runner_best.as_secs_f64() / raw_best.as_secs_f64(),
         runner_best.as_secs_f64() * 1e6 / STEPS as f64
+    );
+    println!(
+        "overhead  the same requests through the harness's transport alone: {} = ratio {:.3} to the raw loop",
+        ms(transport_best),
+        transport_best.as_secs_f64() / raw_best.as_secs_f64()
     );
     server.shutdown().await;
 }
@@ -296,7 +328,11 @@ async fn pull() {
         let opened = ews_conformance::ews::envelope::open(&doc).expect("SOAP");
         let r = GetEventsResponse::parse(opened.payload).expect("a GetEventsResponse");
         let n = r.notification.expect("a notification");
-        events += n.events.iter().filter(|e| e.kind == EventKind::Created).count();
+        events += n
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Created)
+            .count();
         if let Some(w) = n.events.last().and_then(|e| e.watermark.clone()) {
             wm = w;
         }
@@ -420,7 +456,12 @@ async fn memory() {
     )
     .expect("write the server config");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ews-conformance"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
         .arg(&config)
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -430,14 +471,7 @@ async fn memory() {
     let url = format!("http://127.0.0.1:{port}/EWS/Exchange.asmx");
     let raw = Arc::new(Raw::new(url));
     let ready = Instant::now() + Duration::from_secs(20);
-    while raw
-        .http
-        .post(&raw.url)
-        .body("")
-        .send()
-        .await
-        .is_err()
-    {
+    while raw.http.post(&raw.url).body("").send().await.is_err() {
         assert!(Instant::now() < ready, "the server did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

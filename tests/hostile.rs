@@ -343,6 +343,13 @@ hostile_test!(
     "no complete response within 1s"
 );
 hostile_test!(
+    endless_continue,
+    B::EndlessContinue,
+    POLL,
+    Fail,
+    "no complete response within 1s"
+);
+hostile_test!(
     stall_mid_envelope,
     B::StallMidEnvelope,
     POLL,

@@ -35,6 +35,8 @@ pub enum Behaviour {
     Http09,
     /// `HTTP/1.1 2x0 Fine`: a status line that is not one.
     GarbledStatusLine,
+    /// `100 Continue` interim answers, one every 10 ms, and never a final one.
+    EndlessContinue,
     /// A 1 MiB header value.
     EnormousHeader,
     /// Ten thousand header lines.
@@ -508,6 +510,14 @@ async fn sabotage_with(
         B::GarbledStatusLine => {
             out.send(b"HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\nok")
                 .await?;
+        }
+        B::EndlessContinue => {
+            let until = tokio::time::Instant::now() + STALL;
+            while tokio::time::Instant::now() < until {
+                out.send(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                out.stream.flush().await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         B::EnormousHeader => {
             let value = "x".repeat(1024 * 1024);
