@@ -157,6 +157,10 @@ pub fn encoding_problem(bytes: &[u8]) -> Option<String> {
         ));
     }
     match valid {
+        Ok(_) if looks_like_utf16(bytes) => Some(
+            "the body looks like UTF-16 without a byte order mark (NUL bytes between the characters); EWS responses are UTF-8"
+                .into(),
+        ),
         Ok(text) => {
             if text.contains('\0') {
                 Some(
@@ -451,10 +455,48 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(resp.status, 200);
+        // The echoed credential (exactly `dUBleGFtcGxlLnRlc3Q6cHc=`, so it
+        // was sent) comes back redacted.
         assert_eq!(
             resp.body,
-            "text/xml; charset=utf-8|Basic dUBleGFtcGxlLnRlc3Q6cHc=|u@example.test|<x/>"
+            "text/xml; charset=utf-8|Basic <redacted>|u@example.test|<x/>"
         );
+        assert_eq!(resp.encoding_problem, None);
+    }
+
+    #[test]
+    fn encoding_problems_are_named() {
+        assert_eq!(encoding_problem(b"<a>caf\xC3\xA9</a>"), None);
+        assert_eq!(encoding_problem(b"\xEF\xBB\xBF<a/>"), None, "a UTF-8 BOM is fine");
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("<a>x</a>".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let p = encoding_problem(&utf16).expect("UTF-16");
+        assert!(p.contains("UTF-16LE byte order mark (UTF-16 text follows)"), "{p}");
+        let p = encoding_problem(b"\xFF\xFE<a/>").expect("a lying BOM");
+        assert!(p.contains("not UTF-16"), "{p}");
+        let bare: Vec<u8> = "<a>x</a>".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let p = encoding_problem(&bare).expect("UTF-16 without BOM");
+        assert!(p.contains("looks like UTF-16"), "{p}");
+        let p = encoding_problem(b"<a>\xC3\x28</a>").expect("invalid");
+        assert!(p.contains("byte 0xC3 at offset 3"), "{p}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let auth = Auth::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        let secrets = auth.secrets();
+        assert_eq!(secrets, ["hunter2", "dTpodW50ZXIy"]);
+        assert_eq!(
+            redact("Basic dTpodW50ZXIy or hunter2", &secrets),
+            "Basic <redacted> or <redacted>"
+        );
+        assert!(matches!(redact("clean", &secrets), std::borrow::Cow::Borrowed(_)));
+        assert!(Auth::None.secrets().is_empty());
     }
 
     #[tokio::test]
