@@ -58,7 +58,7 @@ fn assert_exactly_once(what: &str, seen: &[String], expected: &BTreeSet<String>)
 }
 
 fn user(server: &RunningServer, i: usize) -> Client {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Client::alice(server)
     } else {
         Client::bob(server)
