@@ -467,16 +467,26 @@ mod tests {
     #[test]
     fn encoding_problems_are_named() {
         assert_eq!(encoding_problem(b"<a>caf\xC3\xA9</a>"), None);
-        assert_eq!(encoding_problem(b"\xEF\xBB\xBF<a/>"), None, "a UTF-8 BOM is fine");
+        assert_eq!(
+            encoding_problem(b"\xEF\xBB\xBF<a/>"),
+            None,
+            "a UTF-8 BOM is fine"
+        );
         let utf16: Vec<u8> = [0xFF, 0xFE]
             .into_iter()
             .chain("<a>x</a>".encode_utf16().flat_map(u16::to_le_bytes))
             .collect();
         let p = encoding_problem(&utf16).expect("UTF-16");
-        assert!(p.contains("UTF-16LE byte order mark (UTF-16 text follows)"), "{p}");
+        assert!(
+            p.contains("UTF-16LE byte order mark (UTF-16 text follows)"),
+            "{p}"
+        );
         let p = encoding_problem(b"\xFF\xFE<a/>").expect("a lying BOM");
         assert!(p.contains("not UTF-16"), "{p}");
-        let bare: Vec<u8> = "<a>x</a>".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let bare: Vec<u8> = "<a>x</a>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
         let p = encoding_problem(&bare).expect("UTF-16 without BOM");
         assert!(p.contains("looks like UTF-16"), "{p}");
         let p = encoding_problem(b"<a>\xC3\x28</a>").expect("invalid");
@@ -495,7 +505,10 @@ mod tests {
             redact("Basic dTpodW50ZXIy or hunter2", &secrets),
             "Basic <redacted> or <redacted>"
         );
-        assert!(matches!(redact("clean", &secrets), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            redact("clean", &secrets),
+            std::borrow::Cow::Borrowed(_)
+        ));
         assert!(Auth::None.secrets().is_empty());
     }
 
