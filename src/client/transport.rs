@@ -36,21 +36,33 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// What must never appear in any output: the password, the bearer
-    /// token, and the base64 credential of a Basic Authorization header.
+    /// What must never appear in any output: the bearer token, the base64
+    /// credential of a Basic Authorization header, and the password itself
+    /// when it has at least [`MIN_REDACTED_PASSWORD`] characters (a shorter
+    /// one, `test` say, would blank out ordinary words of every response
+    /// and turn captures and asserts into false failures).
     pub fn secrets(&self) -> Vec<String> {
         use base64::Engine;
         let all = match self {
             Auth::None => Vec::new(),
-            Auth::Basic { username, password } => vec![
-                password.clone(),
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
-            ],
+            Auth::Basic { username, password } => {
+                let mut v = vec![
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}")),
+                ];
+                if password.chars().count() >= MIN_REDACTED_PASSWORD {
+                    v.push(password.clone());
+                }
+                v
+            }
             Auth::Bearer { token } => vec![token.clone()],
         };
         all.into_iter().filter(|s| !s.is_empty()).collect()
     }
 }
+
+/// Passwords shorter than this are not searched for in responses (see [`Auth::secrets`]).
+pub const MIN_REDACTED_PASSWORD: usize = 6;
 
 /// `text` with every secret replaced by `<redacted>`. A target that echoes
 /// the request's Authorization header (some error pages do) must not put
@@ -500,7 +512,7 @@ mod tests {
             password: "hunter2".into(),
         };
         let secrets = auth.secrets();
-        assert_eq!(secrets, ["hunter2", "dTpodW50ZXIy"]);
+        assert_eq!(secrets, ["dTpodW50ZXIy", "hunter2"]);
         assert_eq!(
             redact("Basic dTpodW50ZXIy or hunter2", &secrets),
             "Basic <redacted> or <redacted>"
@@ -510,6 +522,15 @@ mod tests {
             std::borrow::Cow::Borrowed(_)
         ));
         assert!(Auth::None.secrets().is_empty());
+        let short = Auth::Basic {
+            username: "u".into(),
+            password: "test".into(),
+        };
+        assert_eq!(
+            short.secrets(),
+            ["dTp0ZXN0"],
+            "a short password is not searched for"
+        );
     }
 
     #[tokio::test]
