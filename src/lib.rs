@@ -4,6 +4,7 @@
 pub mod check;
 pub mod client;
 pub mod ews;
+pub mod fuzzing;
 pub mod model;
 pub mod report;
 pub mod selftest;

@@ -31,6 +31,9 @@ impl Check for Codes {
                 String::new()
             };
             let mut fails = judge(input, status, &answer, &call);
+            if fails.is_empty() {
+                continue;
+            }
             let evidence = match answer.server_text() {
                 Some(t) => format!(
                     "HTTP {status}, {}: \"{}\"",

@@ -35,6 +35,48 @@ impl fmt::Debug for Auth {
     }
 }
 
+impl Auth {
+    /// What must never appear in any output: the bearer token, the base64
+    /// credential of a Basic Authorization header, and the password itself
+    /// when it has at least [`MIN_REDACTED_PASSWORD`] characters (a shorter
+    /// one, `test` say, would blank out ordinary words of every response
+    /// and turn captures and asserts into false failures).
+    pub fn secrets(&self) -> Vec<String> {
+        use base64::Engine;
+        let all = match self {
+            Auth::None => Vec::new(),
+            Auth::Basic { username, password } => {
+                let mut v = vec![
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}")),
+                ];
+                if password.chars().count() >= MIN_REDACTED_PASSWORD {
+                    v.push(password.clone());
+                }
+                v
+            }
+            Auth::Bearer { token } => vec![token.clone()],
+        };
+        all.into_iter().filter(|s| !s.is_empty()).collect()
+    }
+}
+
+/// Passwords shorter than this are not searched for in responses (see [`Auth::secrets`]).
+pub const MIN_REDACTED_PASSWORD: usize = 6;
+
+/// `text` with every secret replaced by `<redacted>`. A target that echoes
+/// the request's Authorization header (some error pages do) must not put
+/// the credentials into a report.
+pub fn redact<'t>(text: &'t str, secrets: &[String]) -> std::borrow::Cow<'t, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "<redacted>"));
+        }
+    }
+    out
+}
+
 /// Why an exchange produced no usable HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
@@ -53,6 +95,19 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    fn redacted(self, secrets: &[String]) -> Self {
+        let clean = |d: String| redact(&d, secrets).into_owned();
+        match self {
+            TransportError::Unreachable { detail } => TransportError::Unreachable {
+                detail: clean(detail),
+            },
+            TransportError::Protocol { detail } => TransportError::Protocol {
+                detail: clean(detail),
+            },
+            other => other,
+        }
+    }
+
     /// Whether the whole run is pointless (exit code 2) rather than this exchange failing.
     pub fn is_fatal(&self) -> bool {
         matches!(
@@ -81,6 +136,70 @@ pub struct HttpResponse {
     /// The body as text (invalid UTF-8 is replaced, never fatal).
     pub body: String,
     pub elapsed: Duration,
+    /// Why the body's bytes are not plain UTF-8, when they are not (see
+    /// [`encoding_problem`]); the caller decides whether that is a failure.
+    pub encoding_problem: Option<String>,
+}
+
+/// The default bound on one response body: far above any answer the
+/// notification operations produce (a GetEvents batch is at most 50
+/// events), far below what would strain the harness. A larger body is a
+/// [`TransportError::Protocol`] and its remaining bytes are never read.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a body is not plain UTF-8 text: EWS speaks UTF-8 only, so a UTF-16
+/// body, a byte order mark that contradicts it, or a stray invalid byte is
+/// named here instead of surfacing later as "not well-formed XML".
+/// A UTF-8 byte order mark alone is legal and not a problem.
+pub fn encoding_problem(bytes: &[u8]) -> Option<String> {
+    let utf16_bom = match bytes {
+        [0xFF, 0xFE, ..] => Some("UTF-16LE"),
+        [0xFE, 0xFF, ..] => Some("UTF-16BE"),
+        _ => None,
+    };
+    let valid = std::str::from_utf8(bytes);
+    if let Some(bom) = utf16_bom {
+        let rest = if valid.is_err() && looks_like_utf16(&bytes[2..]) {
+            "UTF-16 text follows"
+        } else {
+            "but the text after it is not UTF-16"
+        };
+        return Some(format!(
+            "the body starts with a {bom} byte order mark ({rest}); EWS responses are UTF-8"
+        ));
+    }
+    match valid {
+        Ok(_) if looks_like_utf16(bytes) => Some(
+            "the body looks like UTF-16 without a byte order mark (NUL bytes between the characters); EWS responses are UTF-8"
+                .into(),
+        ),
+        Ok(text) => {
+            if text.contains('\0') {
+                Some(
+                    "the body contains NUL characters (is it UTF-16 served as UTF-8?); EWS responses are UTF-8"
+                        .into(),
+                )
+            } else {
+                None
+            }
+        }
+        Err(e) if looks_like_utf16(bytes) => Some(format!(
+            "the body looks like UTF-16 without a byte order mark (invalid UTF-8 at byte {}); EWS responses are UTF-8",
+            e.valid_up_to()
+        )),
+        Err(e) => Some(format!(
+            "the body is not valid UTF-8: byte 0x{:02X} at offset {} cannot start or continue a character",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        )),
+    }
+}
+
+/// Many zero bytes in alternate positions: ASCII text in UTF-16.
+fn looks_like_utf16(bytes: &[u8]) -> bool {
+    let sample = &bytes[..bytes.len().min(512)];
+    let zeros = sample.iter().filter(|b| **b == 0).count();
+    sample.len() >= 4 && zeros * 3 >= sample.len()
 }
 
 /// Transport settings.
@@ -99,7 +218,7 @@ impl TransportConfig {
             endpoint: endpoint.into(),
             deadline: Duration::from_secs(30),
             insecure_tls: false,
-            max_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -137,8 +256,20 @@ impl Transport {
     pub async fn post(&self, req: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
         let started = Instant::now();
         let deadline = self.config.deadline;
+        let secrets = req.auth.secrets();
         match tokio::time::timeout(deadline, self.post_inner(req, started)).await {
-            Ok(result) => result,
+            Ok(Ok(mut response)) => {
+                if let std::borrow::Cow::Owned(clean) = redact(&response.body, &secrets) {
+                    response.body = clean;
+                }
+                for (_, value) in &mut response.headers {
+                    if let std::borrow::Cow::Owned(clean) = redact(value, &secrets) {
+                        *value = clean;
+                    }
+                }
+                Ok(response)
+            }
+            Ok(Err(e)) => Err(e.redacted(&secrets)),
             Err(_) => Err(TransportError::Timeout { after: deadline }),
         }
     }
@@ -219,18 +350,47 @@ impl Transport {
         if (status == 401 || status == 403) && !req.accept_auth_failure {
             return Err(TransportError::AuthRefused { status });
         }
+        if (300..400).contains(&status) {
+            // Never followed: a redirected POST would carry the credentials
+            // to wherever the target points, and an EWS endpoint that
+            // redirects is misconfigured for every request alike.
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return Err(TransportError::Unreachable {
+                detail: match location {
+                    Some(to) => format!(
+                        "the endpoint redirects (HTTP {status}) to `{}`; redirects are never followed: set the endpoint to the final EWS URL",
+                        crate::check::excerpt(&to, 200)
+                    ),
+                    None => format!(
+                        "the endpoint answered HTTP {status} (a redirect without a Location); redirects are never followed"
+                    ),
+                },
+            });
+        }
         let headers = header_list(&response);
+        let cap = self.config.max_body_bytes;
+        if let Some(declared) = response.content_length()
+            && declared > cap as u64
+        {
+            return Err(TransportError::Protocol {
+                detail: format!(
+                    "the response declares a body of {declared} bytes, above the limit of {cap} bytes; it was not read"
+                ),
+            });
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| classify(e, self.config.deadline))?
         {
-            if body.len() + chunk.len() > self.config.max_body_bytes {
+            if body.len() + chunk.len() > cap {
                 return Err(TransportError::Protocol {
                     detail: format!(
-                        "the response body exceeds {} bytes",
-                        self.config.max_body_bytes
+                        "the response body exceeds the limit of {cap} bytes; reading stopped there"
                     ),
                 });
             }
@@ -239,6 +399,7 @@ impl Transport {
         Ok(HttpResponse {
             status,
             headers,
+            encoding_problem: encoding_problem(&body),
             body: String::from_utf8_lossy(&body).into_owned(),
             elapsed: started.elapsed(),
         })
@@ -358,9 +519,69 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(resp.status, 200);
+        // The echoed credential (exactly `dUBleGFtcGxlLnRlc3Q6cHc=`, so it
+        // was sent) comes back redacted.
         assert_eq!(
             resp.body,
-            "text/xml; charset=utf-8|Basic dUBleGFtcGxlLnRlc3Q6cHc=|u@example.test|<x/>"
+            "text/xml; charset=utf-8|Basic <redacted>|u@example.test|<x/>"
+        );
+        assert_eq!(resp.encoding_problem, None);
+    }
+
+    #[test]
+    fn encoding_problems_are_named() {
+        assert_eq!(encoding_problem(b"<a>caf\xC3\xA9</a>"), None);
+        assert_eq!(
+            encoding_problem(b"\xEF\xBB\xBF<a/>"),
+            None,
+            "a UTF-8 BOM is fine"
+        );
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("<a>x</a>".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let p = encoding_problem(&utf16).expect("UTF-16");
+        assert!(
+            p.contains("UTF-16LE byte order mark (UTF-16 text follows)"),
+            "{p}"
+        );
+        let p = encoding_problem(b"\xFF\xFE<a/>").expect("a lying BOM");
+        assert!(p.contains("not UTF-16"), "{p}");
+        let bare: Vec<u8> = "<a>x</a>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let p = encoding_problem(&bare).expect("UTF-16 without BOM");
+        assert!(p.contains("looks like UTF-16"), "{p}");
+        let p = encoding_problem(b"<a>\xC3\x28</a>").expect("invalid");
+        assert!(p.contains("byte 0xC3 at offset 3"), "{p}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let auth = Auth::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        let secrets = auth.secrets();
+        assert_eq!(secrets, ["dTpodW50ZXIy", "hunter2"]);
+        assert_eq!(
+            redact("Basic dTpodW50ZXIy or hunter2", &secrets),
+            "Basic <redacted> or <redacted>"
+        );
+        assert!(matches!(
+            redact("clean", &secrets),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(Auth::None.secrets().is_empty());
+        let short = Auth::Basic {
+            username: "u".into(),
+            password: "test".into(),
+        };
+        assert_eq!(
+            short.secrets(),
+            ["dTp0ZXN0"],
+            "a short password is not searched for"
         );
     }
 

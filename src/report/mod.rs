@@ -171,24 +171,70 @@ pub fn observations(o: &Outcome) -> String {
 }
 
 /// An XML body re-indented for reading; anything that is not XML comes back as it was.
+///
+/// Bounded for hostile input: indentation stops growing below
+/// [`PRETTY_MAX_INDENT`] levels (100,000 nested elements would otherwise
+/// make gigabytes of spaces), and the output ends after about
+/// [`PRETTY_MAX_BYTES`] with a `…` line.
 pub fn pretty_xml(text: &str) -> String {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text.trim());
-    reader.config_mut().trim_text(true);
-    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Eof) => break,
-            Ok(event) => {
-                if writer.write_event(event).is_err() {
-                    return text.to_string();
-                }
-            }
-            Err(_) => return text.to_string(),
+    let mut out = String::new();
+    let mut depth = 0usize;
+    // Whether the last thing written leaves an end tag on the same line
+    // (`<a>text</a>`, `<a></a>`).
+    let mut inline_end = false;
+    let newline = |out: &mut String, depth: usize| {
+        if !out.is_empty() {
+            out.push('\n');
         }
+        out.push_str(&"  ".repeat(depth.min(PRETTY_MAX_INDENT)));
+    };
+    loop {
+        if out.len() > PRETTY_MAX_BYTES {
+            out.push_str("\n…");
+            break;
+        }
+        let event = match reader.read_event() {
+            Ok(Event::Eof) => break,
+            // Indentation between elements is replaced by ours.
+            Ok(Event::Text(t)) if t.iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(e) => e,
+            Err(_) => return text.to_string(),
+        };
+        let mut raw = quick_xml::Writer::new(Vec::new());
+        if raw.write_event(event.borrow()).is_err() {
+            return text.to_string();
+        }
+        let raw = String::from_utf8_lossy(&raw.into_inner()).into_owned();
+        match event {
+            Event::Start(_) => {
+                newline(&mut out, depth);
+                depth += 1;
+                inline_end = true;
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if !inline_end {
+                    newline(&mut out, depth);
+                }
+                inline_end = false;
+            }
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) if inline_end => {}
+            _ => {
+                newline(&mut out, depth);
+                inline_end = false;
+            }
+        }
+        out.push_str(&raw);
     }
-    String::from_utf8(writer.into_inner()).unwrap_or_else(|_| text.to_string())
+    out
 }
+
+/// Nesting levels [`pretty_xml`] indents; deeper ones stay at this indentation.
+pub const PRETTY_MAX_INDENT: usize = 32;
+/// About how much text [`pretty_xml`] produces at most.
+pub const PRETTY_MAX_BYTES: usize = 256 * 1024;
 
 /// At most `max` lines, saying how many were left out.
 fn excerpt_lines(text: &str, max: usize) -> String {
@@ -210,4 +256,32 @@ fn indent(text: &str, n: usize) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_xml_indents_and_keeps_text_inline() {
+        let shown = pretty_xml("<a><b>text</b><c/><d x=\"1\">t &amp; u</d><e></e></a>");
+        assert_eq!(
+            shown,
+            "<a>\n  <b>text</b>\n  <c/>\n  <d x=\"1\">t &amp; u</d>\n  <e></e>\n</a>"
+        );
+        assert_eq!(pretty_xml("not <xml"), "not <xml");
+    }
+
+    #[test]
+    fn pretty_xml_is_bounded_on_deep_nesting() {
+        let n = 100_000;
+        let deep = format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        let started = std::time::Instant::now();
+        let shown = pretty_xml(&deep);
+        assert!(shown.len() < PRETTY_MAX_BYTES + 4096, "{}", shown.len());
+        assert!(shown.ends_with('…'));
+        let widest = shown.lines().map(str::len).max().unwrap_or(0);
+        assert!(widest <= 2 * PRETTY_MAX_INDENT + 8, "{widest}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 }

@@ -226,6 +226,18 @@ fn prefers_affinity(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// The answer to one request body from `user` without HTTP: status and
+/// text (a streaming body is dropped unread, which closes it). Panics are
+/// not caught here, so a fuzzer sees them.
+pub(crate) fn answer(state: &Arc<State>, user: usize, body: &[u8]) -> (u16, Option<String>) {
+    let mut subscribed = false;
+    match process(state, user, body, &mut subscribed) {
+        Reply::Envelope(xml) => (200, Some(xml)),
+        Reply::Fault(f) => (500, Some(f.render())),
+        Reply::Stream(_) => (200, None),
+    }
+}
+
 /// Parsing limits for untrusted requests: no DTDs (Exchange refuses them
 /// too), and a node budget far above any real request.
 fn parse(text: &str) -> Result<Document<'_>, roxmltree::Error> {

@@ -139,6 +139,43 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
 }
 
+/// The request handling of a server without its listener: parse, validate
+/// and dispatch against in-memory state, exactly as a POST would be. For
+/// fuzzing and property tests; must be used within a tokio runtime
+/// (streaming and push answers start tasks).
+pub struct OfflineServer {
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Ends the tasks its answers started (streams, push deliveries).
+impl Drop for OfflineServer {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl OfflineServer {
+    pub fn new(config: ServerConfig) -> Self {
+        let (shutdown, signal) = watch::channel(false);
+        OfflineServer {
+            state: Arc::new(State::new(config, signal)),
+            shutdown,
+        }
+    }
+
+    /// The HTTP status and body the server answers `body` with, as the
+    /// authenticated user at index `user` (of `ServerConfig::users`).
+    pub fn handle(&self, user: usize, body: &[u8]) -> (u16, Option<String>) {
+        http::answer(&self.state, user, body)
+    }
+
+    /// Removes expired subscriptions, as the running server does periodically.
+    pub fn sweep(&self) -> usize {
+        lock(&self.state.registry).sweep(self.state.minute())
+    }
+}
+
 /// Removes expired subscriptions a few times per protocol minute.
 async fn sweep(state: Arc<State>) {
     let period = (state.minute() / 4).clamp(Duration::from_millis(20), Duration::from_secs(15));

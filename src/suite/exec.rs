@@ -413,6 +413,18 @@ impl<'r> StepContext<'r> {
                 ex.status = Some(resp.status);
                 ex.response_text = resp.body;
                 ex.duration = resp.elapsed;
+                if let Some(problem) = resp.encoding_problem {
+                    ex.findings.push(Finding {
+                        check: "transport".into(),
+                        severity: Severity::Fail,
+                        requirements: self.case.requirements.clone(),
+                        step: self.step.name.clone(),
+                        line: self.step.line,
+                        message: format!("step \"{}\": {problem}", self.step.name),
+                        evidence: None,
+                        exchange: None,
+                    });
+                }
                 Ok(self.exchanges.len())
             }
             Err(e) => {

@@ -82,6 +82,7 @@ impl XmlWriter {
 
     pub fn into_string(self) -> String {
         // Only `&str` input and escaped text ever reach the buffer, so it is UTF-8.
-        String::from_utf8_lossy(&self.inner.into_inner()).into_owned()
+        String::from_utf8(self.inner.into_inner())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }

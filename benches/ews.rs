@@ -1,0 +1,556 @@
+//! Figures for the harness and the reference server, printed, never asserted:
+//!
+//!     cargo bench --bench ews                 # everything
+//!     cargo bench --bench ews -- latency      # only benchmarks whose name contains "latency"
+//!
+//! - `suite`: the whole default suite against the embedded server (wall time).
+//! - `overhead`: the runner executing N request steps vs a raw reqwest loop
+//!   sending the very same request bodies (ratio; target ≤ 1.10).
+//! - `pull`: GetEvents throughput, events per second drained by one client.
+//! - `latency`: streaming latency from a CreateItem response to the arrival
+//!   of its event on an open GetStreamingEvents stream (p50, p99; target p99 < 5 ms).
+//! - `memory`: resident memory of a separately started reference server
+//!   (`ews-conformance serve`) with 10,000 subscriptions and 1,000 open streams.
+//!
+//! Only loopback addresses are used; every loop is bounded.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ews_conformance::check::CheckRegistry;
+use ews_conformance::client::stream::{StreamReader, parse_envelope};
+use ews_conformance::client::transport::{Auth, HttpRequest, Transport, TransportConfig};
+use ews_conformance::ews::envelope::{RequestHeader, request};
+use ews_conformance::ews::{EventKind, GetEventsResponse, ObjectId};
+use ews_conformance::report::Reporter;
+use ews_conformance::server::ServerConfig;
+use ews_conformance::settings::Settings;
+use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::{
+    Executor, Loader, Outcome, RunOptions, Summary, TargetConfig, run_suite, target,
+};
+use ews_conformance::xml::parse_document;
+use ews_conformance::xml::path::XPath;
+
+const ALICE: &str = "alice@example.com";
+const ALICE_PW: &str = "alice-Secret-1";
+
+struct Silent;
+
+impl Reporter for Silent {
+    fn case_finished(&mut self, _: &Outcome) {}
+    fn finished(&mut self, _: &[Outcome], _: &Summary) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else is a name filter.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!("ews-conformance benchmarks (figures, not assertions)");
+    if wanted("suite") {
+        rt.block_on(suite());
+    }
+    if wanted("overhead") {
+        rt.block_on(overhead());
+    }
+    if wanted("pull") {
+        rt.block_on(pull());
+    }
+    if wanted("latency") {
+        rt.block_on(latency());
+    }
+    if wanted("memory") {
+        rt.block_on(memory());
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ------------------------------------------------------------------ suite
+
+async fn suite() {
+    let mut times = Vec::new();
+    let mut summary = None;
+    for _ in 0..3 {
+        let target = target::embedded(&Settings::default())
+            .await
+            .expect("the embedded target starts");
+        let executor = Executor::new(target).expect("executor");
+        let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        let suite = Loader::new(executor.ops(), executor.checks()).load_dir(&cases);
+        let started = Instant::now();
+        let result = run_suite(
+            Arc::new(executor),
+            suite.cases,
+            &suite.errors,
+            &RunOptions::default(),
+            &mut Silent,
+        )
+        .await;
+        times.push(started.elapsed());
+        summary = Some(result.summary);
+    }
+    times.sort();
+    let s = summary.expect("three runs");
+    println!(
+        "suite     whole default suite, embedded server: median {} (min {}, max {}) for {} cases \
+         ({} passed, {} recorded, {} skipped, {} failed); concurrency 4",
+        ms(times[1]),
+        ms(times[0]),
+        ms(times[2]),
+        s.total,
+        s.passed,
+        s.recorded,
+        s.skipped,
+        s.failed
+    );
+}
+
+// --------------------------------------------------------------- overhead
+
+async fn overhead() {
+    const STEPS: usize = 2000;
+    let server = ews_conformance::server::start(ServerConfig::default())
+        .await
+        .expect("the server starts");
+    let config = TargetConfig::builder(server.url())
+        .user(
+            ALICE,
+            Auth::Basic {
+                username: ALICE.into(),
+                password: ALICE_PW.into(),
+            },
+        )
+        .build()
+        .expect("valid target");
+    let executor = Executor::new(Arc::new(config.clone())).expect("executor");
+    let unchecked = Executor::new(Arc::new(config))
+        .expect("executor")
+        .with_checks(CheckRegistry::empty());
+    let mut text = String::from("title = \"overhead\"\nrequirements = [\"R1\"]\nisolate = false\n");
+    for i in 0..STEPS {
+        text.push_str(&format!(
+            "[[step]]\nname = \"s{i}\"\nop = \"GetFolder\"\nwith = {{ folder = \"inbox\" }}\nexpect = {{ code = \"NoError\" }}\n"
+        ));
+    }
+    let (ops, checks) = (OpRegistry::builtin(), CheckRegistry::builtin());
+    let case = Loader::new(&ops, &checks)
+        .parse(&text, Path::new("overhead.toml"), "bench/overhead")
+        .expect("the generated case loads");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let transport = {
+        let mut c = TransportConfig::new(server.url());
+        c.deadline = Duration::from_secs(30);
+        Transport::new(c).expect("transport")
+    };
+    let auth = Auth::Basic {
+        username: ALICE.into(),
+        password: ALICE_PW.into(),
+    };
+    // Interleaved rounds; medians, since loopback timings wander.
+    let (mut runner_t, mut raw_t, mut transport_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unchecked_t = Vec::new();
+    for _ in 0..7 {
+        let started = Instant::now();
+        let _ = unchecked.run_case(&case).await;
+        unchecked_t.push(started.elapsed());
+
+        let started = Instant::now();
+        let outcome = executor.run_case(&case).await;
+        runner_t.push(started.elapsed());
+        assert_eq!(outcome.exchanges.len(), STEPS, "{:?}", outcome.verdict);
+        let bodies: Vec<String> = outcome
+            .exchanges
+            .iter()
+            .map(|e| e.request.clone())
+            .collect();
+
+        let started = Instant::now();
+        for body in &bodies {
+            let r = http
+                .post(server.url())
+                .basic_auth(ALICE, Some(ALICE_PW))
+                .header("content-type", "text/xml; charset=utf-8")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("answered");
+            let _ = r.text().await.expect("body");
+        }
+        raw_t.push(started.elapsed());
+
+        let started = Instant::now();
+        for body in &bodies {
+            let r = transport
+                .post(&HttpRequest {
+                    body,
+                    auth: &auth,
+                    headers: &[],
+                    accept_auth_failure: false,
+                })
+                .await
+                .expect("answered");
+            std::hint::black_box(r);
+        }
+        transport_t.push(started.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let unchecked_best = median(&mut unchecked_t);
+    let (runner_best, raw_best, transport_best) = (
+        median(&mut runner_t),
+        median(&mut raw_t),
+        median(&mut transport_t),
+    );
+    println!(
+        "overhead  {STEPS} GetFolder steps (median of 7 rounds): runner {} vs raw reqwest loop {} = ratio {:.3} \
+         (target <= 1.10); {:.0} µs per step through the runner",
+        ms(runner_best),
+        ms(raw_best),
+        runner_best.as_secs_f64() / raw_best.as_secs_f64(),
+        runner_best.as_secs_f64() * 1e6 / STEPS as f64
+    );
+    println!(
+        "overhead  the same requests through the harness's transport alone: {} = ratio {:.3}; \
+         the runner without checks: {} = ratio {:.3}",
+        ms(transport_best),
+        transport_best.as_secs_f64() / raw_best.as_secs_f64(),
+        ms(unchecked_best),
+        unchecked_best.as_secs_f64() / raw_best.as_secs_f64()
+    );
+    server.shutdown().await;
+}
+
+// ------------------------------------------------------------------ pull
+
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Raw {
+    fn new(url: String) -> Self {
+        Raw {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(2048)
+                .build()
+                .expect("client"),
+            url,
+        }
+    }
+
+    fn envelope(inner: &str) -> String {
+        request(
+            &RequestHeader {
+                version: Some("Exchange2013".into()),
+                impersonate: None,
+            },
+            |w| {
+                w.raw(inner);
+            },
+        )
+    }
+
+    async fn call(&self, inner: &str) -> String {
+        self.http
+            .post(&self.url)
+            .basic_auth(ALICE, Some(ALICE_PW))
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(Self::envelope(inner))
+            .send()
+            .await
+            .expect("answered")
+            .text()
+            .await
+            .expect("body")
+    }
+
+    async fn one(&self, inner: &str, path: &str) -> String {
+        let body = self.call(inner).await;
+        let doc = parse_document(&body).expect("XML");
+        XPath::parse(path)
+            .expect("path")
+            .select(&doc)
+            .first_string()
+            .unwrap_or_else(|| panic!("{path} in {body}"))
+    }
+
+    async fn folder(&self, name: &str) -> String {
+        self.one(
+            &format!("<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id=\"msgfolderroot\"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>{name}</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"),
+            "//t:FolderId/@Id",
+        )
+        .await
+    }
+
+    async fn save(&self, folder: &str, count: usize) -> String {
+        let messages: String = (0..count)
+            .map(|i| format!("<t:Message><t:Subject>m{i}</t:Subject></t:Message>"))
+            .collect();
+        self.call(&format!(
+            "<m:CreateItem MessageDisposition=\"SaveOnly\"><m:SavedItemFolderId><t:FolderId Id=\"{folder}\"/></m:SavedItemFolderId><m:Items>{messages}</m:Items></m:CreateItem>"
+        ))
+        .await
+    }
+}
+
+async fn pull() {
+    const ITEMS: usize = 10_000;
+    let server = ews_conformance::server::start(ServerConfig::default())
+        .await
+        .expect("the server starts");
+    let raw = Raw::new(server.url());
+    let folder = raw.folder("pull bench").await;
+    let sub_xml = format!(
+        "<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:FolderId Id=\"{folder}\"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>60</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>"
+    );
+    let body = raw.call(&sub_xml).await;
+    let doc = parse_document(&body).expect("XML");
+    let get = |p: &str| {
+        XPath::parse(p)
+            .expect("path")
+            .select(&doc)
+            .first_string()
+            .expect("in the Subscribe response")
+    };
+    let (sub, mut wm) = (get("//m:SubscriptionId"), get("//m:Watermark"));
+    for _ in 0..ITEMS / 100 {
+        raw.save(&folder, 100).await;
+    }
+    let started = Instant::now();
+    let (mut events, mut calls) = (0usize, 0usize);
+    loop {
+        let body = raw
+            .call(&format!(
+                "<m:GetEvents><m:SubscriptionId>{sub}</m:SubscriptionId><m:Watermark>{wm}</m:Watermark></m:GetEvents>"
+            ))
+            .await;
+        calls += 1;
+        let doc = parse_document(&body).expect("XML");
+        let opened = ews_conformance::ews::envelope::open(&doc).expect("SOAP");
+        let r = GetEventsResponse::parse(opened.payload).expect("a GetEventsResponse");
+        let n = r.notification.expect("a notification");
+        events += n
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Created)
+            .count();
+        if let Some(w) = n.events.last().and_then(|e| e.watermark.clone()) {
+            wm = w;
+        }
+        if n.more_events != Some(true) || calls > ITEMS {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "pull      GetEvents drain of {events} CreatedEvents in {calls} calls: {} = {:.0} events/s ({:.0} calls/s)",
+        ms(took),
+        events as f64 / took.as_secs_f64(),
+        calls as f64 / took.as_secs_f64()
+    );
+    server.shutdown().await;
+}
+
+// --------------------------------------------------------------- latency
+
+async fn latency() {
+    const SAMPLES: usize = 1000;
+    let server = ews_conformance::server::start(ServerConfig::default())
+        .await
+        .expect("the server starts");
+    let raw = Raw::new(server.url());
+    let folder = raw.folder("latency bench").await;
+    let sub = raw
+        .one(
+            &format!("<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds><t:FolderId Id=\"{folder}\"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest></m:Subscribe>"),
+            "//m:SubscriptionId",
+        )
+        .await;
+    let response = raw
+        .http
+        .post(&raw.url)
+        .basic_auth(ALICE, Some(ALICE_PW))
+        .body(Raw::envelope(&format!(
+            "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"
+        )))
+        .send()
+        .await
+        .expect("the stream opens");
+    let mut reader = StreamReader::from_response(response);
+    let item_path = XPath::parse("//t:ItemId/@Id").expect("path");
+    let mut samples = Vec::with_capacity(SAMPLES);
+    let mut early = 0;
+    for _ in 0..SAMPLES {
+        let body = raw.save(&folder, 1).await;
+        let answered = Instant::now();
+        let doc = parse_document(&body).expect("XML");
+        let item = item_path
+            .select(&doc)
+            .first_string()
+            .expect("the created item's id");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        'wait: loop {
+            let env = reader
+                .next_envelope(deadline)
+                .await
+                .expect("the event arrives")
+                .expect("the stream stays open");
+            let Ok(parsed) = parse_envelope(&env.text) else {
+                continue;
+            };
+            for n in &parsed.notifications {
+                for e in &n.events {
+                    if matches!(&e.object, Some(ObjectId::Item(id)) if id.id == item) {
+                        if env.arrived < answered {
+                            early += 1;
+                        }
+                        samples.push(env.arrived.saturating_duration_since(answered));
+                        break 'wait;
+                    }
+                }
+            }
+        }
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "latency   streaming, CreateItem response -> event on the stream, {SAMPLES} samples: \
+         p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs (target p99 < 5000 µs); {early} events arrived before the CreateItem response (counted as 0)",
+        us(pct(0.50)),
+        us(pct(0.99)),
+        us(samples[samples.len() - 1])
+    );
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------- memory
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn memory() {
+    const SUBSCRIPTIONS: usize = 10_000;
+    const STREAMS: usize = 1_000;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = std::env::temp_dir().join(format!("ews-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nprotocol_minute_ms = 60000\nmax_subscriptions_per_user = 20000\n\
+             max_streaming_connections_per_user = 2000\n\n[[users]]\nsmtp = \"{ALICE}\"\npassword = \"{ALICE_PW}\"\ndisplay_name = \"Alice\"\n"
+        ),
+    )
+    .expect("write the server config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ews-conformance"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server starts");
+    let pid = child.id().expect("a pid");
+    let url = format!("http://127.0.0.1:{port}/EWS/Exchange.asmx");
+    let raw = Arc::new(Raw::new(url));
+    let ready = Instant::now() + Duration::from_secs(20);
+    while raw.http.post(&raw.url).body("").send().await.is_err() {
+        assert!(Instant::now() < ready, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let base = rss_kib(pid);
+
+    let pull = "<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id=\"inbox\"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>60</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>";
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let raw = raw.clone();
+        tasks.spawn(async move {
+            for _ in (worker..SUBSCRIPTIONS).step_by(16) {
+                raw.one(pull, "//m:SubscriptionId").await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let subscribed = started.elapsed();
+    let with_subs = rss_kib(pid);
+
+    let streaming = "<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id=\"inbox\"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest></m:Subscribe>";
+    let mut readers = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let sub = raw.one(streaming, "//m:SubscriptionId").await;
+        let response = raw
+            .http
+            .post(&raw.url)
+            .basic_auth(ALICE, Some(ALICE_PW))
+            .body(Raw::envelope(&format!(
+                "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"
+            )))
+            .send()
+            .await
+            .expect("the stream opens");
+        assert_eq!(response.status().as_u16(), 200);
+        readers.push(StreamReader::from_response(response));
+    }
+    // One event reaches every open stream (proof they are live).
+    let inbox_item = "<m:CreateItem MessageDisposition=\"SaveOnly\"><m:SavedItemFolderId><t:DistinguishedFolderId Id=\"inbox\"/></m:SavedItemFolderId><m:Items><t:Message><t:Subject>wake</t:Subject></t:Message></m:Items></m:CreateItem>";
+    raw.call(inbox_item).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut live = 0;
+    for r in &mut readers {
+        if let Ok(Some(_)) = r.next_envelope(deadline).await {
+            live += 1;
+        }
+    }
+    let with_streams = rss_kib(pid);
+    println!(
+        "memory    reference server RSS: {:.1} MiB at start, {:.1} MiB with {SUBSCRIPTIONS} pull subscriptions \
+         (+{:.1} KiB each; created in {}), {:.1} MiB with {STREAMS} open streams more ({live} live; +{:.1} KiB each)",
+        base as f64 / 1024.0,
+        with_subs as f64 / 1024.0,
+        (with_subs.saturating_sub(base)) as f64 / SUBSCRIPTIONS as f64,
+        ms(subscribed),
+        with_streams as f64 / 1024.0,
+        (with_streams.saturating_sub(with_subs)) as f64 / STREAMS as f64
+    );
+    drop(readers);
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
