@@ -205,13 +205,6 @@ mod tests {
         })
     }
 
-    fn fails(f: &[Finding]) -> Vec<&str> {
-        f.iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
-    }
-
     #[test]
     fn wrong_code_names_step_expected_and_actual() {
         let f = run(

@@ -122,6 +122,16 @@ fn trailing_ids(message: &str) -> Vec<&str> {
         .collect()
 }
 
+/// ` (call 2 of 3)` for the second of a step's three exchanges; nothing
+/// when the step made one.
+pub(crate) fn call_label(index: usize, total: usize) -> String {
+    if total > 1 {
+        format!(" (call {} of {total})", index + 1)
+    } else {
+        String::new()
+    }
+}
+
 /// What a check sees: one step and the exchanges it made.
 pub struct StepInput<'a> {
     pub case: &'a Case,
@@ -463,8 +473,18 @@ pub(crate) mod testing {
     use std::path::PathBuf;
     use std::time::Duration;
 
+    use super::{Finding, Severity};
     use crate::suite::case::{Action, Args, Case, CaseGrade, Expect, Step, UserRole};
     use crate::suite::exec::Exchange;
+
+    /// The messages of the failing findings, in order.
+    pub fn fails(found: &[Finding]) -> Vec<&str> {
+        found
+            .iter()
+            .filter(|f| f.severity == Severity::Fail)
+            .map(|f| f.message.as_str())
+            .collect()
+    }
 
     pub fn case(checks: Option<Vec<String>>) -> Case {
         Case {

@@ -422,7 +422,6 @@ fn describe(ev: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
     use crate::check::testing::*;
     use crate::ews::{ConnectionStatus, EventKind};
     use crate::suite::template::Vars;
@@ -453,13 +452,6 @@ mod tests {
             exchanges: &ex,
             vars: &vars,
         })
-    }
-
-    fn fails(f: &[Finding]) -> Vec<&str> {
-        f.iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
     }
 
     #[test]

@@ -204,14 +204,6 @@ mod tests {
         })
     }
 
-    fn fails(found: &[Finding]) -> Vec<&str> {
-        found
-            .iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
-    }
-
     const HEADER: &str = r#"<s:Header><t:ServerVersionInfo xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15"/></s:Header>"#;
 
     #[test]
