@@ -36,13 +36,15 @@ impl Check for Events {
             match notifications(&ex.response_text) {
                 Ok(n) => per_call.push(n),
                 Err(problem) => {
-                    let mut f = input.fail(
-                        NAME,
-                        format!("step \"{step}\": cannot read the notification: {problem}"),
+                    out.push(
+                        input
+                            .fail(
+                                NAME,
+                                format!("step \"{step}\": cannot read the notification: {problem}"),
+                            )
+                            .about(i)
+                            .with_evidence(super::excerpt(&ex.response_text, 600)),
                     );
-                    f.exchange = Some(i);
-                    f.evidence = Some(super::excerpt(&ex.response_text, 600));
-                    out.push(f);
                     return out;
                 }
             }

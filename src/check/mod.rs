@@ -87,6 +87,18 @@ impl Finding {
         }
     }
 
+    /// The same finding, about exchange `index` of its step.
+    pub fn about(mut self, index: usize) -> Finding {
+        self.exchange = Some(index);
+        self
+    }
+
+    /// The same finding, with `evidence`.
+    pub fn with_evidence(mut self, evidence: impl Into<String>) -> Finding {
+        self.evidence = Some(evidence.into());
+        self
+    }
+
     /// The message followed by the case's requirement ids in parentheses,
     /// leaving out the ids the message already ends with: `… (R32)` stays
     /// `… (R32)` rather than `… (R32) (R32)`.

@@ -36,11 +36,11 @@ impl Check for Notify {
             if ex.status.is_none() {
                 continue;
             }
-            let mut found = document(input, &ex.response_text);
-            for f in &mut found {
-                f.exchange = Some(i);
-            }
-            out.extend(found);
+            out.extend(
+                document(input, &ex.response_text)
+                    .into_iter()
+                    .map(|f| f.about(i)),
+            );
             if let Ok(n) = notifications(&ex.response_text) {
                 all.extend(n);
             }
