@@ -288,11 +288,10 @@ impl SelftestReport {
                 for c in info.catchers {
                     if let Some(f) = r.reason(c) {
                         out.push_str(&format!(
-                            "{:width$}    {c}: [{}] {} ({})\n",
+                            "{:width$}    {c}: [{}] {}\n",
                             "",
                             f.check,
-                            f.message,
-                            f.requirements.join(", ")
+                            f.headline()
                         ));
                     }
                 }

@@ -159,24 +159,42 @@ async fn a_silent_push_subscription_sends_no_status_event_but_still_events() {
     }
 }
 
+/// Answers the first push of a new push subscription with `answer`, then
+/// watches for `quiet` protocol minutes: whether a second POST came.
+async fn posts_again_after(
+    minute: Duration,
+    faults: &[Fault],
+    answer: PushAnswer,
+    what: &str,
+    quiet: u32,
+) -> bool {
+    let s = server_with(minute, faults).await;
+    let (l, _) = pushed(&s, answer).await;
+    l.wait_for(
+        "the first StatusEvent",
+        |_| true,
+        Instant::now() + minute * 3,
+    )
+    .await
+    .expect("a first POST");
+    let again = l.expect_none(what, |p| p.seq > 1, minute * quiet).await;
+    l.shutdown().await;
+    again.is_err()
+}
+
 #[tokio::test]
 async fn an_unsubscribe_answer_is_ignored_under_the_fault() {
     let minute = Duration::from_millis(300);
     for (faults, stops) in [(vec![], true), (vec![Fault::PushIgnoresUnsubscribe], false)] {
-        let s = server_with(minute, &faults).await;
-        let (l, _) = pushed(&s, PushAnswer::Unsubscribe).await;
-        l.wait_for(
-            "the first StatusEvent",
-            |_| true,
-            Instant::now() + minute * 3,
+        let more = posts_again_after(
+            minute,
+            &faults,
+            PushAnswer::Unsubscribe,
+            "a POST after Unsubscribe",
+            4,
         )
-        .await
-        .expect("a first POST");
-        let more = l
-            .expect_none("a POST after Unsubscribe", |p| p.seq > 1, minute * 4)
-            .await;
-        assert_eq!(more.is_ok(), stops, "{faults:?}");
-        l.shutdown().await;
+        .await;
+        assert_eq!(!more, stops, "{faults:?}");
     }
 }
 
@@ -184,17 +202,8 @@ async fn an_unsubscribe_answer_is_ignored_under_the_fault() {
 async fn an_unanswered_push_is_retried_only_by_the_clean_server() {
     let minute = Duration::from_millis(600);
     for (faults, retried) in [(vec![], true), (vec![Fault::PushNeverRetries], false)] {
-        let s = server_with(minute, &faults).await;
-        let (l, _) = pushed(&s, PushAnswer::HttpError(500)).await;
-        l.wait_for(
-            "the first StatusEvent",
-            |_| true,
-            Instant::now() + minute * 3,
-        )
-        .await
-        .expect("a first POST");
-        let retry = l.expect_none("a retry", |p| p.seq > 1, minute * 2).await;
-        assert_eq!(retry.is_err(), retried, "{faults:?}");
-        l.shutdown().await;
+        let retry =
+            posts_again_after(minute, &faults, PushAnswer::HttpError(500), "a retry", 2).await;
+        assert_eq!(retry, retried, "{faults:?}");
     }
 }

@@ -20,9 +20,9 @@ async fn watched_folder(c: &Client, name: &str) -> (String, String, String) {
 
 /// (kind, object id, parent id) of every event after `wm`.
 async fn events(c: &Client, id: &str, wm: &str) -> Vec<(EventKind, String, String)> {
-    let r = c.get_events(id, wm).await;
-    let n = r.notification.expect("a notification");
-    n.events
+    c.notification(id, wm)
+        .await
+        .events
         .iter()
         .map(|e| {
             (
@@ -236,27 +236,19 @@ async fn event_shapes_of_update_move_copy_and_deletes() {
     let c = Client::alice(&s);
     let (f, id, wm) = watched_folder(&c, "Shapes").await;
     let items = c.save_messages(&folder_id(&f), 4).await;
-    let head = c
-        .get_events(&id, &wm)
-        .await
-        .notification
-        .expect("n")
-        .last_watermark()
-        .expect("wm")
-        .to_string();
+    let head = c.head(&id, &wm).await;
 
     // UpdateItem: Modified(item) + Modified(folder, UnreadCount down by one).
     c.op(&format!("<m:UpdateItem><m:ItemChanges><t:ItemChange><t:ItemId Id=\"{}\"/><t:Updates><t:SetItemField><t:FieldURI FieldURI=\"message:IsRead\"/><t:Message><t:IsRead>true</t:IsRead></t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>", items[0])).await;
-    let r = c.get_events(&id, &head).await.notification.expect("n");
-    let kinds: Vec<_> = r.events.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EventKind::Modified, EventKind::Modified]);
+    let r = c.notification(&id, &head).await;
+    assert_eq!(kinds(&r), [EventKind::Modified, EventKind::Modified]);
     assert_eq!(r.events[1].unread_count, Some(3));
     let head = r.last_watermark().expect("wm").to_string();
 
     // MoveItem out: Moved(new id, new parent, old id, old parent) + Modified(old) + Modified(new).
     let mv = c.op(&format!("<m:MoveItem><m:ToFolderId>{}</m:ToFolderId><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:MoveItem>", distinguished("drafts"), items[1])).await;
     let new_id = mv.one("//m:Items/t:Message/t:ItemId/@Id");
-    let r = c.get_events(&id, &head).await.notification.expect("n");
+    let r = c.notification(&id, &head).await;
     let moved = &r.events[0];
     assert_eq!(moved.kind, EventKind::Moved);
     assert_eq!(
@@ -278,11 +270,8 @@ async fn event_shapes_of_update_move_copy_and_deletes() {
 
     // CopyItem in: Copied(new, target) + Modified(target).
     c.op(&format!("<m:CopyItem><m:ToFolderId>{}</m:ToFolderId><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:CopyItem>", folder_id(&f), items[2])).await;
-    let r = c.get_events(&id, &head).await.notification.expect("n");
-    assert_eq!(
-        r.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [EventKind::Copied, EventKind::Modified]
-    );
+    let r = c.notification(&id, &head).await;
+    assert_eq!(kinds(&r), [EventKind::Copied, EventKind::Modified]);
     assert_eq!(
         r.events[0].old_object.as_ref().map(|o| o.id().id.clone()),
         Some(items[2].clone())
@@ -300,22 +289,12 @@ async fn event_shapes_of_update_move_copy_and_deletes() {
         (ev[0].1.as_str(), ev[0].2.as_str()),
         (items[2].as_str(), f.as_str())
     );
-    let head = c
-        .get_events(&id, &head)
-        .await
-        .notification
-        .expect("n")
-        .last_watermark()
-        .expect("wm")
-        .to_string();
+    let head = c.head(&id, &head).await;
 
     // SoftDelete: Moved(to the dumpster, old parent = f) + Modified(f).
     c.op(&format!("<m:DeleteItem DeleteType=\"SoftDelete\"><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:DeleteItem>", items[3])).await;
-    let r = c.get_events(&id, &head).await.notification.expect("n");
-    assert_eq!(
-        r.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [EventKind::Moved, EventKind::Modified]
-    );
+    let r = c.notification(&id, &head).await;
+    assert_eq!(kinds(&r), [EventKind::Moved, EventKind::Modified]);
     assert_eq!(
         r.events[0]
             .old_parent_folder_id
@@ -329,14 +308,11 @@ async fn event_shapes_of_update_move_copy_and_deletes() {
     // an all-folders subscription sees both folder events.
     let (all, all_wm) = c.pull(FolderScope::AllFolders, ALL_KINDS, 10).await;
     c.op(&format!("<m:DeleteItem DeleteType=\"MoveToDeletedItems\"><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:DeleteItem>", items[0])).await;
-    let r = c.get_events(&id, &head).await.notification.expect("n");
+    let r = c.notification(&id, &head).await;
+    assert_eq!(kinds(&r), [EventKind::Moved, EventKind::Modified]);
+    let r = c.notification(&all, &all_wm).await;
     assert_eq!(
-        r.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [EventKind::Moved, EventKind::Modified]
-    );
-    let r = c.get_events(&all, &all_wm).await.notification.expect("n");
-    assert_eq!(
-        r.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        kinds(&r),
         [EventKind::Moved, EventKind::Modified, EventKind::Modified]
     );
 }
@@ -356,11 +332,10 @@ async fn folder_events_and_delivery_events() {
         .send(&["alice@example.com", "nobody@example.com"], "hi")
         .await;
     assert_eq!(sent.code(), "NoError", "{}", sent.body);
-    let r = alice.get_events(&id, &wm).await.notification.expect("n");
-    let kinds: Vec<_> = r.events.iter().map(|e| e.kind).collect();
+    let r = alice.notification(&id, &wm).await;
     use EventKind::*;
     assert_eq!(
-        kinds,
+        kinds(&r),
         [
             Created, Modified, Moved, Modified, Created, NewMail, Modified
         ],
@@ -371,38 +346,18 @@ async fn folder_events_and_delivery_events() {
     assert_eq!(r.events[6].unread_count, Some(1));
     // Bob's own mailbox saw nothing: SendOnly saves no copy.
     let (bid, bwm) = bob.pull(FolderScope::AllFolders, ALL_KINDS, 10).await;
-    let idle = bob.get_events(&bid, &bwm).await.notification.expect("n");
-    assert_eq!(
-        idle.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [Status]
-    );
+    let idle = bob.notification(&bid, &bwm).await;
+    assert_eq!(kinds(&idle), [Status]);
     // SendAndSaveCopy: a copy in Bob's sentitems.
     let r = bob.op("<m:CreateItem MessageDisposition=\"SendAndSaveCopy\"><m:Items><t:Message><t:Subject>x</t:Subject><t:ToRecipients><t:Mailbox><t:EmailAddress>alice@example.com</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message></m:Items></m:CreateItem>").await;
     assert_eq!(r.code(), "NoError");
-    let mine = bob.get_events(&bid, &bwm).await.notification.expect("n");
-    assert_eq!(
-        mine.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [Created, Modified]
-    );
+    let mine = bob.notification(&bid, &bwm).await;
+    assert_eq!(kinds(&mine), [Created, Modified]);
     // A SaveOnly into the Inbox counts as arrived mail (what the clients' sample flows wait for).
-    let before = alice
-        .get_events(&id, &wm)
-        .await
-        .notification
-        .expect("n")
-        .last_watermark()
-        .expect("wm")
-        .to_string();
+    let before = alice.head(&id, &wm).await;
     alice.save_messages(&distinguished("inbox"), 1).await;
-    let saved = alice
-        .get_events(&id, &before)
-        .await
-        .notification
-        .expect("n");
-    assert_eq!(
-        saved.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        [Created, NewMail, Modified]
-    );
+    let saved = alice.notification(&id, &before).await;
+    assert_eq!(kinds(&saved), [Created, NewMail, Modified]);
 }
 
 #[tokio::test]
@@ -416,11 +371,7 @@ async fn a_hundred_and_twenty_events_come_in_batches_of_fifty() {
     let mut wm = wm;
     let mut sizes = Vec::new();
     loop {
-        let n = c
-            .get_events(&id, &wm)
-            .await
-            .notification
-            .expect("notification");
+        let n = c.notification(&id, &wm).await;
         assert_eq!(n.previous_watermark.as_deref(), Some(wm.as_str()));
         sizes.push((n.events.len(), n.more_events));
         seen.extend(n.events.iter().map(|e| {
@@ -440,7 +391,7 @@ async fn a_hundred_and_twenty_events_come_in_batches_of_fifty() {
     );
     assert_eq!(seen, created, "every item once, in order");
     // Idle now: one StatusEvent carrying the sent watermark.
-    let idle = c.get_events(&id, &wm).await.notification.expect("n");
+    let idle = c.notification(&id, &wm).await;
     assert_eq!(idle.events.len(), 1);
     assert_eq!(idle.events[0].kind, EventKind::Status);
     assert_eq!(idle.events[0].watermark.as_deref(), Some(wm.as_str()));
@@ -469,7 +420,7 @@ async fn resume_from_a_watermark_gives_a_new_id_and_replays() {
     let f = c.create_folder(&distinguished("inbox"), "Resume").await;
     let (first, wm0) = c.pull(listed(&[&f]), &[EventKind::Created], 10).await;
     let items = c.save_messages(&folder_id(&f), 3).await;
-    let n = c.get_events(&first, &wm0).await.notification.expect("n");
+    let n = c.notification(&first, &wm0).await;
     let after_first = n.events[0].watermark.clone().expect("wm");
     // exchangelib writes m:Watermark in Subscribe; the server accepts it.
     let a = c.op(&format!("<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds>{}</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><m:Watermark>{after_first}</m:Watermark><t:Timeout>10</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>", folder_id(&f))).await;

@@ -204,6 +204,19 @@ impl Harness {
         Harness { executor }
     }
 
+    /// The embedded reference server, its protocol minute `minute_ms` long.
+    async fn embedded(minute_ms: u64) -> Harness {
+        let settings = Settings {
+            protocol_minute_ms: Some(minute_ms),
+            ..Settings::default()
+        };
+        let target = ews_conformance::suite::target::start_embedded(&settings)
+            .await
+            .expect("the embedded target starts");
+        let executor = Executor::new(Arc::new(target)).expect("executor");
+        Harness { executor }
+    }
+
     async fn run(&self, case: &str) -> (Outcome, Duration) {
         let ops = OpRegistry::builtin();
         let checks = CheckRegistry::builtin();
@@ -619,18 +632,9 @@ expect = { event = [{ kind = "CreatedEvent" }] }
 
 #[tokio::test]
 async fn an_unexpected_push_fails_expect_no_push_with_the_push_as_evidence() {
-    let settings = Settings {
-        protocol_minute_ms: Some(500),
-        ..Settings::default()
-    };
-    let target = ews_conformance::suite::target::start_embedded(&settings)
-        .await
-        .expect("the embedded target starts");
-    let executor = Executor::new(Arc::new(target)).expect("executor");
-    let ops = OpRegistry::builtin();
-    let checks = CheckRegistry::builtin();
-    let case = Loader::new(&ops, &checks)
-        .parse(
+    let h = Harness::embedded(500).await;
+    let (outcome, took) = h
+        .run(
             r#"title = "t"
 requirements = ["R67"]
 needs = ["push"]
@@ -646,24 +650,20 @@ name = "quiet, wrongly"
 op = "ExpectNoPush"
 with = { subscription = "${sub}", for_minutes = 3 }
 "#,
-            Path::new("cases/x/case.toml"),
-            "x/case",
         )
-        .expect("the case loads");
-    let started = Instant::now();
-    let outcome = executor.run_case(&case).await;
-    let report = explain(&outcome);
-    assert_eq!(outcome.verdict, Verdict::Fail, "{report}");
+        .await;
     // The status notification right after Subscribe (or the one a protocol
     // minute later) ends the window early.
-    assert!(started.elapsed() < Duration::from_millis(1500), "{report}");
-    for needle in [
-        "step \"quiet, wrongly\": a push for subscription",
-        "the window of 3 protocol minutes (1.50 s) in which none was expected",
-        "StatusEvent",
-        "evidence: <?xml",
-        "m:SendNotification",
-    ] {
-        assert!(report.contains(needle), "missing {needle:?} in:\n{report}");
-    }
+    assert_failed_with(
+        &outcome,
+        took,
+        Duration::from_millis(1500),
+        &[
+            "step \"quiet, wrongly\": a push for subscription",
+            "the window of 3 protocol minutes (1.50 s) in which none was expected",
+            "StatusEvent",
+            "evidence: <?xml",
+            "m:SendNotification",
+        ],
+    );
 }

@@ -32,16 +32,18 @@ impl Check for Asserts {
             match crate::xml::parse_document(&ex.response_text) {
                 Ok(doc) => docs.push(doc),
                 Err(e) => {
-                    let mut f = input.fail(
-                        NAME,
-                        format!(
-                            "step \"{}\": the response is not XML, so no assert can be evaluated: {e}",
-                            input.step.name
-                        ),
+                    out.push(
+                        input
+                            .fail(
+                                NAME,
+                                format!(
+                                    "step \"{}\": the response is not XML, so no assert can be evaluated: {e}",
+                                    input.step.name
+                                ),
+                            )
+                            .about(i)
+                            .with_evidence(super::excerpt(&ex.response_text, 300)),
                     );
-                    f.exchange = Some(i);
-                    f.evidence = Some(super::excerpt(&ex.response_text, 300));
-                    out.push(f);
                 }
             }
         }

@@ -12,7 +12,7 @@
 //!   lost-event rule this makes MoreEvents true exactly while more remain.
 
 use super::wire::{Channel, Link, entries, read_reply, received, short, subscriptions};
-use super::{CaseInput, Check, Finding, StepInput};
+use super::{CaseInput, Check, Finding, StepInput, call_label};
 use crate::ews::{EventKind, Notification};
 
 pub struct Batching;
@@ -37,11 +37,7 @@ impl Check for Batching {
             let Some(reply) = read_reply(&ex.response_text) else {
                 continue;
             };
-            let call = if total > 1 {
-                format!(" (call {} of {total})", i + 1)
-            } else {
-                String::new()
-            };
+            let call = call_label(i, total);
             for (channel, n) in &reply.notifications {
                 let count = n.events.len();
                 if count <= MAX_EVENTS {

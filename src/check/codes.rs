@@ -5,7 +5,7 @@
 //! fault, ResponseClass not Error), so a failed setup step (CreateItem…)
 //! fails where it happened instead of confusing a later event check.
 
-use super::{Answer, Check, Finding, StepInput, excerpt};
+use super::{Answer, Check, Finding, StepInput, call_label, excerpt};
 use crate::ews::ResponseClass;
 use crate::suite::case::Action;
 
@@ -25,11 +25,7 @@ impl Check for Codes {
                 continue; // no response: the transport finding already says so
             };
             let answer = Answer::read(&ex.response_text);
-            let call = if input.exchanges.len() > 1 {
-                format!(" (call {} of {})", i + 1, input.exchanges.len())
-            } else {
-                String::new()
-            };
+            let call = call_label(i, input.exchanges.len());
             let mut fails = judge(input, status, &answer, &call);
             if fails.is_empty() {
                 continue;
@@ -206,13 +202,6 @@ mod tests {
             exchanges: &ex,
             vars: &vars,
         })
-    }
-
-    fn fails(f: &[Finding]) -> Vec<&str> {
-        f.iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
     }
 
     #[test]

@@ -36,13 +36,15 @@ impl Check for Events {
             match notifications(&ex.response_text) {
                 Ok(n) => per_call.push(n),
                 Err(problem) => {
-                    let mut f = input.fail(
-                        NAME,
-                        format!("step \"{step}\": cannot read the notification: {problem}"),
+                    out.push(
+                        input
+                            .fail(
+                                NAME,
+                                format!("step \"{step}\": cannot read the notification: {problem}"),
+                            )
+                            .about(i)
+                            .with_evidence(super::excerpt(&ex.response_text, 600)),
                     );
-                    f.exchange = Some(i);
-                    f.evidence = Some(super::excerpt(&ex.response_text, 600));
-                    out.push(f);
                     return out;
                 }
             }
@@ -57,7 +59,7 @@ impl Check for Events {
         // Expected patterns, rendered first so a template error is reported once.
         let mut patterns = Vec::new();
         for p in &e.events {
-            match render_pattern(input, p) {
+            match render_pattern(input, NAME, p) {
                 Ok(r) => patterns.push(r),
                 Err(f) => out.push(*f),
             }
@@ -163,23 +165,35 @@ impl Check for Events {
     }
 }
 
-/// A pattern with its templates substituted.
-struct Rendered {
-    line: usize,
+/// An expected event with its templates substituted: what `events` and
+/// `notify` match the received events against.
+pub(crate) struct Rendered {
+    pub(crate) line: usize,
     kind: EventKind,
-    item: Option<String>,
-    folder: Option<String>,
-    parent: Option<String>,
-    old_parent: Option<String>,
-    old_item: Option<String>,
-    old_folder: Option<String>,
+    /// item, folder, parent, old_item, old_folder, old_parent.
+    ids: [Option<String>; 6],
     unread_count: Option<i64>,
 }
 
-fn render_pattern(input: &StepInput<'_>, p: &EventPattern) -> Result<Rendered, Box<Finding>> {
+const ID_NAMES: [&str; 6] = [
+    "item",
+    "folder",
+    "parent",
+    "old_item",
+    "old_folder",
+    "old_parent",
+];
+
+/// Substitutes the templates of `p`; a template error is a finding of
+/// check `check` at the pattern's line.
+pub(crate) fn render_pattern(
+    input: &StepInput<'_>,
+    check: &str,
+    p: &EventPattern,
+) -> Result<Rendered, Box<Finding>> {
     let r = |v: &Option<String>| -> Result<Option<String>, Box<Finding>> {
         v.as_deref()
-            .map(|t| input.render(NAME, t))
+            .map(|t| input.render(check, t))
             .transpose()
             .map_err(|mut f| {
                 f.line = p.line;
@@ -189,22 +203,20 @@ fn render_pattern(input: &StepInput<'_>, p: &EventPattern) -> Result<Rendered, B
     Ok(Rendered {
         line: p.line,
         kind: p.kind,
-        item: r(&p.item)?,
-        folder: r(&p.folder)?,
-        parent: r(&p.parent)?,
-        old_parent: r(&p.old_parent)?,
-        old_item: r(&p.old_item)?,
-        old_folder: r(&p.old_folder)?,
+        ids: [
+            r(&p.item)?,
+            r(&p.folder)?,
+            r(&p.parent)?,
+            r(&p.old_item)?,
+            r(&p.old_folder)?,
+            r(&p.old_parent)?,
+        ],
         unread_count: p.unread_count,
     })
 }
 
 impl Rendered {
-    fn matches(&self, ev: &Event) -> bool {
-        let id_is = |want: &Option<String>, got: Option<&Id>| {
-            want.as_ref()
-                .is_none_or(|w| got.is_some_and(|g| &g.id == w))
-        };
+    pub(crate) fn matches(&self, ev: &Event) -> bool {
         fn item(o: &Option<ObjectId>) -> Option<&Id> {
             match o {
                 Some(ObjectId::Item(id)) => Some(id),
@@ -217,13 +229,19 @@ impl Rendered {
                 _ => None,
             }
         }
+        let got = [
+            item(&ev.object),
+            folder(&ev.object),
+            ev.parent_folder_id.as_ref(),
+            item(&ev.old_object),
+            folder(&ev.old_object),
+            ev.old_parent_folder_id.as_ref(),
+        ];
         ev.kind == self.kind
-            && id_is(&self.item, item(&ev.object))
-            && id_is(&self.folder, folder(&ev.object))
-            && id_is(&self.parent, ev.parent_folder_id.as_ref())
-            && id_is(&self.old_parent, ev.old_parent_folder_id.as_ref())
-            && id_is(&self.old_item, item(&ev.old_object))
-            && id_is(&self.old_folder, folder(&ev.old_object))
+            && self.ids.iter().zip(got).all(|(want, got)| {
+                want.as_ref()
+                    .is_none_or(|w| got.is_some_and(|g| &g.id == w))
+            })
             && self.unread_count.is_none_or(|n| ev.unread_count == Some(n))
     }
 }
@@ -231,19 +249,11 @@ impl Rendered {
 impl std::fmt::Display for Rendered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.kind)?;
-        let mut parts = Vec::new();
-        for (k, v) in [
-            ("item", &self.item),
-            ("folder", &self.folder),
-            ("parent", &self.parent),
-            ("old_item", &self.old_item),
-            ("old_folder", &self.old_folder),
-            ("old_parent", &self.old_parent),
-        ] {
-            if let Some(v) = v {
-                parts.push(format!("{k}={v}"));
-            }
-        }
+        let mut parts: Vec<String> = ID_NAMES
+            .iter()
+            .zip(&self.ids)
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
         if let Some(n) = self.unread_count {
             parts.push(format!("unread_count={n}"));
         }

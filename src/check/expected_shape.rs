@@ -111,7 +111,7 @@ impl Check for ExpectedShape {
         if diffs.len() > MAX_DIFFS {
             listed.push(format!("… and {} more", diffs.len() - MAX_DIFFS));
         }
-        let mut f = input.fail(
+        let f = input.fail(
             NAME,
             format!(
                 "step \"{}\": the response does not have the documented shape ({} difference(s)): {}",
@@ -120,13 +120,11 @@ impl Check for ExpectedShape {
                 listed.join("; ")
             ),
         );
-        f.exchange = Some(i);
-        f.evidence = Some(format!(
+        vec![f.about(i).with_evidence(format!(
             "documented shape:\n{}\nresponse shape:\n{}",
             excerpt(&expected.to_string(), 3000),
             excerpt(&outline, 3000)
-        ));
-        vec![f]
+        ))]
     }
 }
 

@@ -65,6 +65,85 @@ pub struct Finding {
     pub exchange: Option<usize>,
 }
 
+impl Finding {
+    /// A finding about `step` of `case`: the case's requirement ids, the
+    /// step's name and line, no evidence, about no one exchange.
+    pub fn new(
+        check: &str,
+        severity: Severity,
+        case: &Case,
+        step: &Step,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            check: check.to_string(),
+            severity,
+            requirements: case.requirements.clone(),
+            step: step.name.clone(),
+            line: step.line,
+            message: message.into(),
+            evidence: None,
+            exchange: None,
+        }
+    }
+
+    /// The same finding, about exchange `index` of its step.
+    pub fn about(mut self, index: usize) -> Finding {
+        self.exchange = Some(index);
+        self
+    }
+
+    /// The same finding, with `evidence`.
+    pub fn with_evidence(mut self, evidence: impl Into<String>) -> Finding {
+        self.evidence = Some(evidence.into());
+        self
+    }
+
+    /// The message followed by the case's requirement ids in parentheses,
+    /// leaving out the ids the message already ends with: `… (R32)` stays
+    /// `… (R32)` rather than `… (R32) (R32)`.
+    pub fn headline(&self) -> String {
+        let named = trailing_ids(&self.message);
+        let rest: Vec<&str> = self
+            .requirements
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !named.contains(r))
+            .collect();
+        if rest.is_empty() && !named.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{} ({})", self.message, rest.join(", "))
+        }
+    }
+}
+
+/// The requirement ids (`R` and digits) named in the parenthesis a message
+/// ends with, if it ends with one.
+fn trailing_ids(message: &str) -> Vec<&str> {
+    let Some(inner) = message
+        .trim_end()
+        .strip_suffix(')')
+        .and_then(|m| m.rfind('(').map(|open| &m[open + 1..]))
+    else {
+        return Vec::new();
+    };
+    inner
+        .split(|c: char| !(c.is_ascii_alphanumeric()))
+        .filter(|w| w.len() > 1 && w.starts_with('R') && w[1..].chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// ` (call 2 of 3)` for the second of a step's three exchanges; nothing
+/// when the step made one.
+pub(crate) fn call_label(index: usize, total: usize) -> String {
+    if total > 1 {
+        format!(" (call {} of {total})", index + 1)
+    } else {
+        String::new()
+    }
+}
+
 /// What a check sees: one step and the exchanges it made.
 pub struct StepInput<'a> {
     pub case: &'a Case,
@@ -85,16 +164,7 @@ impl StepInput<'_> {
     }
 
     fn finding(&self, check: &str, severity: Severity, message: impl Into<String>) -> Finding {
-        Finding {
-            check: check.to_string(),
-            severity,
-            requirements: self.case.requirements.clone(),
-            step: self.step.name.clone(),
-            line: self.step.line,
-            message: message.into(),
-            evidence: None,
-            exchange: None,
-        }
+        Finding::new(check, severity, self.case, self.step, message)
     }
 
     /// Substitutes `${…}` in an expected value; the error is already a finding.
@@ -415,8 +485,18 @@ pub(crate) mod testing {
     use std::path::PathBuf;
     use std::time::Duration;
 
+    use super::{Finding, Severity};
     use crate::suite::case::{Action, Args, Case, CaseGrade, Expect, Step, UserRole};
     use crate::suite::exec::Exchange;
+
+    /// The messages of the failing findings, in order.
+    pub fn fails(found: &[Finding]) -> Vec<&str> {
+        found
+            .iter()
+            .filter(|f| f.severity == Severity::Fail)
+            .map(|f| f.message.as_str())
+            .collect()
+    }
 
     pub fn case(checks: Option<Vec<String>>) -> Case {
         Case {
@@ -572,5 +652,32 @@ mod tests {
             ..input
         };
         assert!(r.run(&input).is_empty(), "codes is not selected");
+    }
+
+    #[test]
+    fn a_headline_names_each_requirement_once() {
+        let with = |message: &str, reqs: &[&str]| Finding {
+            check: "batching".into(),
+            severity: Severity::Fail,
+            requirements: reqs.iter().map(|r| r.to_string()).collect(),
+            step: "drain".into(),
+            line: 3,
+            message: message.into(),
+            evidence: None,
+            exchange: None,
+        };
+        assert_eq!(
+            with("too many (R32)", &["R32"]).headline(),
+            "too many (R32)"
+        );
+        assert_eq!(
+            with("lost (events lost, R32)", &["R32", "R33"]).headline(),
+            "lost (events lost, R32) (R33)"
+        );
+        assert_eq!(with("no id", &["R29"]).headline(), "no id (R29)");
+        assert_eq!(
+            with("said (call 1 of 2)", &["R29"]).headline(),
+            "said (call 1 of 2) (R29)"
+        );
     }
 }

@@ -10,10 +10,11 @@
 
 use std::collections::BTreeSet;
 
+use super::events::render_pattern;
 use super::{Check, Finding, StepInput, excerpt, notifications};
 use crate::client::stream::parse_envelope;
-use crate::ews::{Event, Id, Notification, ObjectId};
-use crate::suite::case::{EventPattern, Expect};
+use crate::ews::{Event, Notification, ObjectId};
+use crate::suite::case::Expect;
 
 pub struct Notify;
 
@@ -35,11 +36,11 @@ impl Check for Notify {
             if ex.status.is_none() {
                 continue;
             }
-            let mut found = document(input, &ex.response_text);
-            for f in &mut found {
-                f.exchange = Some(i);
-            }
-            out.extend(found);
+            out.extend(
+                document(input, &ex.response_text)
+                    .into_iter()
+                    .map(|f| f.about(i)),
+            );
             if let Ok(n) = notifications(&ex.response_text) {
                 all.extend(n);
             }
@@ -244,7 +245,7 @@ pub fn collection(input: &StepInput<'_>, all: &[Notification]) -> Vec<Finding> {
 
     for (p, sub) in e.events.iter().zip(&e.event_subscriptions) {
         let Some(sub) = sub else { continue };
-        let (sub, pattern) = match (input.render(NAME, sub), render(input, p)) {
+        let (sub, pattern) = match (input.render(NAME, sub), render_pattern(input, NAME, p)) {
             (Ok(s), Ok(r)) => (s, r),
             (Err(f), _) | (_, Err(f)) => {
                 out.push(*f);
@@ -333,84 +334,6 @@ fn by_subscription(all: &[Notification]) -> String {
     s
 }
 
-/// An expected event with its templates substituted.
-struct Rendered<'p> {
-    pattern: &'p EventPattern,
-    values: [Option<String>; 6],
-}
-
-fn render<'p>(input: &StepInput<'_>, p: &'p EventPattern) -> Result<Rendered<'p>, Box<Finding>> {
-    let r = |v: &Option<String>| v.as_deref().map(|t| input.render(NAME, t)).transpose();
-    Ok(Rendered {
-        pattern: p,
-        values: [
-            r(&p.item)?,
-            r(&p.folder)?,
-            r(&p.parent)?,
-            r(&p.old_item)?,
-            r(&p.old_folder)?,
-            r(&p.old_parent)?,
-        ],
-    })
-}
-
-impl Rendered<'_> {
-    fn matches(&self, ev: &Event) -> bool {
-        fn item(o: &Option<ObjectId>) -> Option<&Id> {
-            match o {
-                Some(ObjectId::Item(id)) => Some(id),
-                _ => None,
-            }
-        }
-        fn folder(o: &Option<ObjectId>) -> Option<&Id> {
-            match o {
-                Some(ObjectId::Folder(id)) => Some(id),
-                _ => None,
-            }
-        }
-        let got = [
-            item(&ev.object),
-            folder(&ev.object),
-            ev.parent_folder_id.as_ref(),
-            item(&ev.old_object),
-            folder(&ev.old_object),
-            ev.old_parent_folder_id.as_ref(),
-        ];
-        ev.kind == self.pattern.kind
-            && self.values.iter().zip(got).all(|(want, got)| {
-                want.as_ref()
-                    .is_none_or(|w| got.is_some_and(|g| &g.id == w))
-            })
-            && self
-                .pattern
-                .unread_count
-                .is_none_or(|n| ev.unread_count == Some(n))
-    }
-}
-
-impl std::fmt::Display for Rendered<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.pattern.kind)?;
-        let names = [
-            "item",
-            "folder",
-            "parent",
-            "old_item",
-            "old_folder",
-            "old_parent",
-        ];
-        let parts: Vec<String> = names
-            .iter()
-            .zip(&self.values)
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-            .collect();
-        if !parts.is_empty() {
-            write!(f, " ({})", parts.join(", "))?;
-        }
-        Ok(())
-    }
-}
-
 fn describe(ev: &Event) -> String {
     match &ev.object {
         Some(ObjectId::Item(id)) => format!("{} (item={})", ev.kind, id.id),
@@ -422,9 +345,9 @@ fn describe(ev: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
     use crate::check::testing::*;
     use crate::ews::{ConnectionStatus, EventKind};
+    use crate::suite::case::EventPattern;
     use crate::suite::template::Vars;
 
     const STREAM_ERROR: &str = r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>x</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscriptionIds><t:SubscriptionId>BAD</t:SubscriptionId></m:ErrorSubscriptionIds><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></Body></Envelope>"#;
@@ -453,13 +376,6 @@ mod tests {
             exchanges: &ex,
             vars: &vars,
         })
-    }
-
-    fn fails(f: &[Finding]) -> Vec<&str> {
-        f.iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
     }
 
     #[test]

@@ -66,10 +66,11 @@ impl Check for Structure {
             let docs = documents(&ex.response_text);
             for (d, text) in docs.iter().enumerate() {
                 let place = place(&input.step.name, i, total, d, docs.len());
-                for mut f in judge(input, &place, status, text, &version) {
-                    f.exchange = Some(i);
-                    out.push(f);
-                }
+                out.extend(
+                    judge(input, &place, status, text, &version)
+                        .into_iter()
+                        .map(|f| f.about(i)),
+                );
             }
         }
         out
@@ -202,14 +203,6 @@ mod tests {
             exchanges: &ex,
             vars: &vars,
         })
-    }
-
-    fn fails(found: &[Finding]) -> Vec<&str> {
-        found
-            .iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
     }
 
     const HEADER: &str = r#"<s:Header><t:ServerVersionInfo xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15"/></s:Header>"#;

@@ -481,7 +481,6 @@ fn examples(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
     use crate::check::testing::*;
     use crate::suite::exec::Exchange;
     use crate::suite::template::Vars;
@@ -532,13 +531,6 @@ mod tests {
             exchanges,
             vars: &vars,
         })
-    }
-
-    fn fails(f: &[Finding]) -> Vec<&str> {
-        f.iter()
-            .filter(|f| f.severity == Severity::Fail)
-            .map(|f| f.message.as_str())
-            .collect()
     }
 
     #[test]

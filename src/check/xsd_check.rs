@@ -10,7 +10,7 @@
 
 use super::wire::{documents, received};
 use super::xsd::{DEFAULT_FETCH_DEADLINE, FetchAuth, XsdFinding, XsdValidator};
-use super::{Check, Finding, StepInput};
+use super::{Check, Finding, StepInput, call_label};
 use crate::client::transport::Auth;
 use crate::settings::Settings;
 use crate::suite::target::TargetConfig;
@@ -88,11 +88,7 @@ impl Check for XsdCheck {
             if !matches!(received(ex), Some(200 | 500)) || ex.response_text.trim().is_empty() {
                 continue;
             }
-            let call = if total > 1 {
-                format!(" (call {} of {total})", i + 1)
-            } else {
-                String::new()
-            };
+            let call = call_label(i, total);
             for doc in documents(&ex.response_text) {
                 let found = self.validator.validate(&doc);
                 let shown = found.len().min(MAX_PER_DOCUMENT);

@@ -105,12 +105,7 @@ pub fn describe_findings(outcome: &Outcome, severity: Severity) -> String {
                 format!(" (step \"{}\")", f.step)
             }
         ));
-        out.push_str(&format!(
-            "   [{}] {} ({})\n",
-            f.check,
-            f.message,
-            f.requirements.join(", ")
-        ));
+        out.push_str(&format!("   [{}] {}\n", f.check, f.headline()));
         if let Some(ev) = &f.evidence {
             out.push_str(&indent(&format!("evidence: {ev}"), 5));
         }

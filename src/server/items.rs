@@ -59,6 +59,19 @@ fn store_error(e: StoreError) -> MessageOut {
     MessageOut::error(e.code(), e.to_string())
 }
 
+/// The response message for one referenced object: why the reference did
+/// not resolve, the store's error, or the success `render` writes.
+fn answer<V>(
+    done: Result<Result<V, StoreError>, Unresolved>,
+    render: impl FnOnce(&mut XmlWriter, &V),
+) -> MessageOut {
+    match done {
+        Err(u) => unresolved(u),
+        Ok(Err(e)) => store_error(e),
+        Ok(Ok(v)) => MessageOut::success(|w| render(w, &v)),
+    }
+}
+
 fn item_id_message(w: &mut XmlWriter, id: &Id) {
     w.start("m:Items", &[]).start("t:Message", &[]);
     id.render(w, "t:ItemId");
@@ -246,28 +259,21 @@ pub fn update_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
                 "t:ItemId is required",
             ));
         };
-        let n = match resolve::item(call, id_node) {
-            Ok(n) => n,
-            Err(u) => {
-                out.push(unresolved(u));
-                continue;
-            }
-        };
-        let changes = child(change, T, "Updates")
-            .map(field_changes)
-            .unwrap_or_default();
-        match mailbox.with(|d| {
-            d.update_item(n, &changes)?;
-            d.item_id_of(n)
-        }) {
-            Ok(id) => out.push(MessageOut::success(|w| {
-                item_id_message(w, &id);
-                w.start("m:ConflictResults", &[]);
-                w.leaf("t:Count", "0");
-                w.end("m:ConflictResults");
-            })),
-            Err(e) => out.push(store_error(e)),
-        }
+        let done = resolve::item(call, id_node).map(|n| {
+            let changes = child(change, T, "Updates")
+                .map(field_changes)
+                .unwrap_or_default();
+            mailbox.with(|d| {
+                d.update_item(n, &changes)?;
+                d.item_id_of(n)
+            })
+        });
+        out.push(answer(done, |w, id| {
+            item_id_message(w, id);
+            w.start("m:ConflictResults", &[]);
+            w.leaf("t:Count", "0");
+            w.end("m:ConflictResults");
+        }));
     }
     Ok(out)
 }
@@ -280,27 +286,20 @@ pub fn move_or_copy_item(call: &Call<'_>, op: Node<'_, '_>, copy: bool) -> Outco
     let target = resolve::folder(call, target);
     let mut out = Vec::new();
     for id_node in children(ids, T, "ItemId") {
-        let result = target
+        let done = target
             .clone()
-            .and_then(|to| Ok((to, resolve::item(call, id_node)?)));
-        let (to, n) = match result {
-            Ok(v) => v,
-            Err(u) => {
-                out.push(unresolved(u));
-                continue;
-            }
-        };
-        match mailbox.with(|d| {
-            let new = if copy {
-                d.copy_item(n, to)?
-            } else {
-                d.move_item(n, to)?
-            };
-            d.item_id_of(new)
-        }) {
-            Ok(id) => out.push(MessageOut::success(|w| item_id_message(w, &id))),
-            Err(e) => out.push(store_error(e)),
-        }
+            .and_then(|to| Ok((to, resolve::item(call, id_node)?)))
+            .map(|(to, n)| {
+                mailbox.with(|d| {
+                    let new = if copy {
+                        d.copy_item(n, to)?
+                    } else {
+                        d.move_item(n, to)?
+                    };
+                    d.item_id_of(new)
+                })
+            });
+        out.push(answer(done, item_id_message));
     }
     Ok(out)
 }
@@ -311,13 +310,8 @@ pub fn delete_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for id_node in children(ids, T, "ItemId") {
-        match resolve::item(call, id_node) {
-            Err(u) => out.push(unresolved(u)),
-            Ok(n) => match mailbox.with(|d| d.delete_item(n, how)) {
-                Ok(()) => out.push(MessageOut::success(|_| {})),
-                Err(e) => out.push(store_error(e)),
-            },
-        }
+        let done = resolve::item(call, id_node).map(|n| mailbox.with(|d| d.delete_item(n, how)));
+        out.push(answer(done, |_, ()| {}));
     }
     Ok(out)
 }
@@ -374,13 +368,8 @@ pub fn delete_folder(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for f in folder_refs(ids) {
-        match resolve::folder(call, f) {
-            Err(u) => out.push(unresolved(u)),
-            Ok(n) => match mailbox.with(|d| d.delete_folder(n, how)) {
-                Ok(()) => out.push(MessageOut::success(|_| {})),
-                Err(e) => out.push(store_error(e)),
-            },
-        }
+        let done = resolve::folder(call, f).map(|n| mailbox.with(|d| d.delete_folder(n, how)));
+        out.push(answer(done, |_, ()| {}));
     }
     Ok(out)
 }
@@ -416,13 +405,8 @@ pub fn get_folder(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for f in folder_refs(ids) {
-        match resolve::folder(call, f) {
-            Err(u) => out.push(unresolved(u)),
-            Ok(n) => match mailbox.with(|d| d.folder_view(n)) {
-                Ok(v) => out.push(MessageOut::success(|w| render_folder(w, &v))),
-                Err(e) => out.push(store_error(e)),
-            },
-        }
+        let done = resolve::folder(call, f).map(|n| mailbox.with(|d| d.folder_view(n)));
+        out.push(answer(done, render_folder));
     }
     Ok(out)
 }
@@ -451,13 +435,8 @@ pub fn get_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for id_node in children(ids, T, "ItemId") {
-        match resolve::item(call, id_node) {
-            Err(u) => out.push(unresolved(u)),
-            Ok(n) => match mailbox.with(|d| d.item_view(n)) {
-                Ok(v) => out.push(MessageOut::success(|w| render_item(w, &v))),
-                Err(e) => out.push(store_error(e)),
-            },
-        }
+        let done = resolve::item(call, id_node).map(|n| mailbox.with(|d| d.item_view(n)));
+        out.push(answer(done, render_item));
     }
     Ok(out)
 }

@@ -324,14 +324,8 @@ impl<'r> StepContext<'r> {
         evidence: Option<String>,
     ) {
         self.findings.push(Finding {
-            check: check.to_string(),
-            severity,
-            requirements: self.case.requirements.clone(),
-            step: self.step.name.clone(),
-            line: self.step.line,
-            message: message.into(),
             evidence,
-            exchange: None,
+            ..Finding::new(check, severity, self.case, self.step, message)
         });
     }
 
@@ -367,16 +361,13 @@ impl<'r> StepContext<'r> {
 
     /// Records a finding about this step (for example "DrainEvents never drained").
     pub fn fail(&mut self, check: &str, message: impl Into<String>) {
-        self.findings.push(Finding {
-            check: check.to_string(),
-            severity: Severity::Fail,
-            requirements: self.case.requirements.clone(),
-            step: self.step.name.clone(),
-            line: self.step.line,
-            message: message.into(),
-            evidence: None,
-            exchange: None,
-        });
+        self.findings.push(Finding::new(
+            check,
+            Severity::Fail,
+            self.case,
+            self.step,
+            message,
+        ));
     }
 
     /// POSTs `body` as the step's user and records the exchange; returns its index.
@@ -432,16 +423,13 @@ impl<'r> StepContext<'r> {
                 if e.is_fatal() {
                     Err(StepError::Fatal(e))
                 } else {
-                    ex.findings.push(Finding {
-                        check: "transport".into(),
-                        severity: Severity::Fail,
-                        requirements: self.case.requirements.clone(),
-                        step: self.step.name.clone(),
-                        line: self.step.line,
-                        message: format!("step \"{}\": {e}", self.step.name),
-                        evidence: None,
-                        exchange: None,
-                    });
+                    ex.findings.push(Finding::new(
+                        "transport",
+                        Severity::Fail,
+                        self.case,
+                        self.step,
+                        format!("step \"{}\": {e}", self.step.name),
+                    ));
                     Err(StepError::NoResponse(e.to_string()))
                 }
             }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ews_conformance::ews::envelope::{RequestHeader, open, request};
 use ews_conformance::ews::{
-    EventKind, FolderRef, FolderScope, GetEventsRequest, GetEventsResponse, SubscribeRequest,
-    SubscribeResponse, SubscriptionKind, UnsubscribeRequest, UnsubscribeResponse,
+    EventKind, FolderRef, FolderScope, GetEventsRequest, GetEventsResponse, Notification,
+    SubscribeRequest, SubscribeResponse, SubscriptionKind, UnsubscribeRequest, UnsubscribeResponse,
 };
 use ews_conformance::server::{RunningServer, ServerConfig, start};
 use ews_conformance::xml::XmlWriter;
@@ -175,6 +175,24 @@ impl Client {
         GetEventsResponse::parse(opened.payload).expect("a GetEventsResponse")
     }
 
+    /// The notification a GetEvents from `watermark` returns.
+    pub async fn notification(&self, id: &str, watermark: &str) -> Notification {
+        self.get_events(id, watermark)
+            .await
+            .notification
+            .expect("a notification")
+    }
+
+    /// The last watermark of the notification a GetEvents from `watermark`
+    /// returns: where the next GetEvents resumes.
+    pub async fn head(&self, id: &str, watermark: &str) -> String {
+        self.notification(id, watermark)
+            .await
+            .last_watermark()
+            .expect("a watermark")
+            .to_string()
+    }
+
     pub async fn unsubscribe(&self, id: &str) -> UnsubscribeResponse {
         let req = UnsubscribeRequest {
             subscription_id: id.into(),
@@ -223,6 +241,11 @@ impl Client {
         ))
         .await
     }
+}
+
+/// The kinds of a notification's events, in order.
+pub fn kinds(n: &Notification) -> Vec<EventKind> {
+    n.events.iter().map(|e| e.kind).collect()
 }
 
 pub fn folder_id(id: &str) -> String {

@@ -65,6 +65,32 @@
 //! tolerance of [`ARRIVAL_TOLERANCE_FRACTION`] of the expected offset, at
 //! least [`ARRIVAL_TOLERANCE_MIN_MINUTES`] protocol minutes.
 
+/// Declares the unit struct `$op`, an [`Operation`] named after it with the
+/// parameters `$params`, whose step runs the async fn `$run(ctx, args)`.
+macro_rules! operation {
+    ($op:ident, $params:expr, $run:ident) => {
+        struct $op;
+
+        impl Operation for $op {
+            fn name(&self) -> &'static str {
+                stringify!($op)
+            }
+
+            fn params(&self) -> &'static [Param] {
+                $params
+            }
+
+            fn run<'a>(
+                &'a self,
+                ctx: &'a mut StepContext<'_>,
+                args: &'a Args,
+            ) -> futures_util::future::BoxFuture<'a, Result<(), StepError>> {
+                Box::pin($run(ctx, args))
+            }
+        }
+    };
+}
+
 mod push;
 mod stream;
 

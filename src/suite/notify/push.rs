@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::future::BoxFuture;
-
 use super::{
     CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, awaited, check_arrivals, count,
     listing, param, received, secs, wait,
@@ -159,8 +157,6 @@ async fn next_push(
 
 // --------------------------------------------------------------- AwaitPush
 
-struct AwaitPush;
-
 const AWAIT: &[Param] = &[
     param("subscription", ParamKind::Text, true),
     param("answer", ParamKind::Text, false),
@@ -169,51 +165,39 @@ const AWAIT: &[Param] = &[
     WITHIN_SECONDS,
 ];
 
-impl Operation for AwaitPush {
-    fn name(&self) -> &'static str {
-        "AwaitPush"
-    }
+operation!(AwaitPush, AWAIT, await_push);
 
-    fn params(&self) -> &'static [Param] {
-        AWAIT
+async fn await_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let listener = listener(ctx)?;
+    let sub = args.required_text(ctx, "subscription")?;
+    let count = count(ctx, args)?;
+    let wait = wait(ctx, args, 1.0)?;
+    let mut after = cursor(ctx, &sub);
+    if apply_answer(ctx, args, listener, &sub)?.is_some() {
+        // Only pushes answered the new way count.
+        after = after.max(listener.mark());
     }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let listener = listener(ctx)?;
-            let sub = args.required_text(ctx, "subscription")?;
-            let count = count(ctx, args)?;
-            let wait = wait(ctx, args, 1.0)?;
-            let mut after = cursor(ctx, &sub);
-            if apply_answer(ctx, args, listener, &sub)?.is_some() {
-                // Only pushes answered the new way count.
-                after = after.max(listener.mark());
-            }
-            let began = Instant::now();
-            let deadline = tokio::time::Instant::now() + wait.limit;
-            let mut judging = Judging::new(ctx, count);
-            let mut seen = Vec::new();
-            let mut verdict = Verdict::Unmet;
-            while let Some(push) = next_push(listener, &sub, after, deadline).await {
-                after = push.seq;
-                let idx = record(ctx, &push, began);
-                seen.push(push);
-                if let Some(v) = judging.offer(ctx, idx) {
-                    verdict = v;
-                    break;
-                }
-            }
-            set_cursor(ctx, &sub, after);
-            judging.finish(ctx, verdict);
-            let step = ctx.step().name.clone();
-            if verdict == Verdict::Unmet {
-                let what = awaited(ctx, &judging.selection, "push", count);
-                let closest = super::closest(judging.last_problem(ctx));
-                ctx.report(
+    let began = Instant::now();
+    let deadline = tokio::time::Instant::now() + wait.limit;
+    let mut judging = Judging::new(ctx, count);
+    let mut seen = Vec::new();
+    let mut verdict = Verdict::Unmet;
+    while let Some(push) = next_push(listener, &sub, after, deadline).await {
+        after = push.seq;
+        let idx = record(ctx, &push, began);
+        seen.push(push);
+        if let Some(v) = judging.offer(ctx, idx) {
+            verdict = v;
+            break;
+        }
+    }
+    set_cursor(ctx, &sub, after);
+    judging.finish(ctx, verdict);
+    let step = ctx.step().name.clone();
+    if verdict == Verdict::Unmet {
+        let what = awaited(ctx, &judging.selection, "push", count);
+        let closest = super::closest(judging.last_problem(ctx));
+        ctx.report(
                     CHECK,
                     Severity::Fail,
                     format!(
@@ -229,32 +213,28 @@ impl Operation for AwaitPush {
                     ),
                     Some(format!("arrived:{}", listed(&seen, began))),
                 );
-            } else {
-                let times: Vec<Instant> = judging
-                    .judged(ctx)
-                    .iter()
-                    .filter_map(|&i| seen.get(i - judging.since).map(|p| p.arrived))
-                    .collect();
-                check_arrivals(ctx, &times);
-                ctx.report(
-                    CHECK,
-                    Severity::Note,
-                    format!(
-                        "step \"{step}\": {} push(es) for subscription {sub} in {}",
-                        seen.len(),
-                        secs(began.elapsed()),
-                    ),
-                    Some(format!("arrived:{}", listed(&seen, began))),
-                );
-            }
-            Ok(())
-        })
+    } else {
+        let times: Vec<Instant> = judging
+            .judged(ctx)
+            .iter()
+            .filter_map(|&i| seen.get(i - judging.since).map(|p| p.arrived))
+            .collect();
+        check_arrivals(ctx, &times);
+        ctx.report(
+            CHECK,
+            Severity::Note,
+            format!(
+                "step \"{step}\": {} push(es) for subscription {sub} in {}",
+                seen.len(),
+                secs(began.elapsed()),
+            ),
+            Some(format!("arrived:{}", listed(&seen, began))),
+        );
     }
+    Ok(())
 }
 
 // ------------------------------------------------------------ ExpectNoPush
-
-struct ExpectNoPush;
 
 const NO_PUSH: &[Param] = &[
     param("subscription", ParamKind::Text, true),
@@ -262,42 +242,30 @@ const NO_PUSH: &[Param] = &[
     param("for_seconds", ParamKind::Text, false),
 ];
 
-impl Operation for ExpectNoPush {
-    fn name(&self) -> &'static str {
-        "ExpectNoPush"
-    }
+operation!(ExpectNoPush, NO_PUSH, expect_no_push);
 
-    fn params(&self) -> &'static [Param] {
-        NO_PUSH
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let listener = listener(ctx)?;
-            let sub = args.required_text(ctx, "subscription")?;
-            let Some((window, text)) = super::protocol_time(ctx, args, "for")? else {
-                return Err(StepError::Case(
-                    "ExpectNoPush needs `with.for_minutes` or `with.for_seconds`".into(),
-                ));
+async fn expect_no_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let listener = listener(ctx)?;
+    let sub = args.required_text(ctx, "subscription")?;
+    let Some((window, text)) = super::protocol_time(ctx, args, "for")? else {
+        return Err(StepError::Case(
+            "ExpectNoPush needs `with.for_minutes` or `with.for_seconds`".into(),
+        ));
+    };
+    let after = cursor(ctx, &sub);
+    let began = Instant::now();
+    let deadline = tokio::time::Instant::now() + window;
+    let step = ctx.step().name.clone();
+    match next_push(listener, &sub, after, deadline).await {
+        Some(push) => {
+            set_cursor(ctx, &sub, push.seq);
+            record(ctx, &push, began);
+            let when = if push.arrived >= began {
+                format!("{} into", secs(push.arrived - began))
+            } else {
+                format!("{} before", secs(began - push.arrived))
             };
-            let after = cursor(ctx, &sub);
-            let began = Instant::now();
-            let deadline = tokio::time::Instant::now() + window;
-            let step = ctx.step().name.clone();
-            match next_push(listener, &sub, after, deadline).await {
-                Some(push) => {
-                    set_cursor(ctx, &sub, push.seq);
-                    record(ctx, &push, began);
-                    let when = if push.arrived >= began {
-                        format!("{} into", secs(push.arrived - began))
-                    } else {
-                        format!("{} before", secs(began - push.arrived))
-                    };
-                    ctx.report(
+            ctx.report(
                         CHECK,
                         Severity::Fail,
                         format!(
@@ -307,63 +275,43 @@ impl Operation for ExpectNoPush {
                         ),
                         Some(crate::check::excerpt(&push.body_text(), 2000)),
                     );
-                }
-                None => ctx.note(
-                    CHECK,
-                    format!(
-                        "step \"{step}\": no push for subscription {sub} in {text} ({})",
-                        secs(window)
-                    ),
-                ),
-            }
-            Ok(())
-        })
+        }
+        None => ctx.note(
+            CHECK,
+            format!(
+                "step \"{step}\": no push for subscription {sub} in {text} ({})",
+                secs(window)
+            ),
+        ),
     }
+    Ok(())
 }
 
 // ----------------------------------------------------------- SetPushAnswer
-
-struct SetPushAnswer;
 
 const SET_ANSWER: &[Param] = &[
     param("subscription", ParamKind::Text, true),
     param("answer", ParamKind::Text, true),
 ];
 
-impl Operation for SetPushAnswer {
-    fn name(&self) -> &'static str {
-        "SetPushAnswer"
-    }
+operation!(SetPushAnswer, SET_ANSWER, set_push_answer);
 
-    fn params(&self) -> &'static [Param] {
-        SET_ANSWER
+async fn set_push_answer(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let listener = listener(ctx)?;
+    let sub = args.required_text(ctx, "subscription")?;
+    if let Some(answer) = apply_answer(ctx, args, listener, &sub)? {
+        let step = ctx.step().name.clone();
+        ctx.note(
+            CHECK,
+            format!(
+                "step \"{step}\": the listener answers pushes for {sub} with {answer} from now on"
+            ),
+        );
     }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let listener = listener(ctx)?;
-            let sub = args.required_text(ctx, "subscription")?;
-            if let Some(answer) = apply_answer(ctx, args, listener, &sub)? {
-                let step = ctx.step().name.clone();
-                ctx.note(
-                    CHECK,
-                    format!(
-                        "step \"{step}\": the listener answers pushes for {sub} with {answer} from now on"
-                    ),
-                );
-            }
-            Ok(())
-        })
-    }
+    Ok(())
 }
 
 // ----------------------------------------------------------- CollectPushes
-
-struct CollectPushes;
 
 const COLLECT: &[Param] = &[
     param("subscription", ParamKind::Text, true),
@@ -399,80 +347,68 @@ fn more_events(push: &ReceivedPush) -> Option<bool> {
         .and_then(|n| n.more_events)
 }
 
-impl Operation for CollectPushes {
-    fn name(&self) -> &'static str {
-        "CollectPushes"
-    }
+operation!(CollectPushes, COLLECT, collect_pushes);
 
-    fn params(&self) -> &'static [Param] {
-        COLLECT
+async fn collect_pushes(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let listener = listener(ctx)?;
+    let sub = args.required_text(ctx, "subscription")?;
+    let until = match args.text_or(ctx, "until", "more_events_false")?.as_str() {
+        "more_events_false" => {
+            if args.int(ctx, "count")?.is_some() {
+                return Err(StepError::Case(
+                    "CollectPushes: `count` goes with until = \"count\"".into(),
+                ));
+            }
+            Until::MoreEventsFalse
+        }
+        "count" => Until::Count(count(ctx, args)?),
+        other => {
+            return Err(StepError::Case(format!(
+                "CollectPushes: until = {other:?} is not \"more_events_false\" or \"count\""
+            )));
+        }
+    };
+    let wait = wait(ctx, args, 2.0)?;
+    let mut after = cursor(ctx, &sub);
+    if apply_answer(ctx, args, listener, &sub)?.is_some() {
+        after = after.max(listener.mark());
     }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let listener = listener(ctx)?;
-            let sub = args.required_text(ctx, "subscription")?;
-            let until = match args.text_or(ctx, "until", "more_events_false")?.as_str() {
-                "more_events_false" => {
-                    if args.int(ctx, "count")?.is_some() {
-                        return Err(StepError::Case(
-                            "CollectPushes: `count` goes with until = \"count\"".into(),
-                        ));
-                    }
-                    Until::MoreEventsFalse
-                }
-                "count" => Until::Count(count(ctx, args)?),
-                other => {
-                    return Err(StepError::Case(format!(
-                        "CollectPushes: until = {other:?} is not \"more_events_false\" or \"count\""
-                    )));
-                }
-            };
-            let wait = wait(ctx, args, 2.0)?;
-            let mut after = cursor(ctx, &sub);
-            if apply_answer(ctx, args, listener, &sub)?.is_some() {
-                after = after.max(listener.mark());
-            }
-            let began = Instant::now();
-            let deadline = tokio::time::Instant::now() + wait.limit;
-            let mut seen = Vec::new();
-            let mut collected = 0;
-            let mut done = false;
-            while let Some(push) = next_push(listener, &sub, after, deadline).await {
-                after = push.seq;
-                let idx = record(ctx, &push, began);
-                let leading_status =
-                    until == Until::MoreEventsFalse && collected == 0 && status_only(&push);
-                if leading_status {
-                    ctx.pass_over(idx);
-                } else {
-                    collected += 1;
-                }
-                let stop = match until {
-                    Until::MoreEventsFalse => !leading_status && more_events(&push) == Some(false),
-                    Until::Count(n) => collected >= n,
-                };
-                seen.push(push);
-                if stop {
-                    done = true;
-                    break;
-                }
-                if seen.len() >= super::MAX_DOCUMENTS {
-                    break;
-                }
-            }
-            set_cursor(ctx, &sub, after);
-            let step = ctx.step().name.clone();
-            let target = match until {
-                Until::MoreEventsFalse => "a push with MoreEvents false".to_string(),
-                Until::Count(n) => format!("{n} push(es)"),
-            };
-            if !done {
-                ctx.report(
+    let began = Instant::now();
+    let deadline = tokio::time::Instant::now() + wait.limit;
+    let mut seen = Vec::new();
+    let mut collected = 0;
+    let mut done = false;
+    while let Some(push) = next_push(listener, &sub, after, deadline).await {
+        after = push.seq;
+        let idx = record(ctx, &push, began);
+        let leading_status =
+            until == Until::MoreEventsFalse && collected == 0 && status_only(&push);
+        if leading_status {
+            ctx.pass_over(idx);
+        } else {
+            collected += 1;
+        }
+        let stop = match until {
+            Until::MoreEventsFalse => !leading_status && more_events(&push) == Some(false),
+            Until::Count(n) => collected >= n,
+        };
+        seen.push(push);
+        if stop {
+            done = true;
+            break;
+        }
+        if seen.len() >= super::MAX_DOCUMENTS {
+            break;
+        }
+    }
+    set_cursor(ctx, &sub, after);
+    let step = ctx.step().name.clone();
+    let target = match until {
+        Until::MoreEventsFalse => "a push with MoreEvents false".to_string(),
+        Until::Count(n) => format!("{n} push(es)"),
+    };
+    if !done {
+        ctx.report(
                     CHECK,
                     Severity::Fail,
                     format!(
@@ -483,17 +419,17 @@ impl Operation for CollectPushes {
                     ),
                     Some(format!("arrived:{}", listed(&seen, began))),
                 );
-                return Ok(());
-            }
-            let since = ctx.exchanges().len() - seen.len();
-            let times: Vec<Instant> = seen
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| !ctx.is_passed_over(since + k))
-                .map(|(_, p)| p.arrived)
-                .collect();
-            check_arrivals(ctx, &times);
-            ctx.report(
+        return Ok(());
+    }
+    let since = ctx.exchanges().len() - seen.len();
+    let times: Vec<Instant> = seen
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !ctx.is_passed_over(since + k))
+        .map(|(_, p)| p.arrived)
+        .collect();
+    check_arrivals(ctx, &times);
+    ctx.report(
                 CHECK,
                 Severity::Note,
                 format!(
@@ -502,9 +438,7 @@ impl Operation for CollectPushes {
                 ),
                 Some(format!("arrived:{}", listed(&seen, began))),
             );
-            Ok(())
-        })
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
-
 use super::{
     CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, Wait, awaited, check_arrivals,
     count, listing, param, received, secs, wait,
@@ -193,8 +191,6 @@ fn listed(items: &[(String, String)]) -> String {
 
 // -------------------------------------------------------------- OpenStream
 
-struct OpenStream;
-
 const OPEN: &[Param] = &[
     param("stream", ParamKind::Text, false),
     param("subscriptions", ParamKind::List, false),
@@ -206,23 +202,7 @@ const OPEN: &[Param] = &[
     WITHIN_SECONDS,
 ];
 
-impl Operation for OpenStream {
-    fn name(&self) -> &'static str {
-        "OpenStream"
-    }
-
-    fn params(&self) -> &'static [Param] {
-        OPEN
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(open_stream(ctx, args))
-    }
-}
+operation!(OpenStream, OPEN, open_stream);
 
 async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
     let name = stream_name(ctx, args)?;
@@ -422,8 +402,6 @@ async fn read_plain(
 
 // ------------------------------------------------------------- AwaitStream
 
-struct AwaitStream;
-
 const AWAIT: &[Param] = &[
     param("stream", ParamKind::Text, false),
     COUNT,
@@ -431,31 +409,17 @@ const AWAIT: &[Param] = &[
     WITHIN_SECONDS,
 ];
 
-impl Operation for AwaitStream {
-    fn name(&self) -> &'static str {
-        "AwaitStream"
-    }
+operation!(AwaitStream, AWAIT, await_stream);
 
-    fn params(&self) -> &'static [Param] {
-        AWAIT
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let name = stream_name(ctx, args)?;
-            let count = count(ctx, args)?;
-            let wait = wait(ctx, args, 1.0)?;
-            let mut handle = take(ctx, &name)?;
-            let judging = Judging::new(ctx, count);
-            let result = read_until(ctx, &name, &mut handle, judging, &wait, count).await;
-            put(ctx, name, handle);
-            result
-        })
-    }
+async fn await_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let name = stream_name(ctx, args)?;
+    let count = count(ctx, args)?;
+    let wait = wait(ctx, args, 1.0)?;
+    let mut handle = take(ctx, &name)?;
+    let judging = Judging::new(ctx, count);
+    let result = read_until(ctx, &name, &mut handle, judging, &wait, count).await;
+    put(ctx, name, handle);
+    result
 }
 
 /// How reading a stream for a step ended.
@@ -611,36 +575,20 @@ fn gap_text(docs: &[Exchange], began: Instant, opened: Instant) -> String {
 
 // ------------------------------------------------------- AwaitStreamClosed
 
-struct AwaitStreamClosed;
-
 const AWAIT_CLOSED: &[Param] = &[
     param("stream", ParamKind::Text, false),
     WITHIN_MINUTES,
     WITHIN_SECONDS,
 ];
 
-impl Operation for AwaitStreamClosed {
-    fn name(&self) -> &'static str {
-        "AwaitStreamClosed"
-    }
+operation!(AwaitStreamClosed, AWAIT_CLOSED, await_stream_closed);
 
-    fn params(&self) -> &'static [Param] {
-        AWAIT_CLOSED
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let name = stream_name(ctx, args)?;
-            let mut handle = take(ctx, &name)?;
-            let result = await_closed(ctx, args, &name, &mut handle).await;
-            put(ctx, name, handle);
-            result
-        })
-    }
+async fn await_stream_closed(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let name = stream_name(ctx, args)?;
+    let mut handle = take(ctx, &name)?;
+    let result = await_closed(ctx, args, &name, &mut handle).await;
+    put(ctx, name, handle);
+    result
 }
 
 async fn await_closed(
@@ -840,43 +788,27 @@ async fn await_closed(
 
 // ------------------------------------------------------------- CloseStream
 
-struct CloseStream;
-
 const CLOSE: &[Param] = &[param("stream", ParamKind::Text, false)];
 
-impl Operation for CloseStream {
-    fn name(&self) -> &'static str {
-        "CloseStream"
-    }
+operation!(CloseStream, CLOSE, close_stream);
 
-    fn params(&self) -> &'static [Param] {
-        CLOSE
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a mut StepContext<'_>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let name = stream_name(ctx, args)?;
-            let handle = take(ctx, &name)?;
-            let step = ctx.step().name.clone();
-            let state = if handle.ended {
-                "had already ended"
-            } else {
-                "dropped by the harness"
-            };
-            ctx.note(
-                CHECK,
-                format!(
-                    "step \"{step}\": stream `{name}` {state} after {} envelope(s), {} after the opening",
-                    handle.reader.envelopes_read(),
-                    secs(handle.opened.elapsed())
-                ),
-            );
-            drop(handle);
-            Ok(())
-        })
-    }
+async fn close_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
+    let name = stream_name(ctx, args)?;
+    let handle = take(ctx, &name)?;
+    let step = ctx.step().name.clone();
+    let state = if handle.ended {
+        "had already ended"
+    } else {
+        "dropped by the harness"
+    };
+    ctx.note(
+        CHECK,
+        format!(
+            "step \"{step}\": stream `{name}` {state} after {} envelope(s), {} after the opening",
+            handle.reader.envelopes_read(),
+            secs(handle.opened.elapsed())
+        ),
+    );
+    drop(handle);
+    Ok(())
 }
