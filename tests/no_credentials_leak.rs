@@ -113,6 +113,8 @@ async fn run_cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(["--request-timeout-secs", "5"])
         .env_clear()
         .env("EWS_LOG", "trace")
+        // Snapshots of these scratch cases must not land in the repository's golden/.
+        .env("EWS_GOLDEN_DIR", dir.join("golden"))
         .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
