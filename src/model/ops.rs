@@ -318,7 +318,10 @@ impl fmt::Display for Op {
             } => {
                 let state = if *read { "read" } else { "unread" };
                 let last = ItemHandle(first.0 + count.saturating_sub(1));
-                write!(f, "{first}..{last} = CreateItems({count}, {state}, in {folder})")
+                write!(
+                    f,
+                    "{first}..{last} = CreateItems({count}, {state}, in {folder})"
+                )
             }
             Op::Deliver { item } => write!(f, "{item} = Deliver()"),
             Op::MarkRead { item, read } => write!(f, "MarkRead({item}, {read})"),
