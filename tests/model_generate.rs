@@ -92,6 +92,20 @@ impl Existence {
     fn apply(&mut self, op: &Op) -> Result<(), String> {
         match op {
             Op::CreateItem { item, folder, .. } => self.new_item(*item, *folder),
+            Op::CreateItems { count, folder, .. } => {
+                if *count == 0 || *count > Op::MAX_BULK {
+                    return Err(format!("count {count}"));
+                }
+                self.folder(*folder)?;
+                for item in op.bulk_items() {
+                    if !self.used_items.insert(item) {
+                        return Err(format!("{item} reused"));
+                    }
+                    // Nothing names a bulk item later.
+                    self.delivered.insert(item);
+                }
+                Ok(())
+            }
             Op::Deliver { item } => {
                 if !self.used_items.insert(*item) {
                     return Err(format!("{item} reused"));
@@ -299,10 +313,12 @@ proptest! {
         // The NewMailEvent of a message saved (not delivered) into the Inbox.
         let saved_new_mail = dropped.as_ref().is_some_and(|e| {
             e.kind == ews_conformance::ews::EventKind::NewMail
-                && ops.iter().any(|op| matches!(op, Op::CreateItem { item, .. }
-                    if e.object.as_ref().is_some_and(|o| o.id().id
+                && ops.iter().flat_map(|op| match op {
+                    Op::CreateItem { item, .. } => vec![*item],
+                    _ => op.bulk_items().collect(),
+                }).any(|item| e.object.as_ref().is_some_and(|o| o.id().id
                         == ews_conformance::model::simulate::fake_id(
-                            ews_conformance::model::Handle::Item(*item)))))
+                            ews_conformance::model::Handle::Item(item))))
         });
         let mut profiles = vec![Profile::reference()];
         if !folder_modified && !saved_new_mail {

@@ -657,13 +657,16 @@ async fn fault_is_found(
     }
 }
 
+/// The most operations a shrunk case of the server's faults may keep (final polls included).
+const FAULT_MAX_OPS: usize = 6;
+
 #[test]
 fn fault_stale_previous_watermark_is_found() {
     runtime().block_on(fault_is_found(
         &["stale-previous-watermark"],
         GenConfig::isolated_pull(),
         DivergenceKind::PreviousWatermark,
-        5,
+        FAULT_MAX_OPS,
         300,
     ));
 }
@@ -673,14 +676,15 @@ fn fault_batch_of_51_is_found() {
     runtime().block_on(fault_is_found(
         &["batch-of-51", "batch-51"],
         GenConfig {
-            min_ops: 60,
-            max_ops: 120,
+            min_ops: 4,
+            max_ops: 30,
             poll_weight: 1,
+            bulk_weight: 6,
             ..GenConfig::isolated_pull()
         },
         DivergenceKind::BatchTooLarge,
-        // 51 events need about 26 operations that make two each.
-        40,
+        // Subscribe, one CreateItem of 26 messages (52 events), Poll.
+        FAULT_MAX_OPS,
         300,
     ));
 }
@@ -692,17 +696,17 @@ fn fault_drop_one_in_a_hundred_is_found() {
         // Every item event in the case folder (fresh in every run, so the
         // fault strikes at the same operation in a replay), and soon.
         GenConfig {
-            min_ops: 130,
-            max_ops: 160,
+            min_ops: 8,
+            max_ops: 40,
             poll_weight: 1,
             max_user_folders: 0,
             delete_kinds: vec![ews_conformance::model::DeleteHow::HardDelete],
+            bulk_weight: 6,
             ..GenConfig::isolated_pull()
         },
         DivergenceKind::Lost,
-        // The hundredth item event of a folder needs about a hundred
-        // operations; halving chunks get near that in few runs.
-        130,
+        // Subscribe, one CreateItem of a hundred messages, Poll.
+        FAULT_MAX_OPS,
         150,
     ));
 }

@@ -181,6 +181,21 @@ impl<'a> Renderer<'a> {
                 self.no_error();
                 self.capture(&item.to_string(), "//t:ItemId/@Id");
             }
+            Op::CreateItems {
+                first,
+                count,
+                folder,
+                read,
+            } => {
+                self.step(&name, "CreateItem");
+                let _ = writeln!(
+                    self.out,
+                    "with = {{ folder = {}, subject = {}, count = {count}, is_read = {read} }}",
+                    q(&folder_param(*folder)),
+                    q(&format!("{first} bulk ${{unique}}"))
+                );
+                self.no_error();
+            }
             Op::Deliver { item } => {
                 self.step(&name, "CreateItem");
                 let _ = writeln!(

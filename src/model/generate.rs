@@ -39,6 +39,11 @@ pub struct GenConfig {
     /// Soft deletes and MoveToDeletedItems put items into folders every
     /// sequence shares (the dumpster, Deleted Items).
     pub delete_kinds: Vec<DeleteHow>,
+    /// Weight of CreateItems (one request making many messages) among
+    /// the operation kinds: a few of them carry a queue past 50 events.
+    pub bulk_weight: u32,
+    /// The largest `count` a CreateItems draws (1 and up, shrinking towards 1).
+    pub max_bulk: u32,
 }
 
 impl Default for GenConfig {
@@ -53,6 +58,8 @@ impl Default for GenConfig {
             max_subscriptions: 4,
             poll_weight: 4,
             delete_kinds: DeleteHow::ALL.to_vec(),
+            bulk_weight: 1,
+            max_bulk: 120,
         }
     }
 }
@@ -119,6 +126,7 @@ enum Kind {
     Resubscribe,
     Unsubscribe,
     CreateItem,
+    CreateItems,
     Deliver,
     MarkRead,
     SetSubject,
@@ -188,6 +196,7 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
         offer(Kind::Resubscribe, 1, !resumable.is_empty() && can_subscribe);
         offer(Kind::Unsubscribe, 1, !unsubscribable.is_empty());
         offer(Kind::CreateItem, 8, true);
+        offer(Kind::CreateItems, config.bulk_weight, config.max_bulk > 0);
         offer(Kind::Deliver, 2, config.shared_folders);
         offer(Kind::MarkRead, 3, !items.is_empty());
         offer(Kind::SetSubject, 2, !items.is_empty());
@@ -277,6 +286,13 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
         },
         Kind::CreateItem => Op::CreateItem {
             item: model.next_item_handle(),
+            folder: pick(&targets, a).unwrap_or(FolderHandle::Case),
+            read: b % 3 == 2,
+        },
+        Kind::CreateItems => Op::CreateItems {
+            first: model.next_item_handle(),
+            // Lower numbers, fewer messages: proptest shrinks the count too.
+            count: 1 + (b >> 2) % config.max_bulk.clamp(1, Op::MAX_BULK),
             folder: pick(&targets, a).unwrap_or(FolderHandle::Case),
             read: b % 3 == 2,
         },

@@ -178,7 +178,8 @@ pub struct Model {
     folders: BTreeMap<FolderHandle, FolderState>,
     items: BTreeMap<Handle, ItemState>,
     used_items: BTreeSet<ItemHandle>,
-    /// Delivered items: their ids are in no response, so no operation names them.
+    /// Delivered items and items made in bulk: their ids are in no response
+    /// a case captures, so no operation names them.
     delivered: BTreeSet<ItemHandle>,
     used_folders: BTreeSet<FolderHandle>,
     subs: BTreeMap<SubHandle, SubState>,
@@ -399,7 +400,9 @@ impl Model {
     fn check(&self, op: &Op) -> Result<(), String> {
         let item_exists = |i: &ItemHandle| {
             if self.delivered.contains(i) {
-                Err(format!("item {i} was delivered: no response names its id"))
+                Err(format!(
+                    "item {i} was delivered or made in bulk: no captured response names its id"
+                ))
             } else if self.items.contains_key(&Handle::Item(*i)) {
                 Ok(())
             } else {
@@ -437,6 +440,15 @@ impl Model {
         match op {
             Op::CreateItem { item, folder, .. } => {
                 fresh_item(item)?;
+                item_target(folder)
+            }
+            Op::CreateItems { count, folder, .. } => {
+                if !(1..=Op::MAX_BULK).contains(count) {
+                    return Err(format!("count {count} is outside 1..={}", Op::MAX_BULK));
+                }
+                for i in op.bulk_items() {
+                    fresh_item(&i)?;
+                }
                 item_target(folder)
             }
             Op::Deliver { item } => fresh_item(item),
@@ -581,6 +593,18 @@ impl Model {
         }
     }
 
+    fn create_item(&mut self, index: usize, item: ItemHandle, folder: FolderHandle, read: bool) {
+        self.add_item(Handle::Item(item), folder, read);
+        self.item_event(index, "R30", EventKind::Created, Handle::Item(item));
+        if folder == FolderHandle::Inbox {
+            self.item_event(index, "R71", EventKind::NewMail, Handle::Item(item));
+            if let Some(last) = self.log.last_mut() {
+                last.new_mail_on_save = true;
+            }
+        }
+        self.folder_modified(index, "R30", folder);
+    }
+
     fn add_item(&mut self, handle: Handle, folder: FolderHandle, read: bool) {
         if let Handle::Item(i) = handle {
             self.used_items.insert(i);
@@ -655,15 +679,15 @@ impl Model {
     fn perform(&mut self, op: &Op, index: usize) {
         match op {
             Op::CreateItem { item, folder, read } => {
-                self.add_item(Handle::Item(*item), *folder, *read);
-                self.item_event(index, "R30", EventKind::Created, Handle::Item(*item));
-                if *folder == FolderHandle::Inbox {
-                    self.item_event(index, "R71", EventKind::NewMail, Handle::Item(*item));
-                    if let Some(last) = self.log.last_mut() {
-                        last.new_mail_on_save = true;
-                    }
+                self.create_item(index, *item, *folder, *read);
+            }
+            Op::CreateItems { folder, read, .. } => {
+                // The same events as `count` single CreateItems, in order;
+                // a rendered case captures no id, so nothing names them later.
+                for item in op.bulk_items() {
+                    self.create_item(index, item, *folder, *read);
+                    self.delivered.insert(item);
                 }
-                self.folder_modified(index, "R30", *folder);
             }
             Op::Deliver { item } => {
                 // No response names a delivered item: later operations

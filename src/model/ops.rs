@@ -204,6 +204,16 @@ pub enum Op {
         folder: FolderHandle,
         read: bool,
     },
+    /// One CreateItem SaveOnly request with `count` messages into `folder`
+    /// (as a case's `count = 120`): items `first`, `first + 1`, … The driver
+    /// binds them to the response's ItemIds for the oracle, but a rendered
+    /// case captures none, so no later operation names them.
+    CreateItems {
+        first: ItemHandle,
+        count: u32,
+        folder: FolderHandle,
+        read: bool,
+    },
     /// A message sent to the test user, arriving in the Inbox. No response
     /// names the delivered item, so `item` is learnt from its events.
     Deliver {
@@ -268,6 +278,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// The largest `count` of [`Op::CreateItems`] (the case format's bound).
+    pub const MAX_BULK: u32 = 1000;
+
+    /// The handles of the items [`Op::CreateItems`] makes (empty for other operations).
+    pub fn bulk_items(&self) -> impl Iterator<Item = ItemHandle> + use<> {
+        let (first, count) = match self {
+            Op::CreateItems { first, count, .. } => (first.0, *count),
+            _ => (0, 0),
+        };
+        (first..first.saturating_add(count)).map(ItemHandle)
+    }
+
     /// Whether the operation changes the mailbox (as opposed to a subscription action).
     pub fn is_mailbox_op(&self) -> bool {
         !matches!(
@@ -287,6 +309,19 @@ impl fmt::Display for Op {
             Op::CreateItem { item, folder, read } => {
                 let state = if *read { "read" } else { "unread" };
                 write!(f, "{item} = CreateItem({state}, in {folder})")
+            }
+            Op::CreateItems {
+                first,
+                count,
+                folder,
+                read,
+            } => {
+                let state = if *read { "read" } else { "unread" };
+                let last = ItemHandle(first.0 + count.saturating_sub(1));
+                write!(
+                    f,
+                    "{first}..{last} = CreateItems({count}, {state}, in {folder})"
+                )
             }
             Op::Deliver { item } => write!(f, "{item} = Deliver()"),
             Op::MarkRead { item, read } => write!(f, "MarkRead({item}, {read})"),

@@ -655,3 +655,46 @@ fn display_is_readable() {
         "s1 = Subscribe(pull, [case, f1], [CreatedEvent, MovedEvent])"
     );
 }
+
+#[test]
+fn a_bulk_create_predicts_what_as_many_single_creates_do_and_names_no_item_later() {
+    let bulk = Op::CreateItems {
+        first: i(1),
+        count: 3,
+        folder: CASE,
+        read: false,
+    };
+    let singles = [create(1, CASE), create(2, CASE), create(3, CASE)];
+    let mut m = Model::new();
+    let mut one = Vec::new();
+    for op in &singles {
+        one.extend(events_of_last(m.clone(), std::slice::from_ref(op)));
+        m.apply(op).expect("valid");
+    }
+    assert_eq!(last(std::slice::from_ref(&bulk)), one);
+    assert_eq!(bulk.to_string(), "i1..i3 = CreateItems(3, unread, in case)");
+    let mut m = Model::new();
+    m.apply(&bulk).expect("valid");
+    assert!(
+        m.addressable_items().is_empty(),
+        "no response captures them"
+    );
+    assert_eq!(m.next_item_handle(), i(4));
+    assert!(m.apply(&Op::SetSubject { item: i(2) }).is_err());
+    for count in [0, Op::MAX_BULK + 1] {
+        let bad = Op::CreateItems {
+            first: i(9),
+            count,
+            folder: CASE,
+            read: false,
+        };
+        assert!(Model::new().apply(&bad).is_err(), "count {count}");
+    }
+    let text = to_case_toml(
+        "bulk",
+        std::slice::from_ref(&bulk),
+        &predict(std::slice::from_ref(&bulk)).expect("valid"),
+        &Profile::reference(),
+    );
+    assert!(text.contains("count = 3"), "{text}");
+}

@@ -670,6 +670,31 @@ impl<'d> Session<'d> {
                 let r = tri!(self.item_call("CreateItem", body).await?);
                 tri!(self.bind(Handle::Item(*item), r.item_id, "CreateItem"));
             }
+            Op::CreateItems {
+                first,
+                count,
+                folder,
+                read,
+            } => {
+                let folder = tri!(self.folder_ref(*folder));
+                let body = self.render(|w| {
+                    CreateItem {
+                        folder,
+                        subject: format!("{first} bulk {}", self.unique),
+                        count: *count as usize,
+                        disposition: Disposition::SaveOnly,
+                        to: Vec::new(),
+                        is_read: Some(*read),
+                    }
+                    .render(w)
+                });
+                let r = tri!(self.item_call("CreateItem", body).await?);
+                // The oracle knows each item by the id the answer gives it;
+                // ids it does not give are learnt from events.
+                for (item, id) in op.bulk_items().zip(r.item_ids) {
+                    tri!(self.bind(Handle::Item(item), Some(id), "CreateItem"));
+                }
+            }
             Op::Deliver { item } => {
                 let cfg = self.cfg();
                 let to = cfg

@@ -32,6 +32,8 @@ impl Refusal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ItemReply {
     pub item_id: Option<String>,
+    /// Every ItemId of every Success message, in order (a CreateItem of many).
+    pub item_ids: Vec<String>,
     pub folder_id: Option<String>,
     pub unread_count: Option<i64>,
 }
@@ -105,8 +107,21 @@ pub(super) fn item_reply(status: u16, body: &str) -> Result<ItemReply, Refusal> 
         .descendants()
         .find(|n| n.is(ns::TYPES, "UnreadCount"))
         .and_then(|n| n.text_trimmed().parse::<i64>().ok());
+    let p = payload(status, &doc)?;
+    let item_ids = p
+        .descendants()
+        .filter(|n| n.is_element() && n.attribute("ResponseClass") == Some("Success"))
+        .flat_map(|m| {
+            m.descendants()
+                .filter(|n| n.is(ns::TYPES, "ItemId"))
+                .filter_map(|n| n.attribute("Id"))
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+        })
+        .collect();
     Ok(ItemReply {
         item_id: first("ItemId"),
+        item_ids,
         folder_id: first("FolderId"),
         unread_count,
     })
