@@ -11,7 +11,7 @@
 //!   than StatusEvent (R32, R33, R70). Together with the `watermark` check's
 //!   lost-event rule this makes MoreEvents true exactly while more remain.
 
-use super::wire::{Channel, Link, entries, read_reply, received, short, subscriptions};
+use super::wire::{Channel, Link, read_reply, received, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput, call_label};
 use crate::ews::{EventKind, Notification};
 
@@ -68,7 +68,7 @@ impl Check for Batching {
 
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        let subs = subscriptions(&entries(input.exchanges));
+        let subs = subscriptions(input.entries());
         for sub in &subs {
             // Pull: consecutive answered calls where the second one is chained.
             let answered: Vec<_> = sub
@@ -213,6 +213,7 @@ mod tests {
             case: &c,
             exchanges: &lying,
             vars: &vars,
+            readings: Default::default(),
         };
         let f = Batching.check_case(&input);
         assert_eq!(f.len(), 1, "{f:?}");
@@ -235,6 +236,7 @@ mod tests {
         ];
         let input = CaseInput {
             exchanges: &honest,
+            readings: Default::default(),
             ..input
         };
         assert!(Batching.check_case(&input).is_empty());

@@ -188,9 +188,17 @@ pub struct CaseInput<'a> {
     pub exchanges: &'a [Exchange],
     /// The variables as they were at the end of the case.
     pub vars: &'a Vars,
+    /// The exchanges as read ([`wire::entries`]), read once and shared by
+    /// the case-level checks; `Default::default()` when building one.
+    pub readings: wire::Readings,
 }
 
 impl CaseInput<'_> {
+    /// Every exchange of the case as read, in order (read on first use).
+    pub fn entries(&self) -> &[wire::Entry] {
+        self.readings.get_or_read(self.exchanges)
+    }
+
     /// A failing finding about exchange `index` (an index into `exchanges`).
     pub fn fail_at(&self, check: &str, index: usize, message: impl Into<String>) -> Finding {
         self.finding_at(check, Severity::Fail, index, message)

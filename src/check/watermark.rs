@@ -21,9 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::wire::{
-    Delivery, Entry, Link, Poll, Request, Subscription, entries, short, subscriptions,
-};
+use super::wire::{Delivery, Entry, Link, Poll, Request, Subscription, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput};
 use crate::ews::{Event, EventKind, Notification};
 
@@ -44,7 +42,7 @@ impl Check for Watermark {
     }
 
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
-        let entries = entries(input.exchanges);
+        let entries = input.entries();
         let subs = subscriptions(&entries);
         let mut out = Vec::new();
         for sub in &subs {
@@ -530,6 +528,7 @@ mod tests {
             case: &c,
             exchanges,
             vars: &vars,
+            readings: Default::default(),
         })
     }
 

@@ -338,6 +338,18 @@ pub fn requested_version(request: &str) -> Option<String> {
 
 // ------------------------------------------------------ the picture of a case
 
+/// A case's exchanges as read, once: the cache [`super::CaseInput`] shares
+/// among the case-level checks.
+#[derive(Debug, Default)]
+pub struct Readings(std::sync::OnceLock<Vec<Entry>>);
+
+impl Readings {
+    /// The readings of `exchanges`, read on the first call.
+    pub fn get_or_read(&self, exchanges: &[Exchange]) -> &[Entry] {
+        self.0.get_or_init(|| entries(exchanges))
+    }
+}
+
 /// One exchange as read: its index in the case, what was asked, what came back.
 #[derive(Debug, Clone)]
 pub struct Entry {

@@ -705,6 +705,7 @@ impl Executor {
             case,
             exchanges: &outcome.exchanges,
             vars,
+            readings: Default::default(),
         });
         for f in found {
             match f.exchange {
