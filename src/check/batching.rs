@@ -170,6 +170,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         };
         let f = Batching.check(&input);
         assert_eq!(f.len(), 1, "{f:?}");
@@ -181,6 +182,7 @@ mod tests {
         let ex = [exchange(200, &get_events("S1", "w", false, &refs[..50]))];
         let input = StepInput {
             exchanges: &ex,
+            parsed: Default::default(),
             ..input
         };
         assert!(Batching.check(&input).is_empty());

@@ -18,7 +18,7 @@
 
 use roxmltree::Document;
 
-use super::wire::{each_document, received, requested_version};
+use super::wire::{each_document, each_document_parsed, received, requested_version};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
@@ -63,14 +63,18 @@ impl Check for Structure {
             let version = requested_version(&ex.request)
                 .filter(|v| SERVER_VERSIONS.contains(&v.as_str()))
                 .unwrap_or_else(|| DEFAULT_VERSION.to_string());
-            each_document(&ex.response_text, |d, count, text, parsed| {
+            let visit = |d, count, text: &str, parsed: Result<&Document<'_>, &roxmltree::Error>| {
                 let place = place(&input.step.name, i, total, d, count);
                 out.extend(
                     judge_parsed(input, &place, status, text, parsed, &version)
                         .into_iter()
                         .map(|f| f.about(i)),
                 );
-            });
+            };
+            match input.document(i) {
+                Some(whole) => each_document_parsed(&ex.response_text, whole, visit),
+                None => each_document(&ex.response_text, visit),
+            }
         }
         out
     }
@@ -220,6 +224,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         })
     }
 
@@ -291,6 +296,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         };
         assert!(Structure.check(&input).is_empty());
     }

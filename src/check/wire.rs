@@ -37,10 +37,19 @@ pub fn documents(text: &str) -> Vec<String> {
 /// read it.
 pub fn each_document(
     text: &str,
+    f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
+) {
+    each_document_parsed(text, parse_document(text).as_ref(), f)
+}
+
+/// [`each_document`] given the parse of the whole body.
+pub fn each_document_parsed(
+    text: &str,
+    whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
     mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
 ) {
-    let whole = match parse_document(text) {
-        Ok(doc) => return f(0, 1, text, Ok(&doc)),
+    let whole = match whole {
+        Ok(doc) => return f(0, 1, text, Ok(doc)),
         Err(e) => e,
     };
     let (pieces, _) = split_all(text.as_bytes());
@@ -54,7 +63,7 @@ pub fn each_document(
             }
         }
     } else {
-        f(0, 1, text, Err(&whole));
+        f(0, 1, text, Err(whole));
     }
 }
 

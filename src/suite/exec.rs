@@ -833,6 +833,7 @@ impl Executor {
                 step,
                 exchanges,
                 vars: &before,
+                parsed: Default::default(),
             };
             match only_check {
                 Some(check) => check.check(&input),
