@@ -43,14 +43,14 @@ impl Check for Watermark {
 
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
         let entries = input.entries();
-        let subs = subscriptions(&entries);
+        let subs = subscriptions(entries);
         let mut out = Vec::new();
         for sub in &subs {
             pull_chain(input, sub, &mut out);
             push_chain(input, sub, &mut out);
         }
         resumes(input, &subs, &mut out);
-        lost_items(input, &entries, &subs, &mut out);
+        lost_items(input, entries, &subs, &mut out);
         out
     }
 }
