@@ -81,6 +81,7 @@ fn judge(golden: &Golden, exchanges: &[Exchange]) -> Vec<Finding> {
         case: &c,
         exchanges,
         vars: &vars,
+        readings: Default::default(),
     })
 }
 

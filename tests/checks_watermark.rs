@@ -112,6 +112,7 @@ fn judge(check: &dyn Check, exchanges: &[Exchange]) -> Vec<Finding> {
         case: &c,
         exchanges,
         vars: &vars,
+        readings: Default::default(),
     })
 }
 

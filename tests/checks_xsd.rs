@@ -74,6 +74,7 @@ fn judge(check: &XsdCheck, body: &str) -> Vec<Finding> {
         step: &c.steps[0],
         exchanges: &ex,
         vars: &vars,
+        parsed: Default::default(),
     })
 }
 

@@ -166,6 +166,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars,
+            parsed: Default::default(),
         })
     }
 

@@ -24,7 +24,10 @@ impl Check for Codes {
             let Some(status) = ex.status else {
                 continue; // no response: the transport finding already says so
             };
-            let answer = Answer::read(&ex.response_text);
+            let answer = match input.document(i) {
+                Some(parsed) => Answer::read_parsed(&ex.response_text, parsed),
+                None => Answer::read(&ex.response_text),
+            };
             let call = call_label(i, input.exchanges.len());
             let mut fails = judge(input, status, &answer, &call);
             if fails.is_empty() {
@@ -201,6 +204,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         })
     }
 
@@ -315,7 +319,8 @@ mod tests {
                     case: &c,
                     step: &s,
                     exchanges: &ex,
-                    vars: &vars
+                    vars: &vars,
+                    parsed: Default::default(),
                 })
                 .is_empty()
         );

@@ -198,6 +198,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         })
     }
 

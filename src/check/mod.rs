@@ -151,6 +151,33 @@ pub struct StepInput<'a> {
     pub exchanges: &'a [Exchange],
     /// The variables as they were when the step was sent (before its own captures).
     pub vars: &'a Vars,
+    /// The response bodies parsed once and shared by the step's checks;
+    /// `Default::default()` when building one (never copied from another input).
+    pub parsed: Parsed<'a>,
+}
+
+/// Each exchange's response body parsed as one XML document, on first use.
+#[derive(Default)]
+pub struct Parsed<'a>(std::sync::OnceLock<Vec<Result<roxmltree::Document<'a>, roxmltree::Error>>>);
+
+impl<'a> StepInput<'a> {
+    /// The response body of exchange `index` parsed as one document.
+    pub fn document(
+        &self,
+        index: usize,
+    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+        let exchanges: &'a [Exchange] = self.exchanges;
+        self.parsed
+            .0
+            .get_or_init(|| {
+                exchanges
+                    .iter()
+                    .map(|ex| crate::xml::parse_document(&ex.response_text))
+                    .collect()
+            })
+            .get(index)
+            .map(Result::as_ref)
+    }
 }
 
 impl StepInput<'_> {
@@ -188,9 +215,17 @@ pub struct CaseInput<'a> {
     pub exchanges: &'a [Exchange],
     /// The variables as they were at the end of the case.
     pub vars: &'a Vars,
+    /// The exchanges as read ([`wire::entries`]), read once and shared by
+    /// the case-level checks; `Default::default()` when building one.
+    pub readings: wire::Readings,
 }
 
 impl CaseInput<'_> {
+    /// Every exchange of the case as read, in order (read on first use).
+    pub fn entries(&self) -> &[wire::Entry] {
+        self.readings.get_or_read(self.exchanges)
+    }
+
     /// A failing finding about exchange `index` (an index into `exchanges`).
     pub fn fail_at(&self, check: &str, index: usize, message: impl Into<String>) -> Finding {
         self.finding_at(check, Severity::Fail, index, message)
@@ -373,7 +408,20 @@ impl Answer {
                 problem: "the body is empty".into(),
             };
         }
-        let doc = match crate::xml::parse_document(body) {
+        Answer::read_parsed(body, crate::xml::parse_document(body).as_ref())
+    }
+
+    /// [`Answer::read`] on a body already parsed.
+    pub fn read_parsed(
+        body: &str,
+        parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+    ) -> Answer {
+        if body.trim().is_empty() {
+            return Answer::NotSoap {
+                problem: "the body is empty".into(),
+            };
+        }
+        let doc = match parsed {
             Ok(d) => d,
             Err(e) => {
                 return Answer::NotSoap {
@@ -381,7 +429,7 @@ impl Answer {
                 };
             }
         };
-        let opened = match open(&doc) {
+        let opened = match open(doc) {
             Ok(o) => o,
             Err(e) => {
                 return Answer::NotSoap {
@@ -644,11 +692,13 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         };
         assert!(r.run(&input).iter().any(|f| f.check == "codes"));
         let only_events = case(Some(vec!["events".into()]));
         let input = StepInput {
             case: &only_events,
+            parsed: Default::default(),
             ..input
         };
         assert!(r.run(&input).is_empty(), "codes is not selected");

@@ -375,6 +375,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         })
     }
 

@@ -18,7 +18,7 @@
 
 use roxmltree::Document;
 
-use super::wire::{documents, received, requested_version};
+use super::wire::{each_document, each_document_parsed, received, requested_version};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
@@ -63,14 +63,17 @@ impl Check for Structure {
             let version = requested_version(&ex.request)
                 .filter(|v| SERVER_VERSIONS.contains(&v.as_str()))
                 .unwrap_or_else(|| DEFAULT_VERSION.to_string());
-            let docs = documents(&ex.response_text);
-            for (d, text) in docs.iter().enumerate() {
-                let place = place(&input.step.name, i, total, d, docs.len());
+            let visit = |d, count, text: &str, parsed: Result<&Document<'_>, &roxmltree::Error>| {
+                let place = place(&input.step.name, i, total, d, count);
                 out.extend(
-                    judge(input, &place, status, text, &version)
+                    judge_parsed(input, &place, status, text, parsed, &version)
                         .into_iter()
                         .map(|f| f.about(i)),
                 );
+            };
+            match input.document(i) {
+                Some(whole) => each_document_parsed(&ex.response_text, whole, visit),
+                None => each_document(&ex.response_text, visit),
             }
         }
         out
@@ -101,6 +104,25 @@ pub fn judge(
     text: &str,
     version: &str,
 ) -> Vec<Finding> {
+    judge_parsed(
+        input,
+        place,
+        status,
+        text,
+        parse_document(text).as_ref(),
+        version,
+    )
+}
+
+/// [`judge`] on a document already parsed.
+fn judge_parsed(
+    input: &StepInput<'_>,
+    place: &str,
+    status: u16,
+    text: &str,
+    parsed: Result<&Document<'_>, &roxmltree::Error>,
+    version: &str,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if text.trim().is_empty() {
         out.push(input.fail(
@@ -109,7 +131,7 @@ pub fn judge(
         ));
         return out;
     }
-    let doc = match parse_document(text) {
+    let doc = match parsed {
         Ok(d) => d,
         Err(e) => {
             let mut f = input.fail(
@@ -121,7 +143,7 @@ pub fn judge(
             return out;
         }
     };
-    let violations = validate_envelope(&doc, Direction::Response, version);
+    let violations = validate_envelope(doc, Direction::Response, version);
     let (errors, notes): (Vec<_>, Vec<_>) = violations
         .iter()
         .partition(|v| v.severity == GrammarSeverity::Error);
@@ -140,7 +162,7 @@ pub fn judge(
     for v in notes.iter().take(MAX_PER_DOCUMENT) {
         out.push(input.note(NAME, format!("{place}: {v}")));
     }
-    out.extend(header_and_codes(input, place, &doc));
+    out.extend(header_and_codes(input, place, doc));
     out
 }
 
@@ -202,6 +224,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         })
     }
 
@@ -273,6 +296,7 @@ mod tests {
             step: &s,
             exchanges: &ex,
             vars: &vars,
+            parsed: Default::default(),
         };
         assert!(Structure.check(&input).is_empty());
     }

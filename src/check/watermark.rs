@@ -21,9 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::wire::{
-    Delivery, Entry, Link, Poll, Request, Subscription, entries, short, subscriptions,
-};
+use super::wire::{Delivery, Entry, Link, Poll, Request, Subscription, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput};
 use crate::ews::{Event, EventKind, Notification};
 
@@ -44,15 +42,15 @@ impl Check for Watermark {
     }
 
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
-        let entries = entries(input.exchanges);
-        let subs = subscriptions(&entries);
+        let entries = input.entries();
+        let subs = subscriptions(entries);
         let mut out = Vec::new();
         for sub in &subs {
             pull_chain(input, sub, &mut out);
             push_chain(input, sub, &mut out);
         }
         resumes(input, &subs, &mut out);
-        lost_items(input, &entries, &subs, &mut out);
+        lost_items(input, entries, &subs, &mut out);
         out
     }
 }
@@ -530,6 +528,7 @@ mod tests {
             case: &c,
             exchanges,
             vars: &vars,
+            readings: Default::default(),
         })
     }
 

@@ -31,6 +31,42 @@ pub fn documents(text: &str) -> Vec<String> {
     }
 }
 
+/// Visits the documents of a response body, as [`documents`] finds them,
+/// each with its parse: `f(index, count, text, parsed)`. A body that is one
+/// well-formed document is parsed once, not once to find it and again to
+/// read it.
+pub fn each_document(
+    text: &str,
+    f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
+) {
+    each_document_parsed(text, parse_document(text).as_ref(), f)
+}
+
+/// [`each_document`] given the parse of the whole body.
+pub fn each_document_parsed(
+    text: &str,
+    whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+    mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
+) {
+    let whole = match whole {
+        Ok(doc) => return f(0, 1, text, Ok(doc)),
+        Err(e) => e,
+    };
+    let (pieces, _) = split_all(text.as_bytes());
+    let envelopes: Vec<String> = pieces.into_iter().flatten().map(|e| e.text).collect();
+    if envelopes.len() > 1 {
+        let count = envelopes.len();
+        for (i, piece) in envelopes.iter().enumerate() {
+            match parse_document(piece) {
+                Ok(doc) => f(i, count, piece, Ok(&doc)),
+                Err(e) => f(i, count, piece, Err(&e)),
+            }
+        }
+    } else {
+        f(0, 1, text, Err(whole));
+    }
+}
+
 /// The HTTP status of what an exchange received, if it received anything.
 /// A document delivered to the harness without an HTTP answer of its own
 /// (a push body the listener took in) counts as 200.
@@ -239,12 +275,12 @@ pub struct Reply {
 /// readable SOAP envelope at all.
 pub fn read_reply(text: &str) -> Option<Reply> {
     let mut out: Option<Reply> = None;
-    for doc_text in documents(text) {
-        let Ok(doc) = parse_document(&doc_text) else {
-            continue;
+    each_document(text, |_, _, _, parsed| {
+        let Ok(doc) = parsed else {
+            return;
         };
-        let Ok(opened) = open(&doc) else {
-            continue;
+        let Ok(opened) = open(doc) else {
+            return;
         };
         let payload = opened.payload;
         let reply = out.get_or_insert_with(|| Reply {
@@ -259,7 +295,7 @@ pub fn read_reply(text: &str) -> Option<Reply> {
         };
         if payload.is(ns::SOAP, "Fault") {
             reply.success = false;
-            continue;
+            return;
         }
         let messages: Vec<Node<'_, '_>> = payload
             .child_ns(ns::MESSAGES, "ResponseMessages")
@@ -295,7 +331,7 @@ pub fn read_reply(text: &str) -> Option<Reply> {
                 );
             }
         }
-    }
+    });
     out
 }
 
@@ -310,6 +346,18 @@ pub fn requested_version(request: &str) -> Option<String> {
 }
 
 // ------------------------------------------------------ the picture of a case
+
+/// A case's exchanges as read, once: the cache [`super::CaseInput`] shares
+/// among the case-level checks.
+#[derive(Debug, Default)]
+pub struct Readings(std::sync::OnceLock<Vec<Entry>>);
+
+impl Readings {
+    /// The readings of `exchanges`, read on the first call.
+    pub fn get_or_read(&self, exchanges: &[Exchange]) -> &[Entry] {
+        self.0.get_or_init(|| entries(exchanges))
+    }
+}
 
 /// One exchange as read: its index in the case, what was asked, what came back.
 #[derive(Debug, Clone)]

@@ -705,6 +705,7 @@ impl Executor {
             case,
             exchanges: &outcome.exchanges,
             vars,
+            readings: Default::default(),
         });
         for f in found {
             match f.exchange {
@@ -832,6 +833,7 @@ impl Executor {
                 step,
                 exchanges,
                 vars: &before,
+                parsed: Default::default(),
             };
             match only_check {
                 Some(check) => check.check(&input),

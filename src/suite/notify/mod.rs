@@ -236,6 +236,7 @@ fn unmet(ctx: &StepContext<'_>, step: &Step, docs: &[Exchange]) -> Vec<Finding> 
         step,
         exchanges: docs,
         vars: ctx.vars(),
+        parsed: Default::default(),
     };
     let checks: [&dyn Check; 4] = [&Codes, &Asserts, &Events, &Notify];
     checks
