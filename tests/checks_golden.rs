@@ -77,12 +77,7 @@ fn judge(golden: &Golden, exchanges: &[Exchange]) -> Vec<Finding> {
     let c = case();
     let mut vars = Vars::new();
     vars.set("unique", "0123456789abcdef");
-    golden.check_case(&CaseInput {
-        case: &c,
-        exchanges,
-        vars: &vars,
-        readings: Default::default(),
-    })
+    golden.check_case(&CaseInput::new(&c, exchanges, &vars))
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

@@ -108,12 +108,7 @@ fn push(step: &str, sub: &str, prev: &str, more: bool, events: &[(&str, &str)]) 
 fn judge(check: &dyn Check, exchanges: &[Exchange]) -> Vec<Finding> {
     let c = case();
     let vars = Vars::new();
-    check.check_case(&CaseInput {
-        case: &c,
-        exchanges,
-        vars: &vars,
-        readings: Default::default(),
-    })
+    check.check_case(&CaseInput::new(&c, exchanges, &vars))
 }
 
 fn fails(found: &[Finding]) -> Vec<&str> {

@@ -69,13 +69,7 @@ fn judge(check: &XsdCheck, body: &str) -> Vec<Finding> {
         findings: vec![],
     }];
     let vars = Vars::new();
-    check.check(&StepInput {
-        case: &c,
-        step: &c.steps[0],
-        exchanges: &ex,
-        vars: &vars,
-        parsed: Default::default(),
-    })
+    check.check(&StepInput::new(&c, &c.steps[0], &ex, &vars))
 }
 
 const GOOD: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Error"><m:MessageText>x</m:MessageText><m:ResponseCode>ErrorInvalidWatermark</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse></s:Body></s:Envelope>"#;

@@ -161,13 +161,7 @@ mod tests {
             })
             .collect();
         let ex: Vec<_> = bodies.iter().map(|b| exchange(200, b)).collect();
-        Asserts.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars,
-            parsed: Default::default(),
-        })
+        Asserts.check(&StepInput::new(&c, &s, &ex, vars))
     }
 
     #[test]

@@ -165,13 +165,7 @@ mod tests {
         let s = step("drain", Expect::default());
         let vars = Vars::new();
         let ex = [exchange(200, &get_events("S1", "w", false, &refs))];
-        let input = StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        };
+        let input = StepInput::new(&c, &s, &ex, &vars);
         let f = Batching.check(&input);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].severity, Severity::Fail);
@@ -180,11 +174,7 @@ mod tests {
             "step \"drain\": a GetEvents for subscription S1 holds 51 events; at most 50 fit in one notification (R32)"
         );
         let ex = [exchange(200, &get_events("S1", "w", false, &refs[..50]))];
-        let input = StepInput {
-            exchanges: &ex,
-            parsed: Default::default(),
-            ..input
-        };
+        let input = StepInput::new(input.case, input.step, &ex, input.vars);
         assert!(Batching.check(&input).is_empty());
     }
 
@@ -211,12 +201,7 @@ mod tests {
                 get_events("S1", "w1", false, &[("StatusEvent", "w1")]),
             ),
         ];
-        let input = CaseInput {
-            case: &c,
-            exchanges: &lying,
-            vars: &vars,
-            readings: Default::default(),
-        };
+        let input = CaseInput::new(&c, &lying, &vars);
         let f = Batching.check_case(&input);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(
@@ -236,11 +221,7 @@ mod tests {
                 get_events("S1", "w1", false, &[("CreatedEvent", "w2")]),
             ),
         ];
-        let input = CaseInput {
-            exchanges: &honest,
-            readings: Default::default(),
-            ..input
-        };
+        let input = CaseInput::new(input.case, &honest, input.vars);
         assert!(Batching.check_case(&input).is_empty());
     }
 }

@@ -199,13 +199,7 @@ mod tests {
         let s = step("poll", expect);
         let ex = [exchange(status, body)];
         let vars = Vars::new();
-        Codes.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        })
+        Codes.check(&StepInput::new(&c, &s, &ex, &vars))
     }
 
     #[test]
@@ -313,16 +307,6 @@ mod tests {
         let ex = [exchange(500, FAULT)];
         let vars = Vars::new();
         let _ = Args::default();
-        assert!(
-            Codes
-                .check(&StepInput {
-                    case: &c,
-                    step: &s,
-                    exchanges: &ex,
-                    vars: &vars,
-                    parsed: Default::default(),
-                })
-                .is_empty()
-        );
+        assert!(Codes.check(&StepInput::new(&c, &s, &ex, &vars)).is_empty());
     }
 }

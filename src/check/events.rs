@@ -334,13 +334,7 @@ mod tests {
         let mut vars = Vars::new();
         vars.set("item", "I1");
         vars.set("folder", "F1");
-        Events.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        })
+        Events.check(&StepInput::new(&c, &s, &ex, &vars))
     }
 
     #[test]

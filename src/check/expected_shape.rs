@@ -193,13 +193,7 @@ mod tests {
         );
         let ex = [exchange(200, body)];
         let vars = Vars::new();
-        ExpectedShape.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        })
+        ExpectedShape.check(&StepInput::new(&c, &s, &ex, &vars))
     }
 
     #[test]

@@ -151,9 +151,10 @@ pub struct StepInput<'a> {
     pub exchanges: &'a [Exchange],
     /// The variables as they were when the step was sent (before its own captures).
     pub vars: &'a Vars,
-    /// The response bodies parsed once and shared by the step's checks;
-    /// `Default::default()` when building one (never copied from another input).
-    pub parsed: Parsed<'a>,
+    /// The response bodies parsed once and shared by the step's checks.
+    /// Private, so an input built from another never inherits its parses:
+    /// build one with [`StepInput::new`].
+    parsed: Parsed<'a>,
 }
 
 /// Each exchange's response body parsed as one XML document, on first use.
@@ -161,6 +162,16 @@ pub struct StepInput<'a> {
 pub struct Parsed<'a>(std::sync::OnceLock<Vec<Result<roxmltree::Document<'a>, roxmltree::Error>>>);
 
 impl<'a> StepInput<'a> {
+    pub fn new(case: &'a Case, step: &'a Step, exchanges: &'a [Exchange], vars: &'a Vars) -> Self {
+        StepInput {
+            case,
+            step,
+            exchanges,
+            vars,
+            parsed: Parsed::default(),
+        }
+    }
+
     /// The response body of exchange `index` parsed as one document.
     pub fn document(
         &self,
@@ -216,11 +227,21 @@ pub struct CaseInput<'a> {
     /// The variables as they were at the end of the case.
     pub vars: &'a Vars,
     /// The exchanges as read ([`wire::entries`]), read once and shared by
-    /// the case-level checks; `Default::default()` when building one.
-    pub readings: wire::Readings,
+    /// the case-level checks. Private for the same reason as
+    /// `StepInput::parsed`: build one with [`CaseInput::new`].
+    readings: wire::Readings,
 }
 
-impl CaseInput<'_> {
+impl<'a> CaseInput<'a> {
+    pub fn new(case: &'a Case, exchanges: &'a [Exchange], vars: &'a Vars) -> Self {
+        CaseInput {
+            case,
+            exchanges,
+            vars,
+            readings: wire::Readings::default(),
+        }
+    }
+
     /// Every exchange of the case as read, in order (read on first use).
     pub fn entries(&self) -> &[wire::Entry] {
         self.readings.get_or_read(self.exchanges)
@@ -687,20 +708,10 @@ mod tests {
         let vars = Vars::new();
         let all = case(None);
         let s = step("poll", expect);
-        let input = StepInput {
-            case: &all,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        };
+        let input = StepInput::new(&all, &s, &ex, &vars);
         assert!(r.run(&input).iter().any(|f| f.check == "codes"));
         let only_events = case(Some(vec!["events".into()]));
-        let input = StepInput {
-            case: &only_events,
-            parsed: Default::default(),
-            ..input
-        };
+        let input = StepInput::new(&only_events, input.step, input.exchanges, input.vars);
         assert!(r.run(&input).is_empty(), "codes is not selected");
     }
 

@@ -370,13 +370,7 @@ mod tests {
         vars.set("bad", "BAD");
         vars.set("a", "SA");
         vars.set("b", "SB");
-        Notify.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        })
+        Notify.check(&StepInput::new(&c, &s, &ex, &vars))
     }
 
     #[test]

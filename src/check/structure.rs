@@ -219,13 +219,7 @@ mod tests {
         let s = step("poll", Expect::default());
         let ex = [exchange(200, body)];
         let vars = Vars::new();
-        Structure.check(&StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        })
+        Structure.check(&StepInput::new(&c, &s, &ex, &vars))
     }
 
     const HEADER: &str = r#"<s:Header><t:ServerVersionInfo xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15"/></s:Header>"#;
@@ -291,13 +285,7 @@ mod tests {
         let s = step("auth", Expect::default());
         let ex = [exchange(401, "")];
         let vars = Vars::new();
-        let input = StepInput {
-            case: &c,
-            step: &s,
-            exchanges: &ex,
-            vars: &vars,
-            parsed: Default::default(),
-        };
+        let input = StepInput::new(&c, &s, &ex, &vars);
         assert!(Structure.check(&input).is_empty());
     }
 }

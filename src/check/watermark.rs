@@ -524,12 +524,7 @@ mod tests {
     fn judge(exchanges: &[Exchange]) -> Vec<Finding> {
         let c = case(None);
         let vars = Vars::new();
-        Watermark.check_case(&CaseInput {
-            case: &c,
-            exchanges,
-            vars: &vars,
-            readings: Default::default(),
-        })
+        Watermark.check_case(&CaseInput::new(&c, exchanges, &vars))
     }
 
     #[test]

@@ -701,12 +701,9 @@ impl Executor {
     /// Runs the case-level checks over every exchange of the case; each
     /// finding goes to the exchange it is about (or to the case).
     fn judge_case(&self, case: &Case, vars: &Vars, outcome: &mut Outcome) {
-        let found = self.checks.run_case(&CaseInput {
-            case,
-            exchanges: &outcome.exchanges,
-            vars,
-            readings: Default::default(),
-        });
+        let found = self
+            .checks
+            .run_case(&CaseInput::new(case, &outcome.exchanges, vars));
         for f in found {
             match f.exchange {
                 Some(i) if i < outcome.exchanges.len() => outcome.exchanges[i].findings.push(f),
@@ -828,13 +825,7 @@ impl Executor {
         }
 
         let run_checks = |step: &Step, exchanges: &[Exchange]| {
-            let input = StepInput {
-                case,
-                step,
-                exchanges,
-                vars: &before,
-                parsed: Default::default(),
-            };
+            let input = StepInput::new(case, step, exchanges, &before);
             match only_check {
                 Some(check) => check.check(&input),
                 None => self.checks.run(&input),

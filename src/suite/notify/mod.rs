@@ -231,13 +231,7 @@ fn count(ctx: &StepContext<'_>, args: &Args) -> Result<usize, StepError> {
 
 /// Fail findings of the expectation checks for `step` on `docs`.
 fn unmet(ctx: &StepContext<'_>, step: &Step, docs: &[Exchange]) -> Vec<Finding> {
-    let input = StepInput {
-        case: ctx.case(),
-        step,
-        exchanges: docs,
-        vars: ctx.vars(),
-        parsed: Default::default(),
-    };
+    let input = StepInput::new(ctx.case(), step, docs, ctx.vars());
     let checks: [&dyn Check; 4] = [&Codes, &Asserts, &Events, &Notify];
     checks
         .iter()
