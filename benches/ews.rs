@@ -122,6 +122,7 @@ async fn suite() {
 
 async fn overhead() {
     const STEPS: usize = 2000;
+    const ROUNDS: usize = 11;
     let server = ews_conformance::server::start(ServerConfig::default())
         .await
         .expect("the server starts");
@@ -163,10 +164,12 @@ async fn overhead() {
         username: ALICE.into(),
         password: ALICE_PW.into(),
     };
-    // Interleaved rounds; medians, since loopback timings wander.
+    // Interleaved rounds, each timing the four loops back to back; the
+    // ratios are medians of the per-round ratios, since loopback timings
+    // wander between rounds far more than within one.
     let (mut runner_t, mut raw_t, mut transport_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut unchecked_t = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..ROUNDS {
         let started = Instant::now();
         let _ = unchecked.run_case(&case).await;
         unchecked_t.push(started.elapsed());
@@ -210,33 +213,88 @@ async fn overhead() {
         }
         transport_t.push(started.elapsed());
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let unchecked_best = median(&mut unchecked_t);
-    let (runner_best, raw_best, transport_best) = (
-        median(&mut runner_t),
-        median(&mut raw_t),
-        median(&mut transport_t),
+    let ratio = |num: &[Duration], den: &[Duration]| {
+        median(
+            num.iter()
+                .zip(den)
+                .map(|(n, d)| n.as_secs_f64() / d.as_secs_f64())
+                .collect(),
+        )
+    };
+    let ms_median = |v: &[Duration]| median(v.iter().map(|d| d.as_secs_f64() * 1e3).collect());
+    println!(
+        "overhead  {STEPS} GetFolder steps, every check kind on (median of {ROUNDS} rounds): runner {:.1} ms vs \
+         raw reqwest loop {:.1} ms = ratio {:.3} (target <= 1.10); {:.0} µs per step through the runner",
+        ms_median(&runner_t),
+        ms_median(&raw_t),
+        ratio(&runner_t, &raw_t),
+        ms_median(&runner_t) * 1e3 / STEPS as f64
     );
     println!(
-        "overhead  {STEPS} GetFolder steps (median of 7 rounds): runner {} vs raw reqwest loop {} = ratio {:.3} \
-         (target <= 1.10); {:.0} µs per step through the runner",
-        ms(runner_best),
-        ms(raw_best),
-        runner_best.as_secs_f64() / raw_best.as_secs_f64(),
-        runner_best.as_secs_f64() * 1e6 / STEPS as f64
+        "overhead  the same requests through the harness's transport alone: ratio {:.3}; \
+         the runner without checks: ratio {:.3}",
+        ratio(&transport_t, &raw_t),
+        ratio(&unchecked_t, &raw_t),
     );
-    println!(
-        "overhead  the same requests through the harness's transport alone: {} = ratio {:.3}; \
-         the runner without checks: {} = ratio {:.3}",
-        ms(transport_best),
-        transport_best.as_secs_f64() / raw_best.as_secs_f64(),
-        ms(unchecked_best),
-        unchecked_best.as_secs_f64() / raw_best.as_secs_f64()
-    );
+    check_costs(&executor, &case).await;
     server.shutdown().await;
+}
+
+/// Where the check time goes: each kind timed alone over a run's recorded
+/// exchanges, step by step and then once over the whole case.
+async fn check_costs(executor: &Executor, case: &ews_conformance::suite::Case) {
+    use ews_conformance::check::{CaseInput, Check, StepInput};
+    use ews_conformance::suite::template::Vars;
+    let outcome = executor.run_case(case).await;
+    let vars = Vars::new();
+    let mut kinds: Vec<Arc<dyn Check>> = vec![
+        Arc::new(ews_conformance::check::codes::Codes),
+        Arc::new(ews_conformance::check::asserts::Asserts),
+        Arc::new(ews_conformance::check::events::Events),
+        Arc::new(ews_conformance::check::notify::Notify),
+        Arc::new(ews_conformance::check::structure::Structure),
+        Arc::new(ews_conformance::check::expected_shape::ExpectedShape),
+        Arc::new(ews_conformance::check::batching::Batching),
+        Arc::new(ews_conformance::check::watermark::Watermark),
+        Arc::new(ews_conformance::check::golden::Golden::default()),
+    ];
+    let steps = outcome.exchanges.len().max(1) as f64;
+    let mut parts = Vec::new();
+    // Every kind alone pays for the response parse the kinds share in a run,
+    // so the first figure (a parse and nothing else) is listed apart.
+    let parse_started = Instant::now();
+    for ex in &outcome.exchanges {
+        std::hint::black_box(parse_document(&ex.response_text).is_ok());
+    }
+    parts.push(format!(
+        "parse {:.1}",
+        parse_started.elapsed().as_secs_f64() * 1e6 / steps
+    ));
+    for kind in kinds.drain(..) {
+        let started = Instant::now();
+        for (ex, step) in outcome.exchanges.iter().zip(&case.steps) {
+            let input = StepInput::new(case, step, std::slice::from_ref(ex), &vars);
+            std::hint::black_box(kind.check(&input));
+        }
+        let step_time = started.elapsed();
+        let started = Instant::now();
+        std::hint::black_box(kind.check_case(&CaseInput::new(case, &outcome.exchanges, &vars)));
+        let case_time = started.elapsed();
+        parts.push(format!(
+            "{} {:.1}+{:.1}",
+            kind.name(),
+            step_time.as_secs_f64() * 1e6 / steps,
+            case_time.as_secs_f64() * 1e6 / steps
+        ));
+    }
+    println!(
+        "overhead  check cost in µs per step (step-level + case-level, each kind alone): {}",
+        parts.join(", ")
+    );
 }
 
 // ------------------------------------------------------------------ pull

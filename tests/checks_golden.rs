@@ -48,6 +48,7 @@ fn exchange(step: &str, body: String) -> Exchange {
         duration: Duration::from_millis(1),
         error: None,
         findings: vec![],
+        asked: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn ex(step: &str, request: String, response: String) -> Exchange {
         duration: Duration::from_millis(1),
         error: None,
         findings: vec![],
+        asked: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn judge(check: &XsdCheck, body: &str) -> Vec<Finding> {
         duration: Duration::from_millis(1),
         error: None,
         findings: vec![],
+        asked: None,
     }];
     let vars = Vars::new();
     check.check(&StepInput::new(&c, &c.steps[0], &ex, &vars))

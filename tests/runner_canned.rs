@@ -413,6 +413,22 @@ async fn example_cases_pass_against_a_conforming_responder() {
         verdict_of(&ran, "getevents-old-watermark"),
         &Verdict::Recorded
     );
+    // Every request the runner sent was read while it was in flight, and
+    // read exactly as the checks would read it afresh.
+    let sent: Vec<_> = ran
+        .result
+        .outcomes
+        .iter()
+        .flat_map(|o| &o.exchanges)
+        .collect();
+    assert!(sent.len() > 10, "{}", sent.len());
+    for ex in sent {
+        assert_eq!(
+            ex.asked.as_ref(),
+            Some(&ews_conformance::check::wire::Asked::read(&ex.request)),
+            "{ex:?}"
+        );
+    }
     // The recorded case reports what came back instead of failing.
     assert!(
         ran.console.contains("recorded observations:"),

@@ -66,6 +66,10 @@ impl Check for Batching {
         out
     }
 
+    fn reads_entries(&self) -> bool {
+        true
+    }
+
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         let subs = subscriptions(input.entries());

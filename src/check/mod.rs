@@ -155,9 +155,11 @@ pub struct StepInput<'a> {
     /// Private, so an input built from another never inherits its parses:
     /// build one with [`StepInput::new`].
     parsed: Parsed<'a>,
+    /// The request bodies, likewise.
+    requests: Parsed<'a>,
 }
 
-/// Each exchange's response body parsed as one XML document, on first use.
+/// Each exchange's response (or request) body parsed as one XML document, on first use.
 #[derive(Default)]
 pub struct Parsed<'a>(std::sync::OnceLock<Vec<Result<roxmltree::Document<'a>, roxmltree::Error>>>);
 
@@ -169,6 +171,7 @@ impl<'a> StepInput<'a> {
             exchanges,
             vars,
             parsed: Parsed::default(),
+            requests: Parsed::default(),
         }
     }
 
@@ -177,13 +180,62 @@ impl<'a> StepInput<'a> {
         &self,
         index: usize,
     ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
-        let exchanges: &'a [Exchange] = self.exchanges;
         self.parsed
-            .0
+            .get(self.exchanges, index, |ex| &ex.response_text)
+    }
+
+    /// The request body of exchange `index` parsed as one document.
+    pub fn request_document(
+        &self,
+        index: usize,
+    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+        self.requests.get(self.exchanges, index, |ex| &ex.request)
+    }
+
+    /// Exchange `index` read the way the case-level checks read it
+    /// ([`wire::read_exchange`]), from what the executor read of its request
+    /// and the parses this step's checks shared.
+    pub fn reading(&self, index: usize) -> Option<wire::Reading> {
+        let ex = self.exchanges.get(index)?;
+        let request = match &ex.asked {
+            Some(asked) => {
+                debug_assert_eq!(asked.request, wire::read_request(&ex.request));
+                asked.request.clone()
+            }
+            None => wire::read_request_parsed(self.request_document(index)?),
+        };
+        let reply = match wire::received(ex) {
+            Some(_) => wire::read_reply_parsed(&ex.response_text, self.document(index)?),
+            None => None,
+        };
+        Some(wire::Reading { request, reply })
+    }
+
+    /// The RequestServerVersion the request of exchange `index` names.
+    pub fn requested_version(&self, index: usize) -> Option<String> {
+        let ex = self.exchanges.get(index)?;
+        match &ex.asked {
+            Some(asked) => {
+                debug_assert_eq!(asked.version, wire::requested_version(&ex.request));
+                asked.version.clone()
+            }
+            None => wire::requested_version_parsed(self.request_document(index)?),
+        }
+    }
+}
+
+impl<'a> Parsed<'a> {
+    fn get(
+        &self,
+        exchanges: &'a [Exchange],
+        index: usize,
+        body: impl Fn(&'a Exchange) -> &'a str,
+    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+        self.0
             .get_or_init(|| {
                 exchanges
                     .iter()
-                    .map(|ex| crate::xml::parse_document(&ex.response_text))
+                    .map(|ex| crate::xml::parse_document(body(ex)))
                     .collect()
             })
             .get(index)
@@ -239,6 +291,24 @@ impl<'a> CaseInput<'a> {
             exchanges,
             vars,
             readings: wire::Readings::default(),
+        }
+    }
+
+    /// An input whose readings start from those made while each step was
+    /// judged ([`StepInput::reading`]), by exchange index; the rest are read
+    /// on first use. Each must be what [`wire::read_exchange`] reads from
+    /// the same exchange (debug builds verify it).
+    pub fn with_readings(
+        case: &'a Case,
+        exchanges: &'a [Exchange],
+        vars: &'a Vars,
+        early: Vec<Option<wire::Reading>>,
+    ) -> Self {
+        CaseInput {
+            case,
+            exchanges,
+            vars,
+            readings: wire::Readings::prefilled(early),
         }
     }
 
@@ -302,6 +372,13 @@ pub trait Check: Send + Sync {
     fn check_case(&self, _input: &CaseInput<'_>) -> Vec<Finding> {
         Vec::new()
     }
+    /// Whether [`Check::check_case`] reads [`CaseInput::entries`]: if a
+    /// selected kind does, the executor reads each exchange while its step
+    /// is judged, from the parses the step's checks share. Only a matter of
+    /// speed: entries not read early are read when first asked for.
+    fn reads_entries(&self) -> bool {
+        false
+    }
 }
 
 /// The check kinds a run knows, in the order they run.
@@ -354,6 +431,13 @@ impl CheckRegistry {
             .filter(|c| input.case.runs_check(c.name()))
             .flat_map(|c| c.check(input))
             .collect()
+    }
+
+    /// Whether a kind the case allows reads [`CaseInput::entries`].
+    pub fn reads_entries(&self, case: &Case) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.reads_entries() && case.runs_check(c.name()))
     }
 
     /// Runs every check the case allows on the whole case.
@@ -615,6 +699,7 @@ pub(crate) mod testing {
             duration: Duration::from_millis(3),
             error: None,
             findings: vec![],
+            asked: None,
         }
     }
 
@@ -713,6 +798,75 @@ mod tests {
         let only_events = case(Some(vec!["events".into()]));
         let input = StepInput::new(&only_events, input.step, input.exchanges, input.vars);
         assert!(r.run(&input).is_empty(), "codes is not selected");
+    }
+
+    #[test]
+    fn early_readings_are_what_the_case_checks_would_read() {
+        let streamed = format!("{GET_EVENTS_OK}{NOT_FOUND}");
+        let mut unanswered = exchange(200, "");
+        unanswered.status = None;
+        let mut exchanges = vec![
+            exchange(200, GET_EVENTS_OK),
+            exchange(500, FAULT),
+            exchange(200, &streamed),
+            exchange(200, "<not xml"),
+            unanswered,
+        ];
+        exchanges[0].request = get_events_request("S1", "W0");
+        exchanges[1].request = SUBSCRIBE_REQUEST.into();
+        let vars = Vars::new();
+        let c = case(None);
+        let s = step("poll", Default::default());
+        for with_asked in [false, true] {
+            let mut exchanges = exchanges.clone();
+            if with_asked {
+                for ex in &mut exchanges {
+                    ex.asked = Some(wire::Asked::read(&ex.request));
+                }
+            }
+            let input = StepInput::new(&c, &s, &exchanges, &vars);
+            let early: Vec<Option<wire::Reading>> =
+                (0..exchanges.len()).map(|i| input.reading(i)).collect();
+            for (i, ex) in exchanges.iter().enumerate() {
+                assert_eq!(
+                    early[i].as_ref(),
+                    Some(&wire::read_exchange(ex)),
+                    "exchange {i}"
+                );
+                assert_eq!(
+                    input.requested_version(i),
+                    wire::requested_version(&ex.request)
+                );
+            }
+            assert_eq!(
+                early[0]
+                    .as_ref()
+                    .and_then(|r| r.reply.as_ref())
+                    .map(|r| r.notifications.len()),
+                Some(1)
+            );
+            assert_eq!(
+                early[2]
+                    .as_ref()
+                    .and_then(|r| r.reply.as_ref())
+                    .map(|r| r.notifications.len()),
+                Some(1),
+                "both envelopes of a stream are read"
+            );
+            assert_eq!(input.requested_version(1).as_deref(), Some("Exchange2013"));
+            // A case input built from them lists the same entries as one that reads afresh.
+            let prefilled = CaseInput::with_readings(&c, &exchanges, &vars, early);
+            let fresh = CaseInput::new(&c, &exchanges, &vars);
+            let strip =
+                |e: &wire::Entry| (e.index, e.step.clone(), e.request.clone(), e.reply.clone());
+            assert_eq!(
+                prefilled.entries().iter().map(strip).collect::<Vec<_>>(),
+                fresh.entries().iter().map(strip).collect::<Vec<_>>()
+            );
+        }
+        // Gaps (and a short list) are read on demand.
+        let prefilled = CaseInput::with_readings(&c, &exchanges, &vars, vec![None]);
+        assert_eq!(prefilled.entries().len(), exchanges.len());
     }
 
     #[test]

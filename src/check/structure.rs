@@ -18,7 +18,7 @@
 
 use roxmltree::Document;
 
-use super::wire::{each_document, each_document_parsed, received, requested_version};
+use super::wire::{each_document, each_document_parsed, received};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
@@ -60,11 +60,18 @@ impl Check for Structure {
             if !matches!(status, 200 | 500) {
                 continue;
             }
-            let version = requested_version(&ex.request)
+            let version = input
+                .requested_version(i)
                 .filter(|v| SERVER_VERSIONS.contains(&v.as_str()))
                 .unwrap_or_else(|| DEFAULT_VERSION.to_string());
             let visit = |d, count, text: &str, parsed: Result<&Document<'_>, &roxmltree::Error>| {
-                let place = place(&input.step.name, i, total, d, count);
+                let place = Place {
+                    step: &input.step.name,
+                    call: i,
+                    calls: total,
+                    doc: d,
+                    docs: count,
+                };
                 out.extend(
                     judge_parsed(input, &place, status, text, parsed, &version)
                         .into_iter()
@@ -80,19 +87,32 @@ impl Check for Structure {
     }
 }
 
-/// `step "poll" (call 2 of 3, envelope 1 of 4)`.
-fn place(step: &str, call: usize, calls: usize, doc: usize, docs: usize) -> String {
-    let mut parts = Vec::new();
-    if calls > 1 {
-        parts.push(format!("call {} of {calls}", call + 1));
-    }
-    if docs > 1 {
-        parts.push(format!("envelope {} of {docs}", doc + 1));
-    }
-    if parts.is_empty() {
-        format!("step \"{step}\"")
-    } else {
-        format!("step \"{step}\" ({})", parts.join(", "))
+/// Where a document came from: `step "poll" (call 2 of 3, envelope 1 of
+/// 4)`, spelled out only when a finding names it.
+struct Place<'a> {
+    step: &'a str,
+    call: usize,
+    calls: usize,
+    doc: usize,
+    docs: usize,
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step \"{}\"", self.step)?;
+        match (self.calls > 1, self.docs > 1) {
+            (false, false) => Ok(()),
+            (true, false) => write!(f, " (call {} of {})", self.call + 1, self.calls),
+            (false, true) => write!(f, " (envelope {} of {})", self.doc + 1, self.docs),
+            (true, true) => write!(
+                f,
+                " (call {} of {}, envelope {} of {})",
+                self.call + 1,
+                self.calls,
+                self.doc + 1,
+                self.docs
+            ),
+        }
     }
 }
 
@@ -106,7 +126,7 @@ pub fn judge(
 ) -> Vec<Finding> {
     judge_parsed(
         input,
-        place,
+        &place,
         status,
         text,
         parse_document(text).as_ref(),
@@ -117,7 +137,7 @@ pub fn judge(
 /// [`judge`] on a document already parsed.
 fn judge_parsed(
     input: &StepInput<'_>,
-    place: &str,
+    place: &dyn std::fmt::Display,
     status: u16,
     text: &str,
     parsed: Result<&Document<'_>, &roxmltree::Error>,
@@ -167,7 +187,11 @@ fn judge_parsed(
 }
 
 /// R1's ServerVersionInfo and R3's class/code agreement.
-fn header_and_codes(input: &StepInput<'_>, place: &str, doc: &Document<'_>) -> Vec<Finding> {
+fn header_and_codes(
+    input: &StepInput<'_>,
+    place: &dyn std::fmt::Display,
+    doc: &Document<'_>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok(opened) = open(doc) else {
         return out; // the grammar already said why
@@ -190,15 +214,15 @@ fn header_and_codes(input: &StepInput<'_>, place: &str, doc: &Document<'_>) -> V
         let code = msg
             .child_ns(ns::MESSAGES, "ResponseCode")
             .map(|c| c.text_trimmed());
-        let which = format!("{place}: {} #{}", msg.tag_name().name(), k + 1);
+        let which = || format!("{place}: {} #{}", msg.tag_name().name(), k + 1);
         match (msg.attribute("ResponseClass"), code.as_deref()) {
             (Some("Success"), Some(c)) if c != "NoError" => out.push(input.fail(
                 NAME,
-                format!("{which} has ResponseClass Success but ResponseCode {c}; a success carries NoError (R3)"),
+                format!("{} has ResponseClass Success but ResponseCode {c}; a success carries NoError (R3)", which()),
             )),
             (Some("Error"), Some("NoError")) => out.push(input.fail(
                 NAME,
-                format!("{which} has ResponseClass Error with ResponseCode NoError; an error names its cause (R3)"),
+                format!("{} has ResponseClass Error with ResponseCode NoError; an error names its cause (R3)", which()),
             )),
             _ => {}
         }

@@ -41,6 +41,10 @@ impl Check for Watermark {
         Vec::new()
     }
 
+    fn reads_entries(&self) -> bool {
+        true
+    }
+
     fn check_case(&self, input: &CaseInput<'_>) -> Vec<Finding> {
         let entries = input.entries();
         let subs = subscriptions(entries);

@@ -142,9 +142,33 @@ pub enum Request {
     Unreadable,
 }
 
+/// What a request body says, read once: what it asked for and the
+/// RequestServerVersion it names. The executor reads it while the target
+/// works on the request and keeps it on the exchange ([`Exchange::asked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub request: Request,
+    pub version: Option<String>,
+}
+
+impl Asked {
+    pub fn read(text: &str) -> Asked {
+        let parsed = parse_document(text);
+        Asked {
+            request: read_request_parsed(parsed.as_ref()),
+            version: requested_version_parsed(parsed.as_ref()),
+        }
+    }
+}
+
 /// Reads the operation a request body carries.
 pub fn read_request(text: &str) -> Request {
-    let Ok(doc) = parse_document(text) else {
+    read_request_parsed(parse_document(text).as_ref())
+}
+
+/// [`read_request`] on a body already parsed.
+pub fn read_request_parsed(parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>) -> Request {
+    let Ok(doc) = parsed else {
         return Request::Unreadable;
     };
     let Some(op) = body_child(doc.root_element()) else {
@@ -274,8 +298,16 @@ pub struct Reply {
 /// Reads a response body (every document of it). `None` when it holds no
 /// readable SOAP envelope at all.
 pub fn read_reply(text: &str) -> Option<Reply> {
+    read_reply_parsed(text, parse_document(text).as_ref())
+}
+
+/// [`read_reply`] given the parse of the whole body.
+pub fn read_reply_parsed(
+    text: &str,
+    whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+) -> Option<Reply> {
     let mut out: Option<Reply> = None;
-    each_document(text, |_, _, _, parsed| {
+    each_document_parsed(text, whole, |_, _, _, parsed| {
         let Ok(doc) = parsed else {
             return;
         };
@@ -337,7 +369,14 @@ pub fn read_reply(text: &str) -> Option<Reply> {
 
 /// The RequestServerVersion a request body names, if any.
 pub fn requested_version(request: &str) -> Option<String> {
-    let doc = parse_document(request).ok()?;
+    requested_version_parsed(parse_document(request).as_ref())
+}
+
+/// [`requested_version`] on a body already parsed.
+pub fn requested_version_parsed(
+    parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+) -> Option<String> {
+    let doc = parsed.ok()?;
     let header = element_children(doc.root_element()).find(|c| c.tag_name().name() == "Header")?;
     element_children(header)
         .find(|c| c.is(ns::TYPES, "RequestServerVersion"))
@@ -350,12 +389,71 @@ pub fn requested_version(request: &str) -> Option<String> {
 /// A case's exchanges as read, once: the cache [`super::CaseInput`] shares
 /// among the case-level checks.
 #[derive(Debug, Default)]
-pub struct Readings(std::sync::OnceLock<Vec<Entry>>);
+pub struct Readings {
+    entries: std::sync::OnceLock<Vec<Entry>>,
+    /// Readings made while each step was judged (from the parses its checks
+    /// shared), by exchange index; a gap is read when the entries are built.
+    /// Taken (not copied) when the entries are built.
+    early: std::sync::Mutex<Vec<Option<Reading>>>,
+}
 
 impl Readings {
+    /// A cache that starts from readings already made, by exchange index.
+    pub fn prefilled(early: Vec<Option<Reading>>) -> Self {
+        Readings {
+            entries: std::sync::OnceLock::new(),
+            early: std::sync::Mutex::new(early),
+        }
+    }
+
     /// The readings of `exchanges`, read on the first call.
     pub fn get_or_read(&self, exchanges: &[Exchange]) -> &[Entry] {
-        self.0.get_or_init(|| entries(exchanges))
+        self.entries.get_or_init(|| {
+            let mut early = match self.early.lock() {
+                Ok(mut e) => std::mem::take(&mut *e),
+                Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+            };
+            exchanges
+                .iter()
+                .enumerate()
+                .map(|(index, ex)| {
+                    let reading = match early.get_mut(index).and_then(Option::take) {
+                        Some(made) => {
+                            // The shortcut must never change what a check sees.
+                            debug_assert_eq!(made, read_exchange(ex), "exchange {index}");
+                            made
+                        }
+                        None => read_exchange(ex),
+                    };
+                    Entry {
+                        index,
+                        step: ex.step.clone(),
+                        request: reading.request,
+                        reply: reading.reply,
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+/// What one exchange asked for and what came back, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub request: Request,
+    /// `None`: no response, or no readable SOAP envelope in it.
+    pub reply: Option<Reply>,
+}
+
+/// Reads one exchange, parsing both bodies (the reference every shortcut
+/// must agree with).
+pub fn read_exchange(ex: &Exchange) -> Reading {
+    Reading {
+        request: read_request(&ex.request),
+        reply: received(ex)
+            .is_some()
+            .then(|| read_reply(&ex.response_text))
+            .flatten(),
     }
 }
 
@@ -374,14 +472,14 @@ pub fn entries(exchanges: &[Exchange]) -> Vec<Entry> {
     exchanges
         .iter()
         .enumerate()
-        .map(|(index, ex)| Entry {
-            index,
-            step: ex.step.clone(),
-            request: read_request(&ex.request),
-            reply: received(ex)
-                .is_some()
-                .then(|| read_reply(&ex.response_text))
-                .flatten(),
+        .map(|(index, ex)| {
+            let Reading { request, reply } = read_exchange(ex);
+            Entry {
+                index,
+                step: ex.step.clone(),
+                request,
+                reply,
+            }
         })
         .collect()
 }

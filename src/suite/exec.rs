@@ -21,6 +21,7 @@ use super::profile::Profile;
 use super::target::{Target, TargetConfig};
 use super::template::{TemplateError, Vars};
 use crate::check::codes::Codes;
+use crate::check::wire::{Asked, Reading};
 use crate::check::{CaseInput, Check, CheckRegistry, Finding, Severity, StepInput};
 use crate::client::push::PushListener;
 use crate::client::transport::{
@@ -48,6 +49,11 @@ pub struct Exchange {
     /// Why there is no response.
     pub error: Option<String>,
     pub findings: Vec<Finding>,
+    /// What the request says, when the executor read it while the target
+    /// worked on it (`None`: read from `request` when a check needs it).
+    /// It must be `Asked::read(&request)`.
+    #[serde(skip)]
+    pub asked: Option<Asked>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -130,6 +136,10 @@ pub struct Outcome {
     pub findings: Vec<Finding>,
     #[serde(rename = "duration_ms", serialize_with = "as_millis")]
     pub duration: Duration,
+    /// The exchanges as read while their steps were judged, for the
+    /// case-level checks; emptied when those run.
+    #[serde(skip)]
+    readings: Vec<Option<Reading>>,
 }
 
 impl Outcome {
@@ -145,6 +155,7 @@ impl Outcome {
             exchanges: Vec::new(),
             findings: Vec::new(),
             duration: Duration::ZERO,
+            readings: Vec::new(),
         }
     }
 
@@ -163,6 +174,7 @@ impl Outcome {
             exchanges: Vec::new(),
             findings: Vec::new(),
             duration: Duration::ZERO,
+            readings: Vec::new(),
         }
     }
 
@@ -380,15 +392,19 @@ impl<'r> StepContext<'r> {
         })?;
         let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
         let started = Instant::now();
-        let result = self
-            .transport
-            .post(&HttpRequest {
-                body: &body,
-                auth: &user.auth,
-                headers: &self.headers,
-                accept_auth_failure: expects_auth_status,
-            })
-            .await;
+        let request = HttpRequest {
+            body: &body,
+            auth: &user.auth,
+            headers: &self.headers,
+            accept_auth_failure: expects_auth_status,
+        };
+        // Read the request while the target works on it: the checks need
+        // it afterwards, and the wait costs nothing. The yield lets the
+        // request go out first.
+        let (result, asked) = tokio::join!(self.transport.post(&request), async {
+            tokio::task::yield_now().await;
+            Asked::read(&body)
+        });
         let mut ex = Exchange {
             step: self.step.name.clone(),
             line: self.step.line,
@@ -398,6 +414,7 @@ impl<'r> StepContext<'r> {
             duration: started.elapsed(),
             error: None,
             findings: Vec::new(),
+            asked: Some(asked),
         };
         let outcome = match result {
             Ok(resp) => {
@@ -459,6 +476,9 @@ pub struct Executor {
 
 struct StepRun {
     exchanges: Vec<Exchange>,
+    /// The exchanges as read for the case-level checks, when the step's
+    /// checks read them (by index into `exchanges`).
+    readings: Vec<Option<Reading>>,
     /// Findings that belong to no exchange.
     findings: Vec<Finding>,
     error: Option<StepError>,
@@ -552,6 +572,7 @@ impl Executor {
             return outcome;
         }
         outcome.verdict = self.run_steps(case, &mut outcome).await;
+        outcome.readings = Vec::new(); // left over when the case stopped early
         outcome.duration = started.elapsed();
         if let Some(p) = &self.profile
             && let Some(reason) = p.expected_failure(&case.id)
@@ -701,9 +722,13 @@ impl Executor {
     /// Runs the case-level checks over every exchange of the case; each
     /// finding goes to the exchange it is about (or to the case).
     fn judge_case(&self, case: &Case, vars: &Vars, outcome: &mut Outcome) {
-        let found = self
-            .checks
-            .run_case(&CaseInput::new(case, &outcome.exchanges, vars));
+        let early = std::mem::take(&mut outcome.readings);
+        let found = self.checks.run_case(&CaseInput::with_readings(
+            case,
+            &outcome.exchanges,
+            vars,
+            early,
+        ));
         for f in found {
             match f.exchange {
                 Some(i) if i < outcome.exchanges.len() => outcome.exchanges[i].findings.push(f),
@@ -720,6 +745,12 @@ impl Executor {
         run: StepRun,
         outcome: &mut Outcome,
     ) -> Option<Verdict> {
+        // Keep the readings aligned with the exchanges, gaps and all.
+        let base = outcome.exchanges.len();
+        let mut readings = run.readings;
+        readings.resize_with(run.exchanges.len(), || None);
+        outcome.readings.resize_with(base, || None);
+        outcome.readings.extend(readings);
         outcome.exchanges.extend(run.exchanges);
         outcome.findings.extend(run.findings);
         match run.error {
@@ -762,6 +793,7 @@ impl Executor {
         let cfg = self.target.config();
         let mut run = StepRun {
             exchanges: Vec::new(),
+            readings: Vec::new(),
             findings: Vec::new(),
             error: None,
         };
@@ -832,7 +864,17 @@ impl Executor {
             }
         };
         let (found, judged) = if passed_over.is_empty() {
-            (run_checks(step, &run.exchanges), None)
+            let input = StepInput::new(case, step, &run.exchanges, &before);
+            let found = match only_check {
+                Some(check) => check.check(&input),
+                None => self.checks.run(&input),
+            };
+            // Read each exchange for the case-level checks now, while the
+            // step's parses are at hand, rather than parsing it again later.
+            if only_check.is_none() && self.checks.reads_entries(case) {
+                run.readings = (0..run.exchanges.len()).map(|i| input.reading(i)).collect();
+            }
+            (found, None)
         } else {
             judge_split(step, &run.exchanges, &passed_over, run_checks)
         };

@@ -6,6 +6,7 @@
 //! request the case author did not mean.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A problem with a template or a substitution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,12 +19,14 @@ pub enum TemplateError {
     BadName { name: String },
 }
 
-/// The variables visible to a step.
+/// The variables visible to a step. Cloning is cheap (the executor keeps a
+/// copy of every step's starting variables): the maps are shared until one
+/// side changes.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
-    values: BTreeMap<String, String>,
+    values: Arc<BTreeMap<String, String>>,
     /// Names whose capture matched nothing, and where: used to explain a later unknown variable.
-    missing: BTreeMap<String, String>,
+    missing: Arc<BTreeMap<String, String>>,
 }
 
 impl Vars {
@@ -33,8 +36,10 @@ impl Vars {
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
-        self.missing.remove(&name);
-        self.values.insert(name, value.into());
+        if self.missing.contains_key(&name) {
+            Arc::make_mut(&mut self.missing).remove(&name);
+        }
+        Arc::make_mut(&mut self.values).insert(name, value.into());
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -47,7 +52,7 @@ impl Vars {
     pub fn set_capture(&mut self, name: &str, values: &[String], why_missing: &str) {
         // Forget an older capture of the same name, so `items.3` cannot survive a shorter re-capture.
         let prefix = format!("{name}.");
-        self.values.retain(|k, _| {
+        Arc::make_mut(&mut self.values).retain(|k, _| {
             !(k == name
                 || k.strip_prefix(&prefix)
                     .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit())))
@@ -61,8 +66,7 @@ impl Vars {
                 }
             }
             None => {
-                self.missing
-                    .insert(name.to_string(), why_missing.to_string());
+                Arc::make_mut(&mut self.missing).insert(name.to_string(), why_missing.to_string());
             }
         }
     }
@@ -164,6 +168,23 @@ mod tests {
         v.set("user", "a@example.test");
         v.set("folder", "AAMk=");
         v
+    }
+
+    #[test]
+    fn a_copy_keeps_its_values_when_the_original_changes() {
+        let mut vars = Vars::new();
+        vars.set("a", "1");
+        vars.set_capture("gone", &[], "step 1");
+        let before = vars.clone();
+        vars.set("a", "2");
+        vars.set("gone", "here");
+        vars.set_capture("ids", &["x".to_string()], "");
+        assert_eq!(before.get("a"), Some("1"));
+        assert_eq!(before.get("ids"), None);
+        assert_eq!(before.missing_reason("gone"), Some("step 1"));
+        assert_eq!(vars.get("a"), Some("2"));
+        assert_eq!(vars.get("ids.count"), Some("1"));
+        assert_eq!(vars.missing_reason("gone"), None);
     }
 
     #[test]

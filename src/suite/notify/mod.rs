@@ -643,6 +643,7 @@ fn received(ctx: &StepContext<'_>, request: String, text: String, after: Duratio
         duration: after,
         error: None,
         findings: Vec::new(),
+        asked: None,
     }
 }
 

@@ -281,6 +281,7 @@ async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepE
             duration: sent.elapsed(),
             error: None,
             findings: Vec::new(),
+            asked: None,
         };
         ctx.record(ex);
         not_opened(ctx, &name);
@@ -362,6 +363,7 @@ fn no_response(ctx: &mut StepContext<'_>, body: String, why: &str, after: Durati
         duration: after,
         error: Some(why.to_string()),
         findings: Vec::new(),
+        asked: None,
     };
     ctx.record(ex);
     ctx.report(
