@@ -170,13 +170,13 @@ async fn overhead() {
     let (mut runner_t, mut raw_t, mut transport_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut unchecked_t = Vec::new();
     for _ in 0..ROUNDS {
-        let started = Instant::now();
+        let meter = Meter::start();
         let _ = unchecked.run_case(&case).await;
-        unchecked_t.push(started.elapsed());
+        unchecked_t.push(meter.stop());
 
-        let started = Instant::now();
+        let meter = Meter::start();
         let outcome = executor.run_case(&case).await;
-        runner_t.push(started.elapsed());
+        runner_t.push(meter.stop());
         assert_eq!(outcome.exchanges.len(), STEPS, "{:?}", outcome.verdict);
         let bodies: Vec<String> = outcome
             .exchanges
@@ -184,7 +184,7 @@ async fn overhead() {
             .map(|e| e.request.clone())
             .collect();
 
-        let started = Instant::now();
+        let meter = Meter::start();
         for body in &bodies {
             let r = http
                 .post(server.url())
@@ -196,9 +196,9 @@ async fn overhead() {
                 .expect("answered");
             let _ = r.text().await.expect("body");
         }
-        raw_t.push(started.elapsed());
+        raw_t.push(meter.stop());
 
-        let started = Instant::now();
+        let meter = Meter::start();
         for body in &bodies {
             let r = transport
                 .post(&HttpRequest {
@@ -211,21 +211,34 @@ async fn overhead() {
                 .expect("answered");
             std::hint::black_box(r);
         }
-        transport_t.push(started.elapsed());
+        transport_t.push(meter.stop());
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let ratio = |num: &[Duration], den: &[Duration]| {
+    let ratio = |num: &[Measure], den: &[Measure]| {
         median(
             num.iter()
                 .zip(den)
-                .map(|(n, d)| n.as_secs_f64() / d.as_secs_f64())
+                .map(|(n, d)| n.wall.as_secs_f64() / d.wall.as_secs_f64())
                 .collect(),
         )
     };
-    let ms_median = |v: &[Duration]| median(v.iter().map(|d| d.as_secs_f64() * 1e3).collect());
+    let ms_median = |v: &[Measure]| median(v.iter().map(|m| m.wall.as_secs_f64() * 1e3).collect());
+    // CPU time of the whole process (harness and embedded server), which
+    // other load on the machine disturbs far less than wall time.
+    let cpu_per_step = |v: &[Measure]| match v.iter().map(|m| m.cpu).collect::<Option<Vec<_>>>() {
+        Some(cpu) => format!(
+            "{:.1} µs",
+            median(
+                cpu.iter()
+                    .map(|c| c.as_secs_f64() * 1e6 / STEPS as f64)
+                    .collect()
+            )
+        ),
+        None => "n/a".into(),
+    };
     println!(
         "overhead  {STEPS} GetFolder steps, every check kind on (median of {ROUNDS} rounds): runner {:.1} ms vs \
          raw reqwest loop {:.1} ms = ratio {:.3} (target <= 1.10); {:.0} µs per step through the runner",
@@ -240,8 +253,58 @@ async fn overhead() {
         ratio(&transport_t, &raw_t),
         ratio(&unchecked_t, &raw_t),
     );
+    println!(
+        "overhead  CPU time per step, harness and server together: raw loop {}, transport {}, \
+         runner without checks {}, runner {}",
+        cpu_per_step(&raw_t),
+        cpu_per_step(&transport_t),
+        cpu_per_step(&unchecked_t),
+        cpu_per_step(&runner_t),
+    );
     check_costs(&executor, &case).await;
     server.shutdown().await;
+}
+
+/// One timed loop: wall time, and CPU time of the whole process when the
+/// platform tells it.
+struct Measure {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+struct Meter {
+    started: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Meter {
+    fn start() -> Self {
+        Meter {
+            cpu: process_cpu(),
+            started: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> Measure {
+        let wall = self.started.elapsed();
+        Measure {
+            wall,
+            cpu: process_cpu()
+                .zip(self.cpu)
+                .map(|(end, start)| end.saturating_sub(start)),
+        }
+    }
+}
+
+/// The CPU time every thread of this process has run so far (Linux:
+/// the first field of each thread's schedstat, in nanoseconds).
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 /// Where the check time goes, per step, measured apart from the network

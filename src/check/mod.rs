@@ -416,6 +416,10 @@ impl CheckRegistry {
         self.checks.push(check);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         self.checks.iter().map(|c| c.name()).collect()
     }

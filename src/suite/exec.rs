@@ -251,6 +251,8 @@ pub struct StepContext<'r> {
     /// Exchanges judged without the step's expectations (see [`StepContext::pass_over`]).
     passed_over: Vec<usize>,
     findings: Vec<Finding>,
+    /// Whether checks will judge the step, so its requests are worth reading.
+    judged: bool,
 }
 
 impl<'r> StepContext<'r> {
@@ -401,9 +403,13 @@ impl<'r> StepContext<'r> {
         // Read the request while the target works on it: the checks need
         // it afterwards, and the wait costs nothing. The yield lets the
         // request go out first.
+        let judged = self.judged;
         let (result, asked) = tokio::join!(self.transport.post(&request), async {
+            if !judged {
+                return None;
+            }
             tokio::task::yield_now().await;
-            Asked::read(&body)
+            Some(Asked::read(&body))
         });
         let mut ex = Exchange {
             step: self.step.name.clone(),
@@ -414,7 +420,7 @@ impl<'r> StepContext<'r> {
             duration: started.elapsed(),
             error: None,
             findings: Vec::new(),
-            asked: Some(asked),
+            asked,
         };
         let outcome = match result {
             Ok(resp) => {
@@ -827,6 +833,7 @@ impl Executor {
             exchanges: Vec::new(),
             passed_over: Vec::new(),
             findings: Vec::new(),
+            judged: only_check.is_some() || !self.checks.is_empty(),
         };
         let result = match &step.action {
             Action::Op { name, args } => match self.ops.get(name) {
