@@ -550,6 +550,19 @@ fn handwritten() -> Vec<(String, String)> {
         r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><ServerVersionInfo MajorVersion="15" MinorVersion="0" MajorBuildNumber="1497" MinorBuildNumber="2" Version="V2_23" xmlns="http://schemas.microsoft.com/exchange/services/2006/types"/></s:Header><s:Body xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><m:GetFolderResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:Folder><t:FolderId Id="AAMk" ChangeKey="CQ=="/></t:Folder></m:Folders></m:GetFolderResponseMessage></m:ResponseMessages></m:GetFolderResponse></s:Body></s:Envelope>"#
             .to_string(),
     );
+    let names: String = (0..40)
+        .map(|i| {
+            format!(
+                "<x:N{} xmlns:x=\"urn:n\"/><t:EventType>NewMailEvent</t:EventType><N{}/>",
+                i % 20,
+                i % 3
+            )
+        })
+        .collect();
+    add(
+        "many-distinct-names",
+        pull(&format!("<t:EventTypes>{names}</t:EventTypes>{timeout}")),
+    );
     let flood: String = (0..150)
         .map(|_| "<t:Bad/><t:EventType>Nope</t:EventType>")
         .collect();
