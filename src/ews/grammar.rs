@@ -12,6 +12,7 @@
 //! Everything is bounded: the grammar is finite, the walk stops at
 //! [`MAX_DEPTH`], and at most [`MAX_VIOLATIONS`] findings are reported.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -118,14 +119,14 @@ pub enum Direction {
 /// unknown value is judged by the newest schema).
 pub fn validate_request(op: Node<'_, '_>, version: &str) -> Vec<Violation> {
     let mut c = Checker::new(version, Direction::Request);
-    c.operation(op, &ancestry(op), true);
+    c.operation(op, &At::Ancestry(op), true);
     c.finish()
 }
 
 /// Validates an operation element sent by a server (see [`Direction::Response`]).
 pub fn validate_response(op: Node<'_, '_>, version: &str) -> Vec<Violation> {
     let mut c = Checker::new(version, Direction::Response);
-    c.operation(op, &ancestry(op), true);
+    c.operation(op, &At::Ancestry(op), true);
     c.finish()
 }
 
@@ -140,7 +141,7 @@ pub fn validate_envelope(doc: &Document<'_>, kind: Direction, version: &str) -> 
     let root = doc.root_element();
     if root.tag_name().name() != "Envelope" {
         c.error(
-            "/",
+            &At::Text("/"),
             Rule::Unexpected,
             format!(
                 "the root element is {}, not soap:Envelope",
@@ -148,7 +149,7 @@ pub fn validate_envelope(doc: &Document<'_>, kind: Direction, version: &str) -> 
             ),
         );
     } else {
-        c.matched(root, &ENVELOPE, "", 0, 0);
+        c.matched(root, &ENVELOPE, &At::Text(""), 0, 0);
     }
     c.finish()
 }
@@ -205,13 +206,18 @@ impl Ns {
         }
     }
 
-    fn qualify(self, local: &str) -> String {
+    /// The conventional prefix with its colon ("" for no namespace).
+    fn prefix(self) -> &'static str {
         match self {
-            Ns::Soap => format!("soap:{local}"),
-            Ns::M => format!("m:{local}"),
-            Ns::T => format!("t:{local}"),
-            Ns::Plain => local.to_string(),
+            Ns::Soap => "soap:",
+            Ns::M => "m:",
+            Ns::T => "t:",
+            Ns::Plain => "",
         }
+    }
+
+    fn qualify(self, local: &str) -> String {
+        format!("{}{local}", self.prefix())
     }
 
     fn holds(self, node: Node<'_, '_>) -> bool {
@@ -821,19 +827,21 @@ pub const DISTINGUISHED_FOLDERS: &[&str] = &[
 
 // ------------------------------------------------------------ the checker
 
-struct Checker {
+struct Checker<'v> {
     level: Level,
-    version: String,
+    /// The version judged by: the caller's, or a request's own
+    /// `RequestServerVersion` (always one of [`SERVER_VERSIONS`]).
+    version: &'v str,
     direction: Direction,
     out: Vec<Violation>,
     truncated: bool,
 }
 
-impl Checker {
-    fn new(version: &str, direction: Direction) -> Self {
+impl<'v> Checker<'v> {
+    fn new(version: &'v str, direction: Direction) -> Self {
         Checker {
             level: Level::of(version),
-            version: version.to_string(),
+            version,
             direction,
             out: Vec::new(),
             truncated: false,
@@ -852,7 +860,7 @@ impl Checker {
         self.out
     }
 
-    fn push(&mut self, path: &str, rule: Rule, severity: Severity, message: String) {
+    fn push(&mut self, path: &At<'_>, rule: Rule, severity: Severity, message: String) {
         if self.out.len() >= MAX_VIOLATIONS {
             self.truncated = true;
             return;
@@ -865,17 +873,17 @@ impl Checker {
         });
     }
 
-    fn error(&mut self, path: &str, rule: Rule, message: String) {
+    fn error(&mut self, path: &At<'_>, rule: Rule, message: String) {
         self.push(path, rule, Severity::Error, message);
     }
 
-    fn note(&mut self, path: &str, rule: Rule, message: String) {
+    fn note(&mut self, path: &At<'_>, rule: Rule, message: String) {
         self.push(path, rule, Severity::Note, message);
     }
 
     /// Dispatches an operation element (the Body's child) to its grammar.
     /// `strict` makes an unknown messages-namespace operation a finding.
-    fn operation(&mut self, op: Node<'_, '_>, parent: &str, strict: bool) {
+    fn operation(&mut self, op: Node<'_, '_>, parent: &At<'_>, strict: bool) {
         let local = op.tag_name().name();
         let (own, other, own_word, other_word) = match self.direction {
             Direction::Request => (&REQUESTS, &RESPONSES, "request", "response"),
@@ -886,7 +894,7 @@ impl Checker {
         } else if let Some(def) = own.iter().find(|e| e.name == local) {
             self.matched(op, def, parent, 0, 1);
         } else if let Some(def) = other.iter().find(|e| e.name == local) {
-            let path = format!("{parent}/{}", def.qname());
+            let path = At::element(parent, Seg::Schema(def.ns.schema(), def.name), 0);
             self.error(
                 &path,
                 Rule::Unexpected,
@@ -895,7 +903,7 @@ impl Checker {
         } else if strict || op.tag_name().namespace() != Some(ns::MESSAGES) {
             let known: Vec<String> = own.iter().map(|e| e.qname()).collect();
             self.error(
-                &format!("{parent}/{}", display_name(op)),
+                &At::element(parent, node_seg(op), 0),
                 Rule::Unexpected,
                 format!(
                     "{} is not a notification {own_word} (expected one of {})",
@@ -913,21 +921,21 @@ impl Checker {
         &mut self,
         node: Node<'_, '_>,
         def: &'static Elem,
-        parent: &str,
+        parent: &At<'_>,
         index: usize,
         depth: usize,
     ) {
         let segment = match def.ns {
-            NsRule::Exact(n) => n.qualify(def.name),
+            NsRule::Exact(n) => n,
             NsRule::Either { schema, wire } => {
                 if wire.holds(node) {
-                    wire.qualify(def.name)
+                    wire
                 } else {
-                    schema.qualify(def.name)
+                    schema
                 }
             }
         };
-        let path = format!("{parent}/{segment}{}", index_suffix(index));
+        let path = At::element(parent, Seg::Schema(segment, def.name), index);
         self.namespace(node, def, &path);
         if def.since > self.level {
             self.error(
@@ -955,7 +963,7 @@ impl Checker {
                 self.no_text(node, &path);
                 for kid in element_children(node) {
                     self.error(
-                        &format!("{path}/{}", display_name(kid)),
+                        &At::element(&path, node_seg(kid), 0),
                         Rule::Unexpected,
                         format!("{} has no child elements", def.qname()),
                     );
@@ -964,12 +972,12 @@ impl Checker {
             Content::Simple(value) => {
                 for kid in element_children(node) {
                     self.error(
-                        &format!("{path}/{}", display_name(kid)),
+                        &At::element(&path, node_seg(kid), 0),
                         Rule::Unexpected,
                         format!("{} holds a value, not elements", def.qname()),
                     );
                 }
-                let text = crate::xml::text_of(node);
+                let text = simple_text(node);
                 self.value(&path, &text, *value);
             }
             Content::Seq(particles) => self.sequence(node, particles, &path, depth),
@@ -979,7 +987,7 @@ impl Checker {
         }
     }
 
-    fn namespace(&mut self, node: Node<'_, '_>, def: &Elem, path: &str) {
+    fn namespace(&mut self, node: Node<'_, '_>, def: &Elem, path: &At<'_>) {
         match def.ns {
             NsRule::Exact(n) if n.holds(node) => {}
             NsRule::Exact(n) => {
@@ -1028,7 +1036,7 @@ impl Checker {
         }
     }
 
-    fn attributes(&mut self, node: Node<'_, '_>, def: &Elem, path: &str) {
+    fn attributes(&mut self, node: Node<'_, '_>, def: &Elem, path: &At<'_>) {
         for a in node.attributes() {
             match a.namespace() {
                 // xsi:type/nil and soap:mustUnderstand/encodingStyle are
@@ -1036,7 +1044,11 @@ impl Checker {
                 Some(ns::XSI) | Some(ns::SOAP) => continue,
                 Some(uri) => {
                     self.error(
-                        &format!("{path}/@{{{uri}}}{}", a.name()),
+                        &At::Attribute {
+                            parent: path,
+                            uri: Some(uri),
+                            name: a.name(),
+                        },
                         Rule::Attribute,
                         format!(
                             "attribute {{{uri}}}{} is not allowed on {}",
@@ -1048,7 +1060,11 @@ impl Checker {
                 }
                 None => {}
             }
-            let at = format!("{path}/@{}", a.name());
+            let at = At::Attribute {
+                parent: path,
+                uri: None,
+                name: a.name(),
+            };
             match def.attrs.iter().find(|d| d.name == a.name()) {
                 None => self.error(
                     &at,
@@ -1083,7 +1099,7 @@ impl Checker {
         }
     }
 
-    fn no_text(&mut self, node: Node<'_, '_>, path: &str) {
+    fn no_text(&mut self, node: Node<'_, '_>, path: &At<'_>) {
         for t in node.children().filter(|n| n.is_text()) {
             let text = t.text().unwrap_or_default().trim();
             if !text.is_empty() {
@@ -1104,16 +1120,24 @@ impl Checker {
         &mut self,
         node: Node<'_, '_>,
         particles: &'static [Particle],
-        path: &str,
+        path: &At<'_>,
         depth: usize,
     ) {
         self.no_text(node, path);
-        let mut counts = vec![0u32; particles.len()];
+        let mut few = [0u32; 8];
+        let mut many = Vec::new();
+        let counts: &mut [u32] = match few.get_mut(..particles.len()) {
+            Some(counts) => counts,
+            None => {
+                many.resize(particles.len(), 0);
+                &mut many
+            }
+        };
         let mut furthest = 0usize;
         let mut furthest_name = "";
-        let kids: Vec<Node<'_, '_>> = element_children(node).collect();
-        let indexes = sibling_indexes(&kids);
-        for (kid, index) in kids.into_iter().zip(indexes) {
+        let mut indexes = SiblingIndex::new(node);
+        for kid in element_children(node) {
+            let index = indexes.next(kid);
             let local = kid.tag_name().name();
             let by_name = particles
                 .iter()
@@ -1127,7 +1151,7 @@ impl Checker {
             });
             let Some((k, def)) = found else {
                 self.error(
-                    &format!("{path}/{}{}", display_name(kid), index_suffix(index)),
+                    &At::element(path, node_seg(kid), index),
                     Rule::Unexpected,
                     format!("element {} is not allowed here", spelled(kid)),
                 );
@@ -1163,7 +1187,7 @@ impl Checker {
                 self.matched(kid, def, path, index, depth + 1);
             }
         }
-        for (p, count) in particles.iter().zip(counts) {
+        for (p, &count) in particles.iter().zip(counts.iter()) {
             self.close(p, count, path);
         }
     }
@@ -1185,7 +1209,7 @@ impl Checker {
     }
 
     /// Reports a particle that ended with fewer than its minimum occurrences.
-    fn close(&mut self, p: &Particle, count: u32, path: &str) {
+    fn close(&mut self, p: &Particle, count: u32, path: &At<'_>) {
         let min = if p.required_in_2007 && self.level == Level::Ex2007 {
             p.min.max(1)
         } else {
@@ -1217,7 +1241,7 @@ impl Checker {
 
     /// soap:Header is lax: unknown blocks pass; the EWS version headers are
     /// checked, and a request's RequestServerVersion sets the schema version.
-    fn header(&mut self, node: Node<'_, '_>, path: &str, depth: usize) {
+    fn header(&mut self, node: Node<'_, '_>, path: &At<'_>, depth: usize) {
         self.no_text(node, path);
         for kid in element_children(node) {
             match kid.tag_name().name() {
@@ -1226,10 +1250,10 @@ impl Checker {
                     let requested = kid.attribute("Version").unwrap_or_default();
                     if self.direction == Direction::Request
                         && Ns::T.holds(kid)
-                        && SERVER_VERSIONS.contains(&requested)
+                        && let Some(&known) = SERVER_VERSIONS.iter().find(|v| **v == requested)
                     {
-                        self.level = Level::of(requested);
-                        self.version = requested.to_string();
+                        self.level = Level::of(known);
+                        self.version = known;
                     }
                 }
                 "ServerVersionInfo" => self.matched(kid, &SERVER_VERSION_INFO, path, 0, depth + 1),
@@ -1239,10 +1263,9 @@ impl Checker {
     }
 
     /// soap:Body: exactly one element, an operation of this direction.
-    fn payload(&mut self, node: Node<'_, '_>, path: &str) {
+    fn payload(&mut self, node: Node<'_, '_>, path: &At<'_>) {
         self.no_text(node, path);
-        let kids: Vec<Node<'_, '_>> = element_children(node).collect();
-        match kids.len() {
+        match element_children(node).count() {
             0 => self.error(
                 path,
                 Rule::Missing,
@@ -1255,12 +1278,12 @@ impl Checker {
                 format!("soap:Body holds {n} elements; exactly one is allowed"),
             ),
         }
-        for kid in kids {
+        for kid in element_children(node) {
             self.operation(kid, path, false);
         }
     }
 
-    fn value(&mut self, path: &str, raw: &str, value: Value) {
+    fn value(&mut self, path: &At<'_>, raw: &str, value: Value) {
         let t = raw.trim();
         match value {
             Value::Text => {}
@@ -1331,7 +1354,7 @@ impl Checker {
 
     /// `what` names the type for long lists (" distinguished folder name");
     /// short lists are spelled out.
-    fn enumeration(&mut self, path: &str, raw: &str, values: &[&str], what: &str) {
+    fn enumeration(&mut self, path: &At<'_>, raw: &str, values: &[&str], what: &str) {
         if values.contains(&raw) {
             return;
         }
@@ -1379,48 +1402,200 @@ fn spelled(node: Node<'_, '_>) -> String {
     }
 }
 
-/// Each element's 1-based position among its same-named siblings, or 0
-/// when its name is unique there (one pass, so wide documents stay cheap).
-fn sibling_indexes<'a>(kids: &[Node<'a, 'a>]) -> Vec<usize> {
-    fn key<'a>(n: &Node<'a, 'a>) -> (Option<&'a str>, &'a str) {
-        (n.tag_name().namespace(), n.tag_name().name())
+// ------------------------------------------------------------ paths
+
+/// One step of a path: a schema name in its conventional prefix, or a
+/// document element's own name (spelled as [`display_name`] spells it).
+#[derive(Clone, Copy)]
+enum Seg<'p> {
+    Schema(Ns, &'static str),
+    Node(Option<&'p str>, &'p str),
+}
+
+impl fmt::Display for Seg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Seg::Schema(n, local) => write!(f, "{}{local}", n.prefix()),
+            Seg::Node(None, local) => f.write_str(local),
+            Seg::Node(Some(uri), local) => match ns::prefix_of(uri) {
+                Some(p) => write!(f, "{p}:{local}"),
+                None => write!(f, "{{{uri}}}{local}"),
+            },
+        }
     }
-    let mut totals: HashMap<(Option<&str>, &str), usize> = HashMap::new();
-    for k in kids {
-        *totals.entry(key(k)).or_default() += 1;
+}
+
+fn node_seg<'p>(node: Node<'p, '_>) -> Seg<'p> {
+    let tag = node.tag_name();
+    Seg::Node(tag.namespace(), tag.name())
+}
+
+/// Where a finding is, described by borrowing and rendered to the
+/// [`Violation::path`] text only when there is a finding: the walk over a
+/// correct document builds no strings.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    /// A path given as text (the frame's root, "/").
+    Text(&'p str),
+    /// The element ancestors of a node, for an operation validated alone.
+    Ancestry(Node<'p, 'p>),
+    /// `{parent}/{seg}`, with `[index]` when `index` is not 0.
+    Element {
+        parent: &'p At<'p>,
+        seg: Seg<'p>,
+        index: usize,
+    },
+    /// `{parent}/@name` or `{parent}/@{uri}name`.
+    Attribute {
+        parent: &'p At<'p>,
+        uri: Option<&'p str>,
+        name: &'p str,
+    },
+}
+
+impl<'p> At<'p> {
+    fn element(parent: &'p At<'p>, seg: Seg<'p>, index: usize) -> At<'p> {
+        At::Element { parent, seg, index }
     }
-    let mut seen: HashMap<(Option<&str>, &str), usize> = HashMap::new();
-    kids.iter()
-        .map(|k| {
-            let n = seen.entry(key(k)).or_default();
-            *n += 1;
-            if totals.get(&key(k)).copied().unwrap_or(0) > 1 {
-                *n
-            } else {
-                0
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            At::Text(text) => f.write_str(text),
+            At::Ancestry(node) => {
+                let names: Vec<Node<'_, '_>> = node
+                    .ancestors()
+                    .skip(1)
+                    .filter(|n| n.is_element())
+                    .collect();
+                for n in names.into_iter().rev() {
+                    write!(f, "/{}", node_seg(n))?;
+                }
+                Ok(())
             }
-        })
-        .collect()
-}
-
-fn index_suffix(index: usize) -> String {
-    if index == 0 {
-        String::new()
-    } else {
-        format!("[{index}]")
+            At::Element { parent, seg, index } => {
+                write!(f, "{parent}/{seg}")?;
+                if index != 0 {
+                    write!(f, "[{index}]")?;
+                }
+                Ok(())
+            }
+            At::Attribute {
+                parent,
+                uri: Some(uri),
+                name,
+            } => write!(f, "{parent}/@{{{uri}}}{name}"),
+            At::Attribute {
+                parent,
+                uri: None,
+                name,
+            } => write!(f, "{parent}/@{name}"),
+        }
     }
 }
 
-/// The path of a node's ancestors, for findings on an operation validated alone.
-fn ancestry(node: Node<'_, '_>) -> String {
-    let mut names: Vec<String> = node
-        .ancestors()
-        .skip(1)
-        .filter(|n| n.is_element())
-        .map(display_name)
-        .collect();
-    names.reverse();
-    names.iter().map(|n| format!("/{n}")).collect()
+/// Distinct sibling names kept in a plain array before switching to a map.
+const FEW_NAMES: usize = 16;
+
+type Key<'a> = (Option<&'a str>, &'a str);
+
+fn key<'a>(node: Node<'a, '_>) -> Key<'a> {
+    let tag = node.tag_name();
+    (tag.namespace(), tag.name())
+}
+
+/// `a == b`, by the local names first (they usually differ) and by the
+/// namespaces' addresses before their text (a document's elements usually
+/// share one copy of each namespace name).
+fn same_key(a: Key<'_>, b: Key<'_>) -> bool {
+    a.1 == b.1
+        && match (a.0, b.0) {
+            (Some(x), Some(y)) => std::ptr::eq(x, y) || x == y,
+            (x, y) => x == y,
+        }
+}
+
+/// Each element child's 1-based position among its same-named siblings, or
+/// 0 when its name is unique there. [`SiblingIndex::new`] counts the names
+/// in one pass; [`SiblingIndex::next`] is then called with each element
+/// child in document order. A handful of distinct names (the usual case)
+/// are compared in place, without hashing; many switch to a map, so wide
+/// documents stay linear.
+struct SiblingIndex<'a> {
+    /// (name, total, seen so far), the first `len` entries in use.
+    few: [(Key<'a>, usize, usize); FEW_NAMES],
+    len: usize,
+    many: Option<HashMap<Key<'a>, (usize, usize)>>,
+}
+
+impl<'a> SiblingIndex<'a> {
+    fn new(parent: Node<'a, '_>) -> Self {
+        let mut this = SiblingIndex {
+            few: [((None, ""), 0, 0); FEW_NAMES],
+            len: 0,
+            many: None,
+        };
+        for kid in element_children(parent) {
+            let k = key(kid);
+            if let Some(map) = &mut this.many {
+                map.entry(k).or_default().0 += 1;
+            } else if let Some(entry) = this.few[..this.len].iter_mut().find(|e| same_key(e.0, k)) {
+                entry.1 += 1;
+            } else if this.len < FEW_NAMES {
+                this.few[this.len] = (k, 1, 0);
+                this.len += 1;
+            } else {
+                let mut map: HashMap<Key<'a>, (usize, usize)> = this
+                    .few
+                    .iter()
+                    .map(|&(k, total, seen)| (k, (total, seen)))
+                    .collect();
+                map.insert(k, (1, 0));
+                this.many = Some(map);
+            }
+        }
+        this
+    }
+
+    fn next(&mut self, kid: Node<'a, '_>) -> usize {
+        let k = key(kid);
+        let entry = match &mut self.many {
+            Some(map) => map.get_mut(&k).map(|(total, seen)| (total, seen)),
+            None => self.few[..self.len]
+                .iter_mut()
+                .find(|e| same_key(e.0, k))
+                .map(|(_, total, seen)| (total, seen)),
+        };
+        match entry {
+            Some((total, seen)) => {
+                *seen += 1;
+                if *total > 1 { *seen } else { 0 }
+            }
+            None => 0,
+        }
+    }
+}
+
+/// The text content of a simple-valued element (every text child, in
+/// order), borrowed when there is a single text child.
+fn simple_text<'a>(node: Node<'a, '_>) -> Cow<'a, str> {
+    let mut texts = node.children().filter(|n| n.is_text());
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    let first = first.text().unwrap_or_default();
+    match texts.next() {
+        None => Cow::Borrowed(first),
+        Some(second) => {
+            let mut all = String::from(first);
+            all.push_str(second.text().unwrap_or_default());
+            for t in texts {
+                all.push_str(t.text().unwrap_or_default());
+            }
+            Cow::Owned(all)
+        }
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -1428,5 +1603,63 @@ fn shorten(text: &str) -> String {
     match text.char_indices().nth(LIMIT) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: position among same-named siblings, 0 when unique.
+    fn naive(parent: Node<'_, '_>) -> Vec<usize> {
+        let kids: Vec<Node<'_, '_>> = element_children(parent).collect();
+        kids.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let same = |o: &&Node<'_, '_>| key(**o) == key(*k);
+                if kids.iter().filter(same).count() > 1 {
+                    kids[..=i].iter().filter(same).count()
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sibling_indexes_match_their_definition_below_and_above_the_map_threshold() {
+        for distinct in [1, 2, 5, FEW_NAMES, FEW_NAMES + 1, 40] {
+            for width in [0, 1, 3, FEW_NAMES, FEW_NAMES + 1, 100] {
+                let mut xml = String::from("<r xmlns:a='urn:a' xmlns:b='urn:b'>");
+                for i in 0..width {
+                    let prefix = if i % 3 == 0 { "a" } else { "b" };
+                    xml.push_str(&format!("<{prefix}:n{}/>text", (i * 7) % distinct));
+                }
+                xml.push_str("</r>");
+                let doc = Document::parse(&xml).expect("generated document parses");
+                let root = doc.root_element();
+                let mut index = SiblingIndex::new(root);
+                let fast: Vec<usize> = element_children(root).map(|k| index.next(k)).collect();
+                assert_eq!(fast, naive(root), "{distinct} names, {width} children");
+            }
+        }
+    }
+
+    #[test]
+    fn paths_render_like_the_documented_spelling() {
+        let doc = Document::parse("<x:a xmlns:x='urn:x'><b/></x:a>").expect("parses");
+        let root = doc.root_element();
+        let top = At::Text("");
+        let env = At::element(&top, Seg::Schema(Ns::Soap, "Envelope"), 0);
+        let op = At::element(&env, node_seg(root), 3);
+        let attr = At::Attribute {
+            parent: &op,
+            uri: Some("urn:q"),
+            name: "f",
+        };
+        assert_eq!(attr.to_string(), "/soap:Envelope/{urn:x}a[3]/@{urn:q}f");
+        let kid = element_children(root).next().expect("a child");
+        assert_eq!(At::Ancestry(kid).to_string(), "/{urn:x}a");
+        assert_eq!(simple_text(root), "");
     }
 }
