@@ -63,6 +63,9 @@ fn main() {
     if wanted("overhead") {
         rt.block_on(overhead());
     }
+    if wanted("overhead") || wanted("chain") {
+        rt.block_on(overhead_chain());
+    }
     if wanted("pull") {
         rt.block_on(pull());
     }
@@ -260,6 +263,175 @@ async fn overhead() {
         cpu_per_step(&transport_t),
         cpu_per_step(&unchecked_t),
         cpu_per_step(&runner_t),
+    );
+    check_costs(&executor, &case).await;
+    server.shutdown().await;
+}
+
+/// The harness overhead on the protocol this suite is about: a pull
+/// subscription, then N rounds of CreateItem and a GetEvents that expects
+/// exactly that CreatedEvent and captures the watermark for the next poll
+/// (every check kind on). The raw loop does the same protocol with the
+/// least a client must do: it pulls the subscription id and the last
+/// watermark out of the bodies with a string search.
+async fn overhead_chain() {
+    const ROUNDS_PER_CASE: usize = 500;
+    const ROUNDS: usize = 7;
+    let server = ews_conformance::server::start(ServerConfig::default())
+        .await
+        .expect("the server starts");
+    let config = TargetConfig::builder(server.url())
+        .user(
+            ALICE,
+            Auth::Basic {
+                username: ALICE.into(),
+                password: ALICE_PW.into(),
+            },
+        )
+        .build()
+        .expect("valid target");
+    let executor = Executor::new(Arc::new(config.clone())).expect("executor");
+    let unchecked = Executor::new(Arc::new(config))
+        .expect("executor")
+        .with_checks(CheckRegistry::empty());
+    let mut text = String::from(
+        "title = \"overhead chain\"\nrequirements = [\"R31\"]\nisolate = false\n\
+         [[step]]\nname = \"subscribe\"\nop = \"Subscribe\"\n\
+         with = { mode = \"pull\", folders = [\"inbox\"], event_types = [\"CreatedEvent\"], timeout = 10 }\n\
+         expect = { code = \"NoError\" }\n\
+         capture = { sub = \"//m:SubscriptionId\", wm = \"//m:SubscribeResponseMessage/m:Watermark\" }\n",
+    );
+    for i in 0..ROUNDS_PER_CASE {
+        text.push_str(&format!(
+            "[[step]]\nname = \"create {i}\"\nop = \"CreateItem\"\nwith = {{ folder = \"inbox\", subject = \"chain {i}\" }}\n\
+             expect = {{ code = \"NoError\" }}\n\
+             [[step]]\nname = \"poll {i}\"\nop = \"GetEvents\"\nwith = {{ subscription = \"${{sub}}\", watermark = \"${{wm}}\" }}\n\
+             expect = {{ code = \"NoError\", events = \"exact\", event = [{{ kind = \"CreatedEvent\" }}] }}\n\
+             capture = {{ wm = \"//m:Notification/*[last()]/t:Watermark\" }}\n"
+        ));
+    }
+    text.push_str(
+        "[[step]]\nname = \"unsubscribe\"\nop = \"Unsubscribe\"\nwith = { subscription = \"${sub}\" }\n\
+         expect = { code = \"NoError\" }\n",
+    );
+    let (ops, checks) = (OpRegistry::builtin(), CheckRegistry::builtin());
+    let case = Loader::new(&ops, &checks)
+        .parse(
+            &text,
+            Path::new("overhead-chain.toml"),
+            "bench/overhead-chain",
+        )
+        .expect("the generated case loads");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let post = |body: String| {
+        let request = http
+            .post(server.url())
+            .basic_auth(ALICE, Some(ALICE_PW))
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(body);
+        async move {
+            request
+                .send()
+                .await
+                .expect("answered")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    let between = |text: &str, open: &str, close: &str| -> String {
+        text.rfind(open)
+            .map(|at| &text[at + open.len()..])
+            .and_then(|rest| rest.find(close).map(|end| rest[..end].to_string()))
+            .expect("the element is there")
+    };
+    let header = RequestHeader {
+        version: Some("Exchange2013".into()),
+        ..Default::default()
+    };
+    let (mut runner_t, mut raw_t, mut unchecked_t) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let meter = Meter::start();
+        let _ = unchecked.run_case(&case).await;
+        unchecked_t.push(meter.stop());
+
+        let meter = Meter::start();
+        let outcome = executor.run_case(&case).await;
+        runner_t.push(meter.stop());
+        assert!(
+            matches!(outcome.verdict, ews_conformance::suite::Verdict::Pass),
+            "{:?} {:?}",
+            outcome.verdict,
+            outcome.failures().next()
+        );
+        // The runner's own bodies for everything but GetEvents, whose
+        // watermark the raw loop must fill in itself.
+        let subscribe = outcome.exchanges[0].request.clone();
+        let create: Vec<String> = outcome
+            .exchanges
+            .iter()
+            .filter(|e| e.step.starts_with("create"))
+            .map(|e| e.request.clone())
+            .collect();
+        let unsubscribe_template = outcome.exchanges[outcome.exchanges.len() - 1]
+            .request
+            .clone();
+        let old_sub = between(
+            &outcome.exchanges[0].response_text,
+            "<m:SubscriptionId>",
+            "</m:SubscriptionId>",
+        );
+
+        let meter = Meter::start();
+        let answer = post(subscribe).await;
+        let sub = between(&answer, "<m:SubscriptionId>", "</m:SubscriptionId>");
+        let mut watermark = between(&answer, "<m:Watermark>", "</m:Watermark>");
+        for body in &create {
+            let _ = post(body.clone()).await;
+            let poll = request(&header, |w| {
+                ews_conformance::ews::messages::GetEventsRequest {
+                    subscription_id: sub.clone(),
+                    watermark: watermark.clone(),
+                }
+                .render(w)
+            });
+            let answer = post(poll).await;
+            watermark = between(&answer, "<t:Watermark>", "</t:Watermark>");
+        }
+        let _ = post(unsubscribe_template.replace(&old_sub, &sub)).await;
+        raw_t.push(meter.stop());
+    }
+    let steps = case.steps.len();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio_of = |num: &[Measure]| {
+        median(
+            num.iter()
+                .zip(&raw_t)
+                .map(|(r, w)| r.wall.as_secs_f64() / w.wall.as_secs_f64())
+                .collect(),
+        )
+    };
+    let ratio = ratio_of(&runner_t);
+    let per_step = |v: &[Measure]| {
+        median(
+            v.iter()
+                .map(|m| m.wall.as_secs_f64() * 1e6 / steps as f64)
+                .collect(),
+        )
+    };
+    println!(
+        "overhead  pull chain of {steps} steps (Subscribe, {ROUNDS_PER_CASE} x CreateItem + GetEvents expecting the event \
+         and capturing the watermark, Unsubscribe; median of {ROUNDS} rounds): runner {:.0} µs vs raw loop {:.0} µs \
+         per step = ratio {ratio:.3} (target <= 1.10); the runner without checks: ratio {:.3}",
+        per_step(&runner_t),
+        per_step(&raw_t),
+        ratio_of(&unchecked_t),
     );
     check_costs(&executor, &case).await;
     server.shutdown().await;

@@ -29,7 +29,10 @@ impl Check for Asserts {
             if ex.status.is_none() {
                 continue;
             }
-            match crate::xml::parse_document(&ex.response_text) {
+            let Some(parsed) = input.document(i) else {
+                continue;
+            };
+            match parsed {
                 Ok(doc) => docs.push(doc),
                 Err(e) => {
                     out.push(

@@ -4,7 +4,7 @@
 //! Events are collected from every response of the step in order, so a
 //! DrainEvents step is judged on everything it drained.
 
-use super::{Check, Finding, StepInput, notifications};
+use super::{Check, Finding, StepInput, notifications, notifications_parsed};
 use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
 use crate::suite::case::{EventPattern, EventsMode};
 
@@ -33,7 +33,11 @@ impl Check for Events {
             if ex.status.is_none() {
                 continue;
             }
-            match notifications(&ex.response_text) {
+            let read = match input.document(i) {
+                Some(parsed) => notifications_parsed(parsed),
+                None => notifications(&ex.response_text),
+            };
+            match read {
                 Ok(n) => per_call.push(n),
                 Err(problem) => {
                     out.push(

@@ -610,9 +610,15 @@ fn first_response_message<'a, 'i>(opened: &Opened<'a, 'i>) -> Option<roxmltree::
 
 /// Every notification in a body (GetEvents, push and streaming forms; `m:` or `t:`).
 pub fn notifications(body: &str) -> Result<Vec<Notification>, String> {
-    let doc = crate::xml::parse_document(body)
-        .map_err(|e| format!("the body is not well-formed XML: {e}"))?;
-    let opened = open(&doc).map_err(|e| e.to_string())?;
+    notifications_parsed(crate::xml::parse_document(body).as_ref())
+}
+
+/// [`notifications`] on a body already parsed.
+pub fn notifications_parsed(
+    parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+) -> Result<Vec<Notification>, String> {
+    let doc = parsed.map_err(|e| format!("the body is not well-formed XML: {e}"))?;
+    let opened = open(doc).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for node in opened
         .payload

@@ -870,7 +870,7 @@ impl Executor {
                 None => self.checks.run(&input),
             }
         };
-        let (found, judged) = if passed_over.is_empty() {
+        let (found, judged, captured) = if passed_over.is_empty() {
             let input = StepInput::new(case, step, &run.exchanges, &before);
             let found = match only_check {
                 Some(check) => check.check(&input),
@@ -881,9 +881,12 @@ impl Executor {
             if only_check.is_none() && self.checks.reads_entries(case) {
                 run.readings = (0..run.exchanges.len()).map(|i| input.reading(i)).collect();
             }
-            (found, None)
+            // Captures read the same parses.
+            let captured = capture_parsed(&step.captures, &input, vars, &step.name);
+            (found, None, captured)
         } else {
-            judge_split(step, &run.exchanges, &passed_over, run_checks)
+            let (found, judged) = judge_split(step, &run.exchanges, &passed_over, run_checks);
+            (found, judged, Vec::new())
         };
         let step_failed = found.iter().any(|f| f.severity == Severity::Fail)
             || run
@@ -893,7 +896,7 @@ impl Executor {
         attach(&mut run, found);
 
         let captured = match &judged {
-            None => capture(&step.captures, &run.exchanges, vars, &step.name),
+            None => captured,
             Some(indices) => {
                 let judged: Vec<Exchange> =
                     indices.iter().map(|&i| run.exchanges[i].clone()).collect();
@@ -986,6 +989,34 @@ fn capture(
         .filter(|e| e.status.is_some())
         .filter_map(|e| crate::xml::parse_document(&e.response_text).ok())
         .collect();
+    bind_captures(captures, &docs.iter().collect::<Vec<_>>(), vars, step)
+}
+
+/// [`capture`] from the parses a step's checks shared.
+fn capture_parsed(
+    captures: &[Capture],
+    input: &StepInput<'_>,
+    vars: &mut Vars,
+    step: &str,
+) -> Vec<String> {
+    if captures.is_empty() {
+        return Vec::new();
+    }
+    let docs: Vec<&roxmltree::Document<'_>> = (0..input.exchanges.len())
+        .filter(|&i| input.exchanges[i].status.is_some())
+        .filter_map(|i| input.document(i)?.ok())
+        .collect();
+    bind_captures(captures, &docs, vars, step)
+}
+
+/// Binds each capture to what its path selects in `docs`; returns a
+/// message for each capture that matched nothing.
+fn bind_captures(
+    captures: &[Capture],
+    docs: &[&roxmltree::Document<'_>],
+    vars: &mut Vars,
+    step: &str,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for c in captures {
         let values: Vec<String> = docs
