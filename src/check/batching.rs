@@ -11,7 +11,7 @@
 //!   than StatusEvent (R32, R33, R70). Together with the `watermark` check's
 //!   lost-event rule this makes MoreEvents true exactly while more remain.
 
-use super::wire::{Channel, Link, read_reply, read_reply_parsed, received, short, subscriptions};
+use super::wire::{Channel, Link, received, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput, call_label};
 use crate::ews::{EventKind, Notification};
 
@@ -36,11 +36,7 @@ impl Check for Batching {
             if received(ex).is_none() || !ex.response_text.contains("Notification") {
                 continue;
             }
-            let reply = match input.document(i) {
-                Some(parsed) => read_reply_parsed(&ex.response_text, parsed),
-                None => read_reply(&ex.response_text),
-            };
-            let Some(reply) = reply else {
+            let Some(reply) = input.reply(i) else {
                 continue;
             };
             let call = call_label(i, total);

@@ -157,6 +157,8 @@ pub struct StepInput<'a> {
     parsed: Parsed<'a>,
     /// The request bodies, likewise.
     requests: Parsed<'a>,
+    /// Each response read as the case-level checks read it ([`StepInput::reply`]).
+    replies: std::sync::OnceLock<Vec<Option<wire::Reply>>>,
 }
 
 /// Each exchange's response (or request) body parsed as one XML document, on first use.
@@ -172,6 +174,7 @@ impl<'a> StepInput<'a> {
             vars,
             parsed: Parsed::default(),
             requests: Parsed::default(),
+            replies: std::sync::OnceLock::new(),
         }
     }
 
@@ -192,23 +195,67 @@ impl<'a> StepInput<'a> {
         self.requests.get(self.exchanges, index, |ex| &ex.request)
     }
 
-    /// Exchange `index` read the way the case-level checks read it
-    /// ([`wire::read_exchange`]), from what the executor read of its request
-    /// and the parses this step's checks shared.
-    pub fn reading(&self, index: usize) -> Option<wire::Reading> {
+    /// The response of exchange `index` read as the case-level checks read
+    /// it ([`wire::read_reply`]; `None` when nothing was received or it
+    /// holds no readable envelope), read once for the step's checks.
+    pub fn reply(&self, index: usize) -> Option<&wire::Reply> {
+        self.replies
+            .get_or_init(|| {
+                (0..self.exchanges.len())
+                    .map(|i| self.read_reply_of(i))
+                    .collect()
+            })
+            .get(index)?
+            .as_ref()
+    }
+
+    fn read_reply_of(&self, index: usize) -> Option<wire::Reply> {
         let ex = self.exchanges.get(index)?;
-        let request = match &ex.asked {
+        wire::received(ex)?;
+        wire::read_reply_parsed(&ex.response_text, self.document(index)?)
+    }
+
+    /// What the request of exchange `index` asked for: as the executor read
+    /// it while the request was in flight, or from the shared parse.
+    fn request_of(&self, index: usize) -> Option<wire::Request> {
+        let ex = self.exchanges.get(index)?;
+        Some(match &ex.asked {
             Some(asked) => {
                 debug_assert_eq!(asked.request, wire::read_request(&ex.request));
                 asked.request.clone()
             }
             None => wire::read_request_parsed(self.request_document(index)?),
-        };
-        let reply = match wire::received(ex) {
-            Some(_) => wire::read_reply_parsed(&ex.response_text, self.document(index)?),
-            None => None,
-        };
-        Some(wire::Reading { request, reply })
+        })
+    }
+
+    /// Exchange `index` read the way the case-level checks read it
+    /// ([`wire::read_exchange`]), from what the executor read of its request
+    /// and the parses this step's checks shared.
+    pub fn reading(&self, index: usize) -> Option<wire::Reading> {
+        Some(wire::Reading {
+            request: self.request_of(index)?,
+            reply: self.reply(index).cloned(),
+        })
+    }
+
+    /// Every exchange read as [`StepInput::reading`] reads it, handing over
+    /// the replies the step's checks already read rather than copying them.
+    pub fn into_readings(self) -> Vec<Option<wire::Reading>> {
+        let requests: Vec<Option<wire::Request>> = (0..self.exchanges.len())
+            .map(|i| self.request_of(i))
+            .collect();
+        let _ = self.reply(0);
+        let mut replies = self.replies.into_inner().unwrap_or_default();
+        requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, request)| {
+                Some(wire::Reading {
+                    request: request?,
+                    reply: replies.get_mut(i).and_then(Option::take),
+                })
+            })
+            .collect()
     }
 
     /// The RequestServerVersion the request of exchange `index` names.
@@ -837,6 +884,15 @@ mod tests {
             let input = StepInput::new(&c, &s, &exchanges, &vars);
             let early: Vec<Option<wire::Reading>> =
                 (0..exchanges.len()).map(|i| input.reading(i)).collect();
+            // Handing the replies over reads the same, whether or not a
+            // check read them first.
+            let handed = StepInput::new(&c, &s, &exchanges, &vars);
+            let _ = handed.reply(2);
+            assert_eq!(handed.into_readings(), early);
+            assert_eq!(
+                StepInput::new(&c, &s, &exchanges, &vars).into_readings(),
+                early
+            );
             for (i, ex) in exchanges.iter().enumerate() {
                 assert_eq!(
                     early[i].as_ref(),

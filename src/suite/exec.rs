@@ -870,24 +870,27 @@ impl Executor {
                 None => self.checks.run(&input),
             }
         };
-        let (found, judged, captured) = if passed_over.is_empty() {
+        let (found, judged, captured, readings) = if passed_over.is_empty() {
             let input = StepInput::new(case, step, &run.exchanges, &before);
             let found = match only_check {
                 Some(check) => check.check(&input),
                 None => self.checks.run(&input),
             };
-            // Read each exchange for the case-level checks now, while the
-            // step's parses are at hand, rather than parsing it again later.
-            if only_check.is_none() && self.checks.reads_entries(case) {
-                run.readings = (0..run.exchanges.len()).map(|i| input.reading(i)).collect();
-            }
             // Captures read the same parses.
             let captured = capture_parsed(&step.captures, &input, vars, &step.name);
-            (found, None, captured)
+            // Read each exchange for the case-level checks now, while the
+            // step's parses are at hand, rather than parsing it again later.
+            let readings = if only_check.is_none() && self.checks.reads_entries(case) {
+                input.into_readings()
+            } else {
+                Vec::new()
+            };
+            (found, None, captured, readings)
         } else {
             let (found, judged) = judge_split(step, &run.exchanges, &passed_over, run_checks);
-            (found, judged, Vec::new())
+            (found, judged, Vec::new(), Vec::new())
         };
+        run.readings = readings;
         let step_failed = found.iter().any(|f| f.severity == Severity::Fail)
             || run
                 .exchanges
