@@ -45,8 +45,7 @@ pub fn is_xs_datetime(s: &str) -> bool {
     let Some((date, time)) = s.split_once('T') else {
         return false;
     };
-    let parts: Vec<&str> = date.split('-').collect();
-    let [y, mo, d] = parts.as_slice() else {
+    let Some((y, mo, d)) = three(date, '-') else {
         return false;
     };
     let num = |t: &str, len: usize| t.len() == len && t.bytes().all(|b| b.is_ascii_digit());
@@ -73,8 +72,7 @@ pub fn is_xs_datetime(s: &str) -> bool {
         Some((a, f)) => (a, Some(f)),
         None => (clock, None),
     };
-    let hms: Vec<&str> = hms.split(':').collect();
-    let [h, mi, se] = hms.as_slice() else {
+    let Some((h, mi, se)) = three(hms, ':') else {
         return false;
     };
     if !num(h, 2) || !num(mi, 2) || !num(se, 2) {
@@ -87,6 +85,15 @@ pub fn is_xs_datetime(s: &str) -> bool {
         se.parse().unwrap_or(99),
     );
     zone_ok && frac_ok && (h < 24 || (h == 24 && mi == 0 && se == 0)) && mi < 60 && se < 60
+}
+
+/// `a<sep>b<sep>c`: exactly three parts (none of them containing `sep`).
+fn three(s: &str, sep: char) -> Option<(&str, &str, &str)> {
+    let mut parts = s.split(sep);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(c), None) => Some((a, b, c)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
