@@ -172,14 +172,17 @@ async fn overhead() {
     // wander between rounds far more than within one.
     let (mut runner_t, mut raw_t, mut transport_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut unchecked_t = Vec::new();
+    let (mut runner_own, mut unchecked_own) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let meter = Meter::start();
-        let _ = unchecked.run_case(&case).await;
+        let plain = unchecked.run_case(&case).await;
         unchecked_t.push(meter.stop());
+        unchecked_own.push(own_share(&plain));
 
         let meter = Meter::start();
         let outcome = executor.run_case(&case).await;
         runner_t.push(meter.stop());
+        runner_own.push(own_share(&outcome));
         assert_eq!(outcome.exchanges.len(), STEPS, "{:?}", outcome.verdict);
         let bodies: Vec<String> = outcome
             .exchanges
@@ -255,6 +258,14 @@ async fn overhead() {
          the runner without checks: ratio {:.3}",
         ratio(&transport_t, &raw_t),
         ratio(&unchecked_t, &raw_t),
+    );
+    println!(
+        "overhead  the runner's own time (the case's wall time less the time its requests took), per step: \
+         {:.1} µs = {:.1}% of its round trips with every check kind on, {:.1} µs = {:.1}% without checks",
+        median(runner_own.iter().map(|o: &(f64, f64)| o.0).collect()),
+        median(runner_own.iter().map(|o| o.1).collect()),
+        median(unchecked_own.iter().map(|o: &(f64, f64)| o.0).collect()),
+        median(unchecked_own.iter().map(|o| o.1).collect()),
     );
     println!(
         "overhead  CPU time per step, harness and server together: raw loop {}, transport {}, \
@@ -353,6 +364,7 @@ async fn overhead_chain() {
         ..Default::default()
     };
     let (mut runner_t, mut raw_t, mut unchecked_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut runner_own = Vec::new();
     for _ in 0..ROUNDS {
         let meter = Meter::start();
         let _ = unchecked.run_case(&case).await;
@@ -361,6 +373,7 @@ async fn overhead_chain() {
         let meter = Meter::start();
         let outcome = executor.run_case(&case).await;
         runner_t.push(meter.stop());
+        runner_own.push(own_share(&outcome));
         assert!(
             matches!(outcome.verdict, ews_conformance::suite::Verdict::Pass),
             "{:?} {:?}",
@@ -433,8 +446,28 @@ async fn overhead_chain() {
         per_step(&raw_t),
         ratio_of(&unchecked_t),
     );
+    println!(
+        "overhead  pull chain: the runner's own time per step {:.1} µs = {:.1}% of its round trips",
+        median(runner_own.iter().map(|o: &(f64, f64)| o.0).collect()),
+        median(runner_own.iter().map(|o| o.1).collect()),
+    );
     check_costs(&executor, &case).await;
     server.shutdown().await;
+}
+
+/// What the runner spent of a case's wall time on its own (judging,
+/// bookkeeping) rather than waiting for the target: µs per exchange, and
+/// as a percentage of the time the requests took. Unlike the ratios
+/// against the raw loop, this does not move with the round trips, which
+/// wander by a fifth between rounds on a small virtual machine.
+fn own_share(outcome: &Outcome) -> (f64, f64) {
+    let waiting: Duration = outcome.exchanges.iter().map(|e| e.duration).sum();
+    let own = outcome.duration.saturating_sub(waiting);
+    let steps = outcome.exchanges.len().max(1) as f64;
+    (
+        own.as_secs_f64() * 1e6 / steps,
+        own.as_secs_f64() * 100.0 / waiting.as_secs_f64().max(f64::MIN_POSITIVE),
+    )
 }
 
 /// One timed loop: wall time, and CPU time of the whole process when the

@@ -876,8 +876,9 @@ impl Executor {
                 Some(check) => check.check(&input),
                 None => self.checks.run(&input),
             };
-            // Captures read the same parses.
-            let captured = capture_parsed(&step.captures, &input, vars, &step.name);
+            // Captures read the same parses; they are bound once the
+            // step's starting variables are let go (so binding copies nothing).
+            let selected = select_captures_parsed(&step.captures, &input);
             // Read each exchange for the case-level checks now, while the
             // step's parses are at hand, rather than parsing it again later.
             let readings = if only_check.is_none() && self.checks.reads_entries(case) {
@@ -885,11 +886,14 @@ impl Executor {
             } else {
                 Vec::new()
             };
-            (found, None, captured, readings)
+            (found, None, Some(selected), readings)
         } else {
             let (found, judged) = judge_split(step, &run.exchanges, &passed_over, run_checks);
-            (found, judged, Vec::new(), Vec::new())
+            (found, judged, None, Vec::new())
         };
+        drop(before);
+        let captured =
+            captured.map(|selected| bind_captures(&step.captures, selected, vars, &step.name));
         run.readings = readings;
         let step_failed = found.iter().any(|f| f.severity == Severity::Fail)
             || run
@@ -898,9 +902,10 @@ impl Executor {
                 .any(|e| e.findings.iter().any(|f| f.severity == Severity::Fail));
         attach(&mut run, found);
 
-        let captured = match &judged {
-            None => captured,
-            Some(indices) => {
+        let captured = match (&judged, captured) {
+            (_, Some(captured)) => captured,
+            (None, None) => Vec::new(),
+            (Some(indices), None) => {
                 let judged: Vec<Exchange> =
                     indices.iter().map(|&i| run.exchanges[i].clone()).collect();
                 capture(&step.captures, &judged, vars, &step.name)
@@ -992,16 +997,12 @@ fn capture(
         .filter(|e| e.status.is_some())
         .filter_map(|e| crate::xml::parse_document(&e.response_text).ok())
         .collect();
-    bind_captures(captures, &docs.iter().collect::<Vec<_>>(), vars, step)
+    let selected = select_captures(captures, &docs.iter().collect::<Vec<_>>());
+    bind_captures(captures, selected, vars, step)
 }
 
-/// [`capture`] from the parses a step's checks shared.
-fn capture_parsed(
-    captures: &[Capture],
-    input: &StepInput<'_>,
-    vars: &mut Vars,
-    step: &str,
-) -> Vec<String> {
+/// What each capture selects, from the parses a step's checks shared.
+fn select_captures_parsed(captures: &[Capture], input: &StepInput<'_>) -> Vec<Vec<String>> {
     if captures.is_empty() {
         return Vec::new();
     }
@@ -1009,30 +1010,41 @@ fn capture_parsed(
         .filter(|&i| input.exchanges[i].status.is_some())
         .filter_map(|i| input.document(i)?.ok())
         .collect();
-    bind_captures(captures, &docs, vars, step)
+    select_captures(captures, &docs)
 }
 
-/// Binds each capture to what its path selects in `docs`; returns a
-/// message for each capture that matched nothing.
+/// What each capture's path selects in `docs`, in order.
+fn select_captures(captures: &[Capture], docs: &[&roxmltree::Document<'_>]) -> Vec<Vec<String>> {
+    captures
+        .iter()
+        .map(|c| {
+            docs.iter()
+                .flat_map(|d| c.path.select(d).strings())
+                .collect()
+        })
+        .collect()
+}
+
+/// Binds each capture to its selected values; returns a message for each
+/// capture that matched nothing.
 fn bind_captures(
     captures: &[Capture],
-    docs: &[&roxmltree::Document<'_>],
+    selected: Vec<Vec<String>>,
     vars: &mut Vars,
     step: &str,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    for c in captures {
-        let values: Vec<String> = docs
-            .iter()
-            .flat_map(|d| c.path.select(d).strings())
-            .collect();
-        let why = format!(
-            "capture `{}` ({}) in step \"{step}\" matched nothing",
-            c.name, c.path
-        );
-        if values.is_empty() {
+    for (c, values) in captures.iter().zip(selected) {
+        let why = if values.is_empty() {
+            let why = format!(
+                "capture `{}` ({}) in step \"{step}\" matched nothing",
+                c.name, c.path
+            );
             problems.push(format!("step \"{step}\": {why}"));
-        }
+            why
+        } else {
+            String::new() // only a capture that matched nothing keeps its reason
+        };
         vars.set_capture(&c.name, &values, &why);
     }
     problems
