@@ -123,9 +123,9 @@ async fn suite() {
 
 // --------------------------------------------------------------- overhead
 
-async fn overhead() {
-    const STEPS: usize = 2000;
-    const ROUNDS: usize = 11;
+/// A reference server, and two executors for it as alice: one with every
+/// check kind, one with none.
+async fn overhead_target() -> (ews_conformance::server::RunningServer, Executor, Executor) {
     let server = ews_conformance::server::start(ServerConfig::default())
         .await
         .expect("the server starts");
@@ -143,6 +143,13 @@ async fn overhead() {
     let unchecked = Executor::new(Arc::new(config))
         .expect("executor")
         .with_checks(CheckRegistry::empty());
+    (server, executor, unchecked)
+}
+
+async fn overhead() {
+    const STEPS: usize = 2000;
+    const ROUNDS: usize = 11;
+    let (server, executor, unchecked) = overhead_target().await;
     let mut text = String::from("title = \"overhead\"\nrequirements = [\"R1\"]\nisolate = false\n");
     for i in 0..STEPS {
         text.push_str(&format!(
@@ -288,23 +295,7 @@ async fn overhead() {
 async fn overhead_chain() {
     const ROUNDS_PER_CASE: usize = 500;
     const ROUNDS: usize = 7;
-    let server = ews_conformance::server::start(ServerConfig::default())
-        .await
-        .expect("the server starts");
-    let config = TargetConfig::builder(server.url())
-        .user(
-            ALICE,
-            Auth::Basic {
-                username: ALICE.into(),
-                password: ALICE_PW.into(),
-            },
-        )
-        .build()
-        .expect("valid target");
-    let executor = Executor::new(Arc::new(config.clone())).expect("executor");
-    let unchecked = Executor::new(Arc::new(config))
-        .expect("executor")
-        .with_checks(CheckRegistry::empty());
+    let (server, executor, unchecked) = overhead_target().await;
     let mut text = String::from(
         "title = \"overhead chain\"\nrequirements = [\"R31\"]\nisolate = false\n\
          [[step]]\nname = \"subscribe\"\nop = \"Subscribe\"\n\
@@ -333,26 +324,7 @@ async fn overhead_chain() {
             "bench/overhead-chain",
         )
         .expect("the generated case loads");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let post = |body: String| {
-        let request = http
-            .post(server.url())
-            .basic_auth(ALICE, Some(ALICE_PW))
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(body);
-        async move {
-            request
-                .send()
-                .await
-                .expect("answered")
-                .text()
-                .await
-                .expect("body")
-        }
-    };
+    let raw = Raw::new(server.url());
     let between = |text: &str, open: &str, close: &str| -> String {
         text.rfind(open)
             .map(|at| &text[at + open.len()..])
@@ -399,11 +371,11 @@ async fn overhead_chain() {
         );
 
         let meter = Meter::start();
-        let answer = post(subscribe).await;
+        let answer = raw.post(subscribe).await;
         let sub = between(&answer, "<m:SubscriptionId>", "</m:SubscriptionId>");
         let mut watermark = between(&answer, "<m:Watermark>", "</m:Watermark>");
         for body in &create {
-            let _ = post(body.clone()).await;
+            let _ = raw.post(body.clone()).await;
             let poll = request(&header, |w| {
                 ews_conformance::ews::messages::GetEventsRequest {
                     subscription_id: sub.clone(),
@@ -411,10 +383,10 @@ async fn overhead_chain() {
                 }
                 .render(w)
             });
-            let answer = post(poll).await;
+            let answer = raw.post(poll).await;
             watermark = between(&answer, "<t:Watermark>", "</t:Watermark>");
         }
-        let _ = post(unsubscribe_template.replace(&old_sub, &sub)).await;
+        let _ = raw.post(unsubscribe_template.replace(&old_sub, &sub)).await;
         raw_t.push(meter.stop());
     }
     let steps = case.steps.len();
@@ -604,11 +576,16 @@ impl Raw {
     }
 
     async fn call(&self, inner: &str) -> String {
+        self.post(Self::envelope(inner)).await
+    }
+
+    /// POSTs a whole envelope as alice; the body of the answer.
+    async fn post(&self, body: String) -> String {
         self.http
             .post(&self.url)
             .basic_auth(ALICE, Some(ALICE_PW))
             .header("content-type", "text/xml; charset=utf-8")
-            .body(Self::envelope(inner))
+            .body(body)
             .send()
             .await
             .expect("answered")
