@@ -148,7 +148,7 @@ async fn overhead_target() -> (ews_conformance::server::RunningServer, Executor,
 
 async fn overhead() {
     const STEPS: usize = 2000;
-    const ROUNDS: usize = 11;
+    const ROUNDS: usize = 21;
     let (server, executor, unchecked) = overhead_target().await;
     let mut text = String::from("title = \"overhead\"\nrequirements = [\"R1\"]\nisolate = false\n");
     for i in 0..STEPS {
@@ -294,7 +294,7 @@ async fn overhead() {
 /// watermark out of the bodies with a string search.
 async fn overhead_chain() {
     const ROUNDS_PER_CASE: usize = 500;
-    const ROUNDS: usize = 7;
+    const ROUNDS: usize = 11;
     let (server, executor, unchecked) = overhead_target().await;
     let mut text = String::from(
         "title = \"overhead chain\"\nrequirements = [\"R31\"]\nisolate = false\n\
