@@ -863,19 +863,16 @@ impl Executor {
             return run;
         }
 
+        let judge = |input: &StepInput<'_>| match only_check {
+            Some(check) => check.check(input),
+            None => self.checks.run(input),
+        };
         let run_checks = |step: &Step, exchanges: &[Exchange]| {
-            let input = StepInput::new(case, step, exchanges, &before);
-            match only_check {
-                Some(check) => check.check(&input),
-                None => self.checks.run(&input),
-            }
+            judge(&StepInput::new(case, step, exchanges, &before))
         };
         let (found, judged, captured, readings) = if passed_over.is_empty() {
             let input = StepInput::new(case, step, &run.exchanges, &before);
-            let found = match only_check {
-                Some(check) => check.check(&input),
-                None => self.checks.run(&input),
-            };
+            let found = judge(&input);
             // Captures read the same parses; they are bound once the
             // step's starting variables are let go (so binding copies nothing).
             let selected = select_captures_parsed(&step.captures, &input);
