@@ -244,7 +244,7 @@ impl<'a> StepInput<'a> {
         let requests: Vec<Option<wire::Request>> = (0..self.exchanges.len())
             .map(|i| self.request_of(i))
             .collect();
-        let _ = self.reply(0);
+        let _ = self.reply(0); // reads every reply a check has not read yet
         let mut replies = self.replies.into_inner().unwrap_or_default();
         requests
             .into_iter()
