@@ -16,7 +16,7 @@ use ews_conformance::client::stream::{StreamReader, parse_envelope};
 use ews_conformance::ews::{Event, EventKind, Notification, ObjectId};
 use ews_conformance::server::RunningServer;
 
-use server_support::{Client, folder_id, listed, server};
+use server_support::{Client, Stream, folder_id, listed, server};
 
 const PULL_CLIENTS: usize = 12;
 const STREAM_CLIENTS: usize = 6;
@@ -65,6 +65,29 @@ fn user(server: &RunningServer, i: usize) -> Client {
     }
 }
 
+/// One GetEvents: the created items it delivers go to `seen`, and `wm`
+/// moves to its last watermark. Whether the server said MoreEvents.
+async fn poll(c: &Client, sub: &str, wm: &mut String, seen: &mut Vec<String>) -> bool {
+    let r = c.get_events(sub, wm).await;
+    assert!(r.message.is_success(), "{r:?}");
+    let n = r.notification.expect("a notification");
+    seen.extend(created_items([&n]));
+    if let Some(last) = n.events.last().and_then(|e| e.watermark.clone()) {
+        *wm = last;
+    }
+    n.more_events == Some(true)
+}
+
+/// Polls until MoreEvents is false; a queue that never empties fails.
+async fn drain(c: &Client, sub: &str, wm: &mut String, seen: &mut Vec<String>) {
+    for _ in 0..100 {
+        if !poll(c, sub, wm, seen).await {
+            return;
+        }
+    }
+    panic!("subscription {sub} still had MoreEvents after 100 polls");
+}
+
 /// Items created, per user (0 alice, 1 bob).
 type Made = Arc<Mutex<[BTreeSet<String>; 2]>>;
 
@@ -83,30 +106,9 @@ async fn pull_client(c: Client, who: usize, n: usize, made: Made) {
         mine.extend(ids.iter().cloned());
         made.lock().expect("lock")[who].extend(ids);
         // Poll once between batches: the queue is read while it grows.
-        let r = c.get_events(&sub, &wm).await;
-        assert!(r.message.is_success(), "{r:?}");
-        let n = r.notification.expect("a notification");
-        seen.extend(created_items([&n]));
-        wm = n
-            .events
-            .last()
-            .and_then(|e| e.watermark.clone())
-            .unwrap_or(wm);
+        poll(&c, &sub, &mut wm, &mut seen).await;
     }
-    // Drain.
-    loop {
-        let r = c.get_events(&sub, &wm).await;
-        let n = r.notification.expect("a notification");
-        seen.extend(created_items([&n]));
-        wm = n
-            .events
-            .last()
-            .and_then(|e| e.watermark.clone())
-            .unwrap_or(wm);
-        if n.more_events != Some(true) {
-            break;
-        }
-    }
+    drain(&c, &sub, &mut wm, &mut seen).await;
     assert_exactly_once(&format!("pull client {n}"), &seen, &mine);
     assert!(c.unsubscribe(&sub).await.message.is_success());
 }
@@ -124,20 +126,7 @@ async fn stream_client(c: Client, who: usize, n: usize, made: Made) {
             folder_id(&folder)
         ))
         .await;
-    let body = c.envelope(|w| {
-        w.raw(&format!(
-            "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>2</m:ConnectionTimeout></m:GetStreamingEvents>"
-        ));
-    });
-    let response = c
-        .http
-        .post(&c.url)
-        .basic_auth(&c.user, Some(&c.password))
-        .body(body)
-        .send()
-        .await
-        .expect("the stream opens");
-    assert_eq!(response.status().as_u16(), 200);
+    let response = Stream::open(&c, &[&sub], 2).await.response;
     let mut reader = StreamReader::from_response(response);
     let mut mine = BTreeSet::new();
     for _ in 0..BATCHES {
@@ -261,19 +250,7 @@ async fn many_clients_at_once_lose_and_duplicate_nothing() {
     assert_eq!(made[0].len() + made[1].len(), total);
     for (who, (c, sub, mut wm)) in watchers.into_iter().enumerate() {
         let mut seen = Vec::new();
-        for _ in 0..100 {
-            let r = c.get_events(&sub, &wm).await;
-            let n = r.notification.expect("a notification");
-            seen.extend(created_items([&n]));
-            wm = n
-                .events
-                .last()
-                .and_then(|e| e.watermark.clone())
-                .unwrap_or(wm);
-            if n.more_events != Some(true) {
-                break;
-            }
-        }
+        drain(&c, &sub, &mut wm, &mut seen).await;
         assert_exactly_once(
             &format!("all-folders watcher of user {who}"),
             &seen,
