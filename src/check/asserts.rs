@@ -25,13 +25,10 @@ impl Check for Asserts {
         }
         let mut docs = Vec::new();
         let mut out = Vec::new();
-        for (i, ex) in input.exchanges.iter().enumerate() {
+        for (i, ex, parsed) in input.responses() {
             if ex.status.is_none() {
                 continue;
             }
-            let Some(parsed) = input.document(i) else {
-                continue;
-            };
             match parsed {
                 Ok(doc) => docs.push(doc),
                 Err(e) => {

@@ -20,14 +20,11 @@ impl Check for Codes {
 
     fn check(&self, input: &StepInput<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (i, ex) in input.exchanges.iter().enumerate() {
+        for (i, ex, parsed) in input.responses() {
             let Some(status) = ex.status else {
                 continue; // no response: the transport finding already says so
             };
-            let answer = match input.document(i) {
-                Some(parsed) => Answer::read_parsed(&ex.response_text, parsed),
-                None => Answer::read(&ex.response_text),
-            };
+            let answer = Answer::read_parsed(&ex.response_text, parsed);
             let call = call_label(i, input.exchanges.len());
             let mut fails = judge(input, status, &answer, &call);
             if fails.is_empty() {

@@ -4,7 +4,7 @@
 //! Events are collected from every response of the step in order, so a
 //! DrainEvents step is judged on everything it drained.
 
-use super::{Check, Finding, StepInput, notifications, notifications_parsed};
+use super::{Check, Finding, StepInput, notifications_parsed};
 use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
 use crate::suite::case::{EventPattern, EventsMode};
 
@@ -29,15 +29,11 @@ impl Check for Events {
         let step = &input.step.name;
         let mut out = Vec::new();
         let mut per_call: Vec<Vec<Notification>> = Vec::new();
-        for (i, ex) in input.exchanges.iter().enumerate() {
+        for (i, ex, parsed) in input.responses() {
             if ex.status.is_none() {
                 continue;
             }
-            let read = match input.document(i) {
-                Some(parsed) => notifications_parsed(parsed),
-                None => notifications(&ex.response_text),
-            };
-            match read {
+            match notifications_parsed(parsed) {
                 Ok(n) => per_call.push(n),
                 Err(problem) => {
                     out.push(

@@ -163,7 +163,7 @@ pub struct StepInput<'a> {
 
 /// Each exchange's response (or request) body parsed as one XML document, on first use.
 #[derive(Default)]
-pub struct Parsed<'a>(std::sync::OnceLock<Vec<Result<roxmltree::Document<'a>, roxmltree::Error>>>);
+pub struct Parsed<'a>(std::sync::OnceLock<Vec<ParseResult<'a>>>);
 
 impl<'a> StepInput<'a> {
     pub fn new(case: &'a Case, step: &'a Step, exchanges: &'a [Exchange], vars: &'a Vars) -> Self {
@@ -185,6 +185,26 @@ impl<'a> StepInput<'a> {
     ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
         self.parsed
             .get(self.exchanges, index, |ex| &ex.response_text)
+    }
+
+    /// Every exchange of the step with its index and its response body
+    /// parsed as one document (the parse the step's checks share).
+    pub fn responses(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            usize,
+            &'a Exchange,
+            Result<&roxmltree::Document<'a>, &roxmltree::Error>,
+        ),
+    > + '_ {
+        let exchanges: &'a [Exchange] = self.exchanges;
+        self.parsed
+            .all(exchanges, |ex| &ex.response_text)
+            .iter()
+            .zip(exchanges)
+            .enumerate()
+            .map(|(i, (parsed, ex))| (i, ex, parsed.as_ref()))
     }
 
     /// The request body of exchange `index` parsed as one document.
@@ -271,22 +291,29 @@ impl<'a> StepInput<'a> {
     }
 }
 
+type ParseResult<'a> = Result<roxmltree::Document<'a>, roxmltree::Error>;
+
 impl<'a> Parsed<'a> {
+    fn all(
+        &self,
+        exchanges: &'a [Exchange],
+        body: impl Fn(&'a Exchange) -> &'a str,
+    ) -> &[ParseResult<'a>] {
+        self.0.get_or_init(|| {
+            exchanges
+                .iter()
+                .map(|ex| crate::xml::parse_document(body(ex)))
+                .collect()
+        })
+    }
+
     fn get(
         &self,
         exchanges: &'a [Exchange],
         index: usize,
         body: impl Fn(&'a Exchange) -> &'a str,
     ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
-        self.0
-            .get_or_init(|| {
-                exchanges
-                    .iter()
-                    .map(|ex| crate::xml::parse_document(body(ex)))
-                    .collect()
-            })
-            .get(index)
-            .map(Result::as_ref)
+        self.all(exchanges, body).get(index).map(Result::as_ref)
     }
 }
 

@@ -18,7 +18,7 @@
 
 use roxmltree::Document;
 
-use super::wire::{each_document, each_document_parsed, received};
+use super::wire::{each_document_parsed, received};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
@@ -53,7 +53,7 @@ impl Check for Structure {
     fn check(&self, input: &StepInput<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         let total = input.exchanges.len();
-        for (i, ex) in input.exchanges.iter().enumerate() {
+        for (i, ex, whole) in input.responses() {
             let Some(status) = received(ex) else {
                 continue; // no response: the transport finding says so
             };
@@ -78,10 +78,7 @@ impl Check for Structure {
                         .map(|f| f.about(i)),
                 );
             };
-            match input.document(i) {
-                Some(whole) => each_document_parsed(&ex.response_text, whole, visit),
-                None => each_document(&ex.response_text, visit),
-            }
+            each_document_parsed(&ex.response_text, whole, visit);
         }
         out
     }

@@ -32,17 +32,8 @@ pub fn documents(text: &str) -> Vec<String> {
 }
 
 /// Visits the documents of a response body, as [`documents`] finds them,
-/// each with its parse: `f(index, count, text, parsed)`. A body that is one
-/// well-formed document is parsed once, not once to find it and again to
-/// read it.
-pub fn each_document(
-    text: &str,
-    f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
-) {
-    each_document_parsed(text, parse_document(text).as_ref(), f)
-}
-
-/// [`each_document`] given the parse of the whole body.
+/// each with its parse: `f(index, count, text, parsed)`, given the parse of
+/// the whole body (so a body that is one document is parsed only once).
 pub fn each_document_parsed(
     text: &str,
     whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,

@@ -1003,9 +1003,10 @@ fn select_captures_parsed(captures: &[Capture], input: &StepInput<'_>) -> Vec<Ve
     if captures.is_empty() {
         return Vec::new();
     }
-    let docs: Vec<&roxmltree::Document<'_>> = (0..input.exchanges.len())
-        .filter(|&i| input.exchanges[i].status.is_some())
-        .filter_map(|i| input.document(i)?.ok())
+    let docs: Vec<&roxmltree::Document<'_>> = input
+        .responses()
+        .filter(|(_, ex, _)| ex.status.is_some())
+        .filter_map(|(_, _, parsed)| parsed.ok())
         .collect();
     select_captures(captures, &docs)
 }
