@@ -32,7 +32,7 @@ impl Check for Batching {
         let total = input.exchanges.len();
         for (i, ex) in input.exchanges.iter().enumerate() {
             // Only notifications are judged here: a body without one (as
-            // text) needs no parse.
+            // text) needs no reading.
             if received(ex).is_none() || !ex.response_text.contains("Notification") {
                 continue;
             }

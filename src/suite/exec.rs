@@ -303,12 +303,7 @@ impl<'r> StepContext<'r> {
         body: &str,
         deadline: Duration,
     ) -> Result<Result<OpenResponse, TransportError>, StepError> {
-        let user = self.target.user(self.step.user).ok_or_else(|| {
-            StepError::Case(format!(
-                "step \"{}\" runs as user2, but the target has no second user",
-                self.step.name
-            ))
-        })?;
+        let user = self.step_user()?;
         let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
         Ok(self
             .transport
@@ -384,14 +379,19 @@ impl<'r> StepContext<'r> {
         ));
     }
 
-    /// POSTs `body` as the step's user and records the exchange; returns its index.
-    pub async fn exchange(&mut self, body: String) -> Result<usize, StepError> {
-        let user = self.target.user(self.step.user).ok_or_else(|| {
+    /// The user the step runs as; a case error when the target lacks it.
+    fn step_user(&self) -> Result<&'r crate::suite::target::User, StepError> {
+        self.target.user(self.step.user).ok_or_else(|| {
             StepError::Case(format!(
                 "step \"{}\" runs as user2, but the target has no second user",
                 self.step.name
             ))
-        })?;
+        })
+    }
+
+    /// POSTs `body` as the step's user and records the exchange; returns its index.
+    pub async fn exchange(&mut self, body: String) -> Result<usize, StepError> {
+        let user = self.step_user()?;
         let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
         let started = Instant::now();
         let request = HttpRequest {
