@@ -742,6 +742,48 @@ fn frame_rules() {
     );
 }
 
+/// The fault as Exchange writes it (the form of every fault example in
+/// Microsoft's EWS reference): `xml:lang` on faultstring, an `e:` detail
+/// with the response code, the message and a MessageXml with line and
+/// position. A fault with a faultactor is legal too (SOAP 1.1).
+#[test]
+fn exchange_fault_forms_are_legal() {
+    let fault = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="{soap}">
+  <s:Body>
+    <s:Fault>
+      <faultcode xmlns:a="{types}">a:ErrorSchemaValidation</faultcode>
+      <faultstring xml:lang="en-US">The request failed schema validation: The 'Id' attribute is invalid.</faultstring>
+      <faultactor>https://mail.example.com/EWS/Exchange.asmx</faultactor>
+      <detail>
+        <e:ResponseCode xmlns:e="{errors}">ErrorSchemaValidation</e:ResponseCode>
+        <e:Message xmlns:e="{errors}">The request failed schema validation.</e:Message>
+        <t:MessageXml xmlns:t="{types}">
+          <t:LineNumber>2</t:LineNumber>
+          <t:LinePosition>630</t:LinePosition>
+          <t:Violation>The 'Id' attribute is invalid.</t:Violation>
+        </t:MessageXml>
+      </detail>
+    </s:Fault>
+  </s:Body>
+</s:Envelope>"#,
+        soap = ns::SOAP,
+        types = ns::TYPES,
+        errors = ns::ERRORS,
+    );
+    assert_clean(&fault, Response, "Exchange2013");
+    // Only the XML namespace's attributes are open on the fault parts.
+    let foreign = fault.replace("xml:lang=\"en-US\"", "xmlns:q=\"urn:q\" q:lang=\"en\"");
+    assert_single(
+        &foreign,
+        Response,
+        "Exchange2013",
+        Rule::Attribute,
+        "attribute {urn:q}lang is not allowed on faultstring",
+    );
+}
+
 #[test]
 fn operations_validate_on_their_own() {
     let text = format!(

@@ -1042,6 +1042,10 @@ impl<'v> Checker<'v> {
                 // xsi:type/nil and soap:mustUnderstand/encodingStyle are
                 // allowed by the frameworks, whatever the element.
                 Some(ns::XSI) | Some(ns::SOAP) => continue,
+                // Exchange writes `<faultstring xml:lang="en-US">` on every
+                // fault, and `detail` takes any attribute: the XML
+                // namespace's own attributes are legal on the fault's parts.
+                Some(ns::XML) if def.ns.schema() == Ns::Plain => continue,
                 Some(uri) => {
                     self.error(
                         &At::Attribute {

@@ -16,6 +16,8 @@ pub mod ns {
     pub const ERRORS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
     pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
     pub const XSD: &str = "http://www.w3.org/2001/XMLSchema";
+    /// The namespace of `xml:lang` and `xml:space`, bound by XML itself.
+    pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 
     /// The conventional prefix for a namespace, used in messages and paths.
     pub fn prefix_of(uri: &str) -> Option<&'static str> {
