@@ -143,6 +143,18 @@ fn judge(input: &StepInput<'_>, status: u16, answer: &Answer, call: &str) -> Vec
             )),
         }
     }
+    if !e.record_codes.is_empty() {
+        let named = e.record_codes.join(" or ");
+        let got = answer.code().unwrap_or("no ResponseCode");
+        let said = if e.record_codes.iter().any(|c| c == got) {
+            format!("answered {got}, as the documentation suggests")
+        } else {
+            format!(
+                "answered {got}; the documentation suggests {named} but is unsure (recorded, not judged)"
+            )
+        };
+        out.push(input.note(NAME, format!("step \"{step}\"{call}: {said}")));
+    }
     if let Some(want) = e.rejected {
         let form = rejection_form(status, answer);
         match (want, form) {
@@ -240,6 +252,28 @@ mod tests {
                 "step \"poll\": expected ResponseClass Error, got Success",
                 "step \"poll\": expected ResponseCode ErrorSubscriptionNotFound or ErrorSubscriptionUnsubscribed, got NoError"
             ]
+        );
+    }
+
+    #[test]
+    fn record_code_records_another_code_and_never_fails() {
+        let expect = Expect {
+            class: Some(ResponseClass::Error),
+            record_codes: vec!["ErrorSubscriptionAccessDenied".into()],
+            ..Default::default()
+        };
+        let f = run(expect.clone(), 200, NOT_FOUND);
+        assert_eq!(fails(&f), Vec::<&str>::new());
+        assert!(
+            f.iter().any(|n| n.severity == Severity::Note
+                && n.message.contains("answered ErrorSubscriptionNotFound; the documentation suggests ErrorSubscriptionAccessDenied")),
+            "{f:?}"
+        );
+        // The class is still asserted: accepting the request fails.
+        let f = run(expect, 200, GET_EVENTS_OK);
+        assert_eq!(
+            fails(&f),
+            ["step \"poll\": expected ResponseClass Error, got Success"]
         );
     }
 

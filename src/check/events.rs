@@ -4,6 +4,7 @@
 //! Events are collected from every response of the step in order, so a
 //! DrainEvents step is judged on everything it drained.
 
+use super::event_match::{self, Mismatch};
 use super::{Check, Finding, StepInput, notifications_parsed};
 use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
 use crate::suite::case::{EventPattern, EventsMode};
@@ -64,56 +65,69 @@ impl Check for Events {
                 Err(f) => out.push(*f),
             }
         }
-        match e.events_mode {
-            EventsMode::InOrder => {
-                let mut from = 0;
-                for p in &patterns {
-                    match all[from..].iter().position(|ev| p.matches(ev)) {
-                        Some(pos) => from += pos + 1,
-                        None => {
-                            let earlier = all[..from].iter().any(|ev| p.matches(ev));
-                            let why = if earlier {
-                                "it arrived only before an event expected earlier"
-                            } else {
-                                "it did not arrive"
-                            };
-                            let mut f = input
-                                .fail(NAME, format!("step \"{step}\": expected event {p}: {why}"));
-                            f.line = p.line;
-                            f.evidence = Some(listing.clone());
-                            out.push(f);
-                            break;
-                        }
-                    }
-                }
-            }
-            EventsMode::Exact => {
-                let mismatch = patterns
-                    .iter()
-                    .zip(all.iter())
-                    .position(|(p, ev)| !p.matches(ev));
-                if mismatch.is_some() || patterns.len() != all.len() {
-                    let detail = match mismatch {
-                        Some(i) => format!(
-                            "event {} should be {}, got {}",
-                            i + 1,
-                            patterns[i],
-                            describe(all[i])
-                        ),
-                        None => format!(
-                            "expected exactly {} event(s), got {}",
-                            patterns.len(),
-                            all.len()
-                        ),
+        let matched = match e.events_mode {
+            EventsMode::InOrder => event_match::in_order(&patterns, &all),
+            EventsMode::Exact => event_match::exact(&patterns, &all),
+        };
+        if let Err(m) = matched {
+            let (message, line) = match m {
+                Mismatch::Missing { pattern, earlier } => {
+                    let why = if earlier {
+                        "it arrived only before an event of an earlier operation"
+                    } else {
+                        "it did not arrive"
                     };
-                    let mut f = input.fail(
-                        NAME,
-                        format!("step \"{step}\": the events are not exactly the expected ones: {detail}"),
-                    );
-                    f.evidence = Some(listing.clone());
-                    out.push(f);
+                    let p = &patterns[pattern];
+                    (
+                        format!("step \"{step}\": expected event {p}: {why}"),
+                        Some(p.line),
+                    )
                 }
+                Mismatch::NotExact { burst, at } => {
+                    let wanted: Vec<String> = patterns[burst.clone()]
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect();
+                    let got: Vec<String> = all[at..(at + burst.len()).min(all.len())]
+                        .iter()
+                        .map(|ev| describe(ev))
+                        .collect();
+                    let detail = if burst.len() == 1 {
+                        format!(
+                            "event {} should be {}, got {}",
+                            at + 1,
+                            wanted[0],
+                            got.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "events {}..{} should be, in any order, [{}], got [{}]",
+                            at + 1,
+                            at + burst.len(),
+                            wanted.join(", "),
+                            got.join(", ")
+                        )
+                    };
+                    (
+                        format!(
+                            "step \"{step}\": the events are not exactly the expected ones: {detail}"
+                        ),
+                        patterns.get(burst.start).map(|p| p.line),
+                    )
+                }
+                Mismatch::Count { expected, got } => (
+                    format!(
+                        "step \"{step}\": the events are not exactly the expected ones: expected exactly {expected} event(s), got {got}"
+                    ),
+                    None,
+                ),
+            };
+            let mut f = input.fail(NAME, message);
+            if let Some(line) = line {
+                f.line = line;
             }
+            f.evidence = Some(listing.clone());
+            out.push(f);
         }
 
         for kind in &e.no_events {
@@ -169,7 +183,7 @@ impl Check for Events {
 /// `notify` match the received events against.
 pub(crate) struct Rendered {
     pub(crate) line: usize,
-    kind: EventKind,
+    pub(crate) kind: EventKind,
     /// item, folder, parent, old_item, old_folder, old_parent.
     ids: [Option<String>; 6],
     unread_count: Option<i64>,
@@ -216,6 +230,55 @@ pub(crate) fn render_pattern(
 }
 
 impl Rendered {
+    pub(crate) fn item(&self) -> Option<&str> {
+        self.ids[0].as_deref()
+    }
+
+    pub(crate) fn folder(&self) -> Option<&str> {
+        self.ids[1].as_deref()
+    }
+
+    /// A ModifiedEvent about a folder: one naming a `folder`, or naming
+    /// neither an item nor a folder (the folder change a delivery raises).
+    pub(crate) fn is_folder_change(&self) -> bool {
+        self.kind == EventKind::Modified && self.item().is_none()
+    }
+
+    /// An event about an item (or, for moves and copies, either kind of object).
+    pub(crate) fn is_item_event(&self) -> bool {
+        match self.kind {
+            EventKind::Created
+            | EventKind::NewMail
+            | EventKind::Moved
+            | EventKind::Copied
+            | EventKind::Deleted => self.folder().is_none(),
+            EventKind::Modified => self.item().is_some(),
+            _ => false,
+        }
+    }
+
+    /// How many properties the pattern pins down.
+    pub(crate) fn specificity(&self) -> usize {
+        self.ids.iter().filter(|i| i.is_some()).count() + usize::from(self.unread_count.is_some())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(kind: EventKind, item: Option<&str>, folder: Option<&str>) -> Self {
+        Rendered {
+            line: 0,
+            kind,
+            ids: [
+                item.map(str::to_string),
+                folder.map(str::to_string),
+                None,
+                None,
+                None,
+                None,
+            ],
+            unread_count: None,
+        }
+    }
+
     pub(crate) fn matches(&self, ev: &Event) -> bool {
         fn item(o: &Option<ObjectId>) -> Option<&Id> {
             match o {
@@ -374,7 +437,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert!(
             f[0].message.contains(
-                "expected event CreatedEvent: it arrived only before an event expected earlier"
+                "expected event CreatedEvent: it arrived only before an event of an earlier operation"
             ),
             "{}",
             f[0].message

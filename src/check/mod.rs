@@ -11,6 +11,7 @@
 pub mod asserts;
 pub mod batching;
 pub mod codes;
+mod event_match;
 pub mod events;
 pub mod expected_shape;
 pub mod golden;

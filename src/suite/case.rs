@@ -72,6 +72,7 @@ pub(crate) struct RawExpect {
     pub status: Option<u16>,
     pub class: Option<Spanned<String>>,
     pub code: Option<Spanned<OneOrMany>>,
+    pub record_code: Option<Spanned<OneOrMany>>,
     pub fault: Option<bool>,
     pub rejected: Option<bool>,
     pub events: Option<EventsMode>,
@@ -312,6 +313,9 @@ pub struct Expect {
     pub class: Option<ResponseClass>,
     /// Any of these codes (empty: no code expectation).
     pub codes: Vec<String>,
+    /// `record_code`: the codes the documentation suggests where it is
+    /// unsure; another code is recorded as a note, never a failure.
+    pub record_codes: Vec<String>,
     pub fault: Option<bool>,
     pub rejected: Option<bool>,
     pub events_mode: EventsMode,
@@ -362,6 +366,7 @@ impl Expect {
         self.status.is_some()
             || self.class.is_some()
             || !self.codes.is_empty()
+            || !self.record_codes.is_empty()
             || self.fault.is_some()
             || self.rejected.is_some()
     }

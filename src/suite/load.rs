@@ -458,27 +458,16 @@ impl<'a> Loader<'a> {
                 )
             })?),
         };
-        let codes = match &raw.code {
-            None => Vec::new(),
-            Some(c) => {
-                let list = match c.get_ref() {
-                    OneOrMany::One(s) => vec![s.clone()],
-                    OneOrMany::Many(v) => v.clone(),
-                };
-                if list.is_empty() {
-                    return Err(src.error(c.span(), "`code` lists no ResponseCode"));
-                }
-                for code in &list {
-                    if !is_response_code(code) {
-                        return Err(src.error(
-                            c.span(),
-                            format!("`{code}` is not a ResponseCode (NoError or Error…)"),
-                        ));
-                    }
-                }
-                list
+        let codes = code_list(src, raw.code.as_ref(), "code")?;
+        let record_codes = code_list(src, raw.record_code.as_ref(), "record_code")?;
+        if !codes.is_empty() && !record_codes.is_empty() {
+            if let Some(c) = &raw.record_code {
+                return Err(src.error(
+                    c.span(),
+                    "`record_code` goes instead of `code`, not beside it: `code` fails on another code, `record_code` records it",
+                ));
             }
-        };
+        }
         let event_kind = |s: &Spanned<String>| {
             EventKind::from_element_name(s.get_ref()).ok_or_else(|| {
                 src.error(
@@ -571,6 +560,7 @@ impl<'a> Loader<'a> {
             status: raw.status,
             class,
             codes,
+            record_codes,
             fault: raw.fault,
             rejected: raw.rejected,
             events_mode: raw.events.unwrap_or_default(),
@@ -593,6 +583,33 @@ impl<'a> Loader<'a> {
             arrivals_minutes: raw.arrivals_minutes.as_ref().map(|a| a.get_ref().clone()),
         })
     }
+}
+
+/// A `code` or `record_code` value: one ResponseCode or a non-empty list.
+fn code_list(
+    src: &Source<'_>,
+    raw: Option<&Spanned<OneOrMany>>,
+    key: &str,
+) -> Result<Vec<String>, LoadError> {
+    let Some(c) = raw else {
+        return Ok(Vec::new());
+    };
+    let list = match c.get_ref() {
+        OneOrMany::One(s) => vec![s.clone()],
+        OneOrMany::Many(v) => v.clone(),
+    };
+    if list.is_empty() {
+        return Err(src.error(c.span(), format!("`{key}` lists no ResponseCode")));
+    }
+    for code in &list {
+        if !is_response_code(code) {
+            return Err(src.error(
+                c.span(),
+                format!("`{code}` is not a ResponseCode (NoError or Error…)"),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 fn validate_assert(
