@@ -33,6 +33,12 @@ pub const DEFAULT_OPTIONAL: &[&str] = &[
     "@MinorBuildNumber",
     "@Version",
     "@ChangeKey",
+    // Optional in every schema since Exchange 2010, absent in streaming
+    // samples; the `watermark` and `events` checks judge them where the
+    // protocol needs them.
+    "t:PreviousWatermark",
+    "t:MoreEvents",
+    "t:Watermark",
 ];
 
 /// Differences quoted in one finding.
@@ -144,6 +150,9 @@ fn wire_forms(mut shape: Shape) -> Shape {
     shape.children = shape
         .children
         .into_iter()
+        // An empty m:Notifications says what its absence says (its
+        // Notification children are minOccurs="0").
+        .filter(|c| !(c.name == "m:Notifications" && c.children.is_empty()))
         .map(|mut c| {
             if let Some(name) = either(&parent, &c.name) {
                 c.name = name.to_string();
@@ -151,6 +160,16 @@ fn wire_forms(mut shape: Shape) -> Shape {
             wire_forms(c)
         })
         .collect();
+    if parent.ends_with(":Notification") || parent == "m|t:Notification" {
+        // The events of one operation come in any order (an unbounded
+        // xs:choice): a shape compares which events, not their order.
+        let (head, mut events): (Vec<Shape>, Vec<Shape>) = shape
+            .children
+            .into_iter()
+            .partition(|c| !c.name.ends_with("Event"));
+        events.sort_by(|a, b| a.name.cmp(&b.name));
+        shape.children = head.into_iter().chain(events).collect();
+    }
     shape
 }
 
@@ -215,15 +234,64 @@ mod tests {
 
     #[test]
     fn a_missing_element_fails_with_the_difference() {
-        let without = GET_EVENTS_OK.replace("<t:MoreEvents>false</t:MoreEvents>", "");
+        let without = GET_EVENTS_OK.replace("<t:UnreadCount>1</t:UnreadCount>", "");
+        assert_ne!(without, GET_EVENTS_OK);
         let f = run(DOCUMENTED, &without);
         assert_eq!(f.len(), 1);
         assert!(
             f[0].message
                 .contains("does not have the documented shape (1 difference(s))")
-                && f[0].message.contains("t:MoreEvents is missing"),
+                && f[0].message.contains("t:UnreadCount is missing"),
             "{}",
             f[0].message
+        );
+    }
+
+    /// What the schema leaves open never fails a shape: MoreEvents and
+    /// PreviousWatermark present or absent, event watermarks, an empty
+    /// m:Notifications in a heartbeat, the events of a notification in
+    /// another order.
+    #[test]
+    fn legal_variations_keep_the_shape() {
+        let without = GET_EVENTS_OK
+            .replace("<t:MoreEvents>false</t:MoreEvents>", "")
+            .replace("<t:PreviousWatermark>W0</t:PreviousWatermark>", "")
+            .replace("<t:Watermark>W1</t:Watermark>", "");
+        assert_ne!(without, GET_EVENTS_OK);
+        assert!(
+            run(DOCUMENTED, &without).is_empty(),
+            "{:?}",
+            run(DOCUMENTED, &without)
+        );
+        let reordered = GET_EVENTS_OK.replacen("<t:CreatedEvent>", "<t:Hold>", 1);
+        let (before, rest) = reordered.split_once("<t:Hold>").expect("has an event");
+        let (created, after) = rest.split_once("</t:CreatedEvent>").expect("closed");
+        let (modified, tail) = after
+            .split_once("</t:ModifiedEvent>")
+            .expect("has a folder event");
+        let swapped = format!(
+            "{before}{modified}</t:ModifiedEvent><t:CreatedEvent>{created}</t:CreatedEvent>{tail}"
+        );
+        assert!(
+            run(DOCUMENTED, &swapped).is_empty(),
+            "{:?}",
+            run(DOCUMENTED, &swapped)
+        );
+
+        let heartbeat = |notifications: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{notifications}<m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        assert!(run(&heartbeat(""), &heartbeat("<m:Notifications/>")).is_empty());
+        // A notification where the documented heartbeat has none is still a difference.
+        assert_eq!(
+            run(
+                &heartbeat(""),
+                &heartbeat("<m:Notifications><m:Notification/></m:Notifications>")
+            )
+            .len(),
+            1
         );
     }
 }

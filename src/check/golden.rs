@@ -305,34 +305,61 @@ fn normalized_steps<'a>(input: &CaseInput<'a>) -> BTreeMap<&'a str, (usize, Stri
         .collect()
 }
 
-/// The document without what servers legitimately vary in: the SOAP
-/// header, MessageText and DescriptiveLinkKey, and a fault's wording
-/// (`faultstring`, `faultactor`, `e:Message`).
+/// The document without what servers legitimately vary in (each a choice
+/// Exchange versions make differently, or the schema leaves open):
+/// - the SOAP header (ServerVersionInfo), MessageText, DescriptiveLinkKey;
+/// - a fault's wording (`faultstring`, `faultactor`, `e:Message`) and any
+///   detail but `e:ResponseCode` (Exchange adds MessageXml with positions);
+/// - an empty `m:Notifications` (its Notification is minOccurs="0");
+/// - inside a streaming response, the Notification's PreviousWatermark and
+///   MoreEvents and the events' Watermark (optional; absent in Exchange's
+///   streaming samples);
+/// - the value of a StatusEvent's Watermark, which the server may refresh
+///   or repeat (digest G3): it becomes `[watermark#status]`.
 pub fn tolerant(text: &str) -> String {
     let Ok(doc) = parse_document(text) else {
         return text.to_string();
     };
-    let drop: Vec<std::ops::Range<usize>> = doc
-        .descendants()
-        .filter(|n| {
-            n.is_element()
-                && matches!(
-                    (n.tag_name().namespace(), n.tag_name().name()),
-                    (Some(ns::SOAP), "Header")
-                        | (Some(ns::MESSAGES), "MessageText" | "DescriptiveLinkKey")
-                        | (None, "faultstring" | "faultactor")
-                        | (Some(ns::ERRORS), "Message")
-                )
-        })
-        .map(|n| n.range())
-        .collect();
+    let parent_is = |n: roxmltree::Node<'_, '_>, name: &str| {
+        n.parent_element()
+            .is_some_and(|p| p.tag_name().name() == name)
+    };
+    let in_stream = |n: roxmltree::Node<'_, '_>| {
+        n.ancestors()
+            .any(|a| a.tag_name().name() == "GetStreamingEventsResponse")
+    };
+    let mut edits: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let drop = match (n.tag_name().namespace(), n.tag_name().name()) {
+            (Some(ns::SOAP), "Header")
+            | (Some(ns::MESSAGES), "MessageText" | "DescriptiveLinkKey")
+            | (None, "faultstring" | "faultactor") => true,
+            (Some(ns::ERRORS), "ResponseCode") => false,
+            _ if parent_is(n, "detail") => true,
+            (Some(ns::MESSAGES), "Notifications") => !n.children().any(|c| c.is_element()),
+            (Some(ns::TYPES), "PreviousWatermark" | "MoreEvents") => in_stream(n),
+            (Some(ns::TYPES), "Watermark") if parent_is(n, "StatusEvent") => {
+                if let Some(t) = n.first_child().filter(|t| t.is_text()) {
+                    edits.push((t.range(), "[watermark#status]"));
+                }
+                false
+            }
+            (Some(ns::TYPES), "Watermark") => in_stream(n),
+            _ => false,
+        };
+        if drop {
+            edits.push((n.range(), ""));
+        }
+    }
+    edits.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for r in drop {
+    for (r, with) in edits {
         if r.start < at {
             continue; // inside a range already dropped
         }
         out.push_str(&text[at..r.start]);
+        out.push_str(with);
         at = r.end;
     }
     out.push_str(&text[at..]);
@@ -465,6 +492,62 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ErrorSubscriptionNotFound"));
+    }
+
+    /// Two legal forms of the same answer give the same snapshot.
+    fn same_snapshot(a: &str, b: &str) {
+        let norm = |t: &str| {
+            Normalizer::new()
+                .normalize(&tolerant(t))
+                .expect("well-formed")
+        };
+        assert_eq!(norm(a), norm(b));
+    }
+
+    #[test]
+    fn legal_variations_give_one_snapshot() {
+        let soap = ns::SOAP;
+        let (m, t, e) = (ns::MESSAGES, ns::TYPES, ns::ERRORS);
+        // Exchange's fault (xml:lang, another prefix for the code, MessageXml in the detail).
+        same_snapshot(
+            &format!(
+                r#"<s:Envelope xmlns:s="{soap}"><s:Body><s:Fault><faultcode xmlns:a="{t}">a:ErrorSchemaValidation</faultcode><faultstring xml:lang="en-US">x</faultstring><faultactor>y</faultactor><detail><e:ResponseCode xmlns:e="{e}">ErrorSchemaValidation</e:ResponseCode><e:Message xmlns:e="{e}">z</e:Message><t:MessageXml xmlns:t="{t}"><t:LineNumber>1</t:LineNumber></t:MessageXml></detail></s:Fault></s:Body></s:Envelope>"#
+            ),
+            &format!(
+                r#"<soap:Envelope xmlns:soap="{soap}"><soap:Body><soap:Fault><faultcode xmlns:q="{t}">q:ErrorSchemaValidation</faultcode><faultstring>other words</faultstring><detail><e:ResponseCode xmlns:e="{e}">ErrorSchemaValidation</e:ResponseCode></detail></soap:Fault></soap:Body></soap:Envelope>"#
+            ),
+        );
+        // A streaming notification: m: or t:, with or without the optional watermarks.
+        let stream = |n: &str, extra: &str, wm: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="{soap}"><s:Body><m:GetStreamingEventsResponse xmlns:m="{m}" xmlns:t="{t}"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notifications><{n}><t:SubscriptionId>S</t:SubscriptionId>{extra}<t:CreatedEvent>{wm}<t:TimeStamp>2026-01-01T00:00:00Z</t:TimeStamp><t:ItemId Id="I"/><t:ParentFolderId Id="F"/></t:CreatedEvent></{n}></m:Notifications></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        same_snapshot(
+            &stream("m:Notification", "", ""),
+            &stream(
+                "t:Notification",
+                "<t:PreviousWatermark>P</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>",
+                "<t:Watermark>W</t:Watermark>",
+            ),
+        );
+        // A heartbeat with or without an empty m:Notifications.
+        let beat = |n: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="{soap}"><s:Body><m:GetStreamingEventsResponse xmlns:m="{m}"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{n}<m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        same_snapshot(&beat(""), &beat("<m:Notifications/>"));
+        // An idle StatusEvent's watermark repeated or refreshed.
+        let status = |w: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="{soap}"><s:Body><m:GetEventsResponse xmlns:m="{m}" xmlns:t="{t}"><m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>S</t:SubscriptionId><t:PreviousWatermark>W1</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:StatusEvent><t:Watermark>{w}</t:Watermark></t:StatusEvent></m:Notification></m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse></s:Body></s:Envelope>"#
+            )
+        };
+        same_snapshot(&status("W1"), &status("W2"));
+        // What the protocol fixes still shows: pull watermarks stay.
+        let pull_wm = tolerant(&status("W1"));
+        assert!(pull_wm.contains("PreviousWatermark>W1<"), "{pull_wm}");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Normalizer {
 
     fn element(&mut self, node: Node<'_, '_>, prefixes: &Prefixes, depth: usize, out: &mut String) {
         let indent = "  ".repeat(depth);
-        let name = prefixes.qualified(node.tag_name().namespace(), node.tag_name().name());
+        let name = prefixes.qualified(canonical_namespace(node), node.tag_name().name());
         out.push_str(&indent);
         out.push('<');
         out.push_str(&name);
@@ -208,7 +208,10 @@ impl Normalizer {
             if text.is_empty() {
                 out.push_str("/>\n");
             } else {
-                let value = self.text_value(node, &text);
+                let value = match qname_value(node, &text) {
+                    Some((uri, local)) => prefixes.qualified(Some(uri), local),
+                    None => self.text_value(node, &text),
+                };
                 out.push_str(&format!(">{}</{name}>\n", escape(&value, false)));
             }
             return;
@@ -225,6 +228,33 @@ impl Normalizer {
         }
         out.push_str(&format!("{indent}</{name}>\n"));
     }
+}
+
+/// The namespace an element is rendered in. The documented schema/wire
+/// conflicts (digest 0.3) render as the schema's `t:`: a Notification inside
+/// m:Notifications and a SubscriptionId inside m:ErrorSubscriptionIds
+/// (Exchange writes `m:` for both).
+fn canonical_namespace<'a>(node: Node<'a, '_>) -> Option<&'a str> {
+    let parent = node.parent_element().map(|p| p.tag_name().name());
+    match (parent, node.tag_name().name()) {
+        (Some("Notifications"), "Notification")
+        | (Some("ErrorSubscriptionIds"), "SubscriptionId")
+            if matches!(node.tag_name().namespace(), Some(ns::MESSAGES | ns::TYPES)) =>
+        {
+            Some(ns::TYPES)
+        }
+        _ => node.tag_name().namespace(),
+    }
+}
+
+/// A SOAP `faultcode` is an xs:QName: its prefix is the server's choice,
+/// its namespace is not. `(namespace, local name)` when it resolves.
+fn qname_value<'a, 'i>(node: Node<'a, 'i>, text: &'a str) -> Option<(&'a str, &'a str)> {
+    if node.tag_name().name() != "faultcode" || node.tag_name().namespace().is_some() {
+        return None;
+    }
+    let (prefix, local) = text.split_once(':')?;
+    Some((node.lookup_namespace_uri(Some(prefix))?, local))
 }
 
 /// `[kind#n]`, `[kind#name]`, `[time]`, `[version]`: already normalised.
@@ -267,7 +297,12 @@ impl Prefixes {
             if node.ancestors().count() > MAX_DEPTH + 1 {
                 return Err(NormalizeError::TooDeep);
             }
-            if let Some(uri) = node.tag_name().namespace() {
+            if let Some(uri) = canonical_namespace(node) {
+                note(uri);
+            }
+            if let Some(text) = node.text()
+                && let Some((uri, _)) = qname_value(node, text.trim())
+            {
                 note(uri);
             }
             for a in node.attributes() {
