@@ -204,9 +204,9 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Fault::ReorderEvents,
         "reorder-events",
         "GetEvents",
-        "the events of a notification come newest first",
-        &["R31", "R71"],
-        &["getevents/new-mail-delivery", "getevents/watermark-chain"],
+        "the events of a notification come newest first (across operations too, not only inside one operation's burst, whose order is free)",
+        &["R31", "R72"],
+        &["getevents/unread-count", "getevents/watermark-chain"],
         &["events", "watermark"],
     ),
     f(
