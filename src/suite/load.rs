@@ -460,13 +460,13 @@ impl<'a> Loader<'a> {
         };
         let codes = code_list(src, raw.code.as_ref(), "code")?;
         let record_codes = code_list(src, raw.record_code.as_ref(), "record_code")?;
-        if !codes.is_empty() && !record_codes.is_empty() {
-            if let Some(c) = &raw.record_code {
-                return Err(src.error(
-                    c.span(),
-                    "`record_code` goes instead of `code`, not beside it: `code` fails on another code, `record_code` records it",
-                ));
-            }
+        if !codes.is_empty()
+            && let Some(c) = &raw.record_code
+        {
+            return Err(src.error(
+                c.span(),
+                "`record_code` goes instead of `code`, not beside it: `code` fails on another code, `record_code` records it",
+            ));
         }
         let event_kind = |s: &Spanned<String>| {
             EventKind::from_element_name(s.get_ref()).ok_or_else(|| {

@@ -331,3 +331,23 @@ fn a_folder_of_cases_keeps_going_past_bad_files() {
     assert_eq!(suite.errors[0].case_id, "getevents/bad");
     assert_eq!(suite.errors[0].line, 1);
 }
+
+#[test]
+fn record_code_is_checked_and_stands_alone() {
+    fails_at(
+        &format!(
+            "{HEAD}[[step]]\nop = \"Unsubscribe\"\nwith = {{ subscription = \"s\" }}\nexpect = {{ code = \"NoError\", record_code = \"ErrorX\" }}\n"
+        ),
+        6,
+        44,
+        "`record_code` goes instead of `code`",
+    );
+    fails_at(
+        &format!(
+            "{HEAD}[[step]]\nop = \"Unsubscribe\"\nwith = {{ subscription = \"s\" }}\nexpect = {{ record_code = [\"NotACode\"] }}\n"
+        ),
+        6,
+        26,
+        "`NotACode` is not a ResponseCode",
+    );
+}
