@@ -65,9 +65,13 @@ impl Check for Events {
                 Err(f) => out.push(*f),
             }
         }
-        let matched = match e.events_mode {
-            EventsMode::InOrder => event_match::in_order(&patterns, &all),
-            EventsMode::Exact => event_match::exact(&patterns, &all),
+        let exact_events;
+        let (matched, all) = match e.events_mode {
+            EventsMode::InOrder => (event_match::in_order(&patterns, &all), &all),
+            EventsMode::Exact => {
+                exact_events = event_match::counted(&patterns, &all);
+                (event_match::exact(&patterns, &exact_events), &exact_events)
+            }
         };
         if let Err(m) = matched {
             let (message, line) = match m {

@@ -97,7 +97,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::case::{Args, Step};
+use super::case::{Args, EventsMode, Step};
 use super::exec::{Exchange, StepContext, StepError};
 use super::ops::{Operation, Param, ParamKind};
 use crate::check::codes::Codes;
@@ -254,8 +254,13 @@ enum Verdict {
 /// Decides, document by document, whether a waiting step may stop, and
 /// which of its exchanges it is judged on.
 struct Judging {
-    /// The step as used to decide: `no_events` cleared (not a reason to wait).
+    /// The step as used to decide: `no_events` cleared (not a reason to
+    /// wait), `events = "exact"` read as in-order (the expected events have
+    /// come; whether nothing else came is judged on everything received).
     selection: Step,
+    /// `events = "exact"`: every document received is judged, so an
+    /// unexpected event in an earlier envelope or push is not passed over.
+    exact: bool,
     per_document: bool,
     count: usize,
     /// Exchange index where this wait's documents begin.
@@ -269,12 +274,17 @@ impl Judging {
     fn new(ctx: &StepContext<'_>, count: usize) -> Self {
         let mut selection = ctx.step().clone();
         selection.expect.no_events.clear();
-        Self::with_selection(ctx, selection, count)
+        let exact = selection.expect.events_mode == EventsMode::Exact;
+        selection.expect.events_mode = EventsMode::InOrder;
+        let mut judging = Self::with_selection(ctx, selection, count);
+        judging.exact = exact;
+        judging
     }
 
     fn with_selection(ctx: &StepContext<'_>, selection: Step, count: usize) -> Self {
         Judging {
             per_document: selection.expect.has_document_expectation() || count > 1,
+            exact: false,
             selection,
             count,
             since: ctx.exchanges().len(),
@@ -322,11 +332,12 @@ impl Judging {
     /// Marks which exchanges the step is judged on.
     fn finish(&self, ctx: &mut StepContext<'_>, verdict: Verdict) {
         let end = ctx.exchanges().len();
-        let keep_all = match verdict {
-            Verdict::Together => true,
-            Verdict::Alone => false,
-            Verdict::Unmet => !self.per_document,
-        };
+        let keep_all = self.exact
+            || match verdict {
+                Verdict::Together => true,
+                Verdict::Alone => false,
+                Verdict::Unmet => !self.per_document,
+            };
         if keep_all {
             return;
         }
