@@ -403,67 +403,34 @@ fn canonical(content: &str) -> String {
     TextSnapshotContents::new(content.to_string(), insta::TextSnapshotKind::File).to_string()
 }
 
-/// A line diff (`-` golden, `+` received) with a little context, bounded.
+/// A line diff (`-` golden, `+` received) with two lines of context, cut
+/// at [`MAX_DIFF_LINES`].
 pub fn diff(expected: &str, actual: &str) -> String {
-    let a: Vec<&str> = expected.lines().collect();
-    let b: Vec<&str> = actual.lines().collect();
-    let (n, m) = (a.len(), b.len());
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    if n.saturating_mul(m) > 4_000_000 {
-        ops.extend(a.iter().map(|l| ('-', *l)));
-        ops.extend(b.iter().map(|l| ('+', *l)));
-    } else {
-        let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-        for i in (0..n).rev() {
-            for j in (0..m).rev() {
-                lcs[i][j] = if a[i] == b[j] {
-                    lcs[i + 1][j + 1] + 1
-                } else {
-                    lcs[i + 1][j].max(lcs[i][j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < n || j < m {
-            if i < n && j < m && a[i] == b[j] {
-                ops.push((' ', a[i]));
-                i += 1;
-                j += 1;
-            } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-                ops.push(('-', a[i]));
-                i += 1;
-            } else {
-                ops.push(('+', b[j]));
-                j += 1;
-            }
-        }
-    }
-    // Keep changed lines with two lines of context.
-    let keep: Vec<bool> = (0..ops.len())
-        .map(|k| {
-            let lo = k.saturating_sub(2);
-            let hi = (k + 2).min(ops.len() - 1);
-            (lo..=hi).any(|x| ops[x].0 != ' ')
-        })
-        .collect();
+    let text = similar::TextDiff::configure()
+        .algorithm(similar::Algorithm::Myers)
+        .timeout(std::time::Duration::from_secs(1))
+        .diff_lines(expected, actual);
     let mut out = String::from("--- golden\n+++ received\n");
     let mut lines = 0;
-    let mut skipped = false;
-    for (k, (tag, line)) in ops.iter().enumerate() {
-        if !keep[k] {
-            skipped = true;
-            continue;
-        }
-        if skipped {
+    for (k, group) in text.grouped_ops(2).iter().enumerate() {
+        if k > 0 {
             out.push_str("  …\n");
-            skipped = false;
         }
-        if lines == MAX_DIFF_LINES {
-            out.push_str("  … (diff cut)\n");
-            break;
+        for op in group {
+            for change in text.iter_changes(op) {
+                if lines == MAX_DIFF_LINES {
+                    out.push_str("  … (diff cut)\n");
+                    return out;
+                }
+                let tag = match change.tag() {
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                    similar::ChangeTag::Equal => ' ',
+                };
+                out.push_str(&format!("{tag} {}\n", change.value().trim_end_matches('\n')));
+                lines += 1;
+            }
         }
-        out.push_str(&format!("{tag} {line}\n"));
-        lines += 1;
     }
     out
 }

@@ -223,7 +223,8 @@ fn runs<'s>(children: &'s [Shape], skip: &dyn Fn(&str) -> bool) -> Vec<(&'s str,
     out
 }
 
-/// Index pairs of a longest common subsequence of run names.
+/// Index pairs of the runs both sides have, in order (a longest common
+/// subsequence of run names).
 fn align(e: &[(&str, Vec<&Shape>)], a: &[(&str, Vec<&Shape>)]) -> Vec<(usize, usize)> {
     let (n, m) = (e.len(), a.len());
     if n.saturating_mul(m) > MAX_ALIGNMENT_CELLS {
@@ -232,28 +233,18 @@ fn align(e: &[(&str, Vec<&Shape>)], a: &[(&str, Vec<&Shape>)]) -> Vec<(usize, us
             .map(|i| (i, i))
             .collect();
     }
-    // lcs[i][j]: LCS length of e[i..] and a[j..].
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if e[i].0 == a[j].0 {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut pairs) = (0, 0, Vec::new());
-    while i < n && j < m {
-        if e[i].0 == a[j].0 {
-            pairs.push((i, j));
-            i += 1;
-            j += 1;
-        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
-            i += 1;
-        } else {
-            j += 1;
-        }
-    }
-    pairs
+    let en: Vec<&str> = e.iter().map(|r| r.0).collect();
+    let an: Vec<&str> = a.iter().map(|r| r.0).collect();
+    similar::capture_diff_slices(similar::Algorithm::Lcs, &en, &an)
+        .iter()
+        .filter_map(|op| match *op {
+            similar::DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => Some((0..len).map(move |k| (old_index + k, new_index + k))),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
