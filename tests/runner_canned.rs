@@ -716,11 +716,7 @@ async fn independent_steps_run_after_a_failure_and_dependent_ones_are_skipped_wi
             "{name}: {text}"
         );
     }
-    assert!(
-        ran.console.contains("steps not run"),
-        "{}",
-        ran.console
-    );
+    assert!(ran.console.contains("steps not run"), "{}", ran.console);
     let mb = state.lock().expect("mailbox lock");
     assert_eq!(mb.folders_created, mb.folders_deleted, "cleanup still runs");
 }

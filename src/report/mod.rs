@@ -163,7 +163,9 @@ pub fn skipped_steps(o: &Outcome) -> String {
     let mut out = String::new();
     for f in o.all_findings().filter(|f| f.check == SKIPPED_STEP) {
         if out.is_empty() {
-            out.push_str("  steps not run, because they need what a failed step should have provided:\n");
+            out.push_str(
+                "  steps not run, because they need what a failed step should have provided:\n",
+            );
         }
         out.push_str(&format!(
             "  --> {}:{}: {}\n",

@@ -204,7 +204,12 @@ pub fn step_variables(step: &Step) -> Vec<String> {
         );
     }
     templates.extend(e.event_subscriptions.iter().flatten().map(String::as_str));
-    templates.extend(e.error_subscription_ids.iter().flatten().map(String::as_str));
+    templates.extend(
+        e.error_subscription_ids
+            .iter()
+            .flatten()
+            .map(String::as_str),
+    );
     templates.extend(e.previous_watermark.as_deref());
     for a in &step.asserts {
         for p in &a.predicates {
@@ -324,7 +329,9 @@ poll-count = "1"
         assert!(why.starts_with("needs ${sub.1}"), "{why}");
         d.skipped(&c.steps[2], &ops, &vars);
         d.skipped(&c.steps[3], &ops, &vars);
-        let why = d.blocker(&c.steps[4], &vars).expect("needs the drain's output");
+        let why = d
+            .blocker(&c.steps[4], &vars)
+            .expect("needs the drain's output");
         assert_eq!(
             why,
             "needs ${drain.watermark}, which step \"drain\" did not bind because it was skipped"

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::case::Args;
 use super::exec::{StepContext, StepError};
+use super::notify::delivery;
 use crate::ews::envelope::{open, request};
 use crate::ews::items::{
     CreateFolder, CreateItem, DELETE_TYPES, DeleteFolder, DeleteItem, Disposition, GetFolder,
@@ -118,6 +119,7 @@ impl OpRegistry {
         for op in builtin_ops() {
             r.register(op);
         }
+        r.register(Arc::new(GetEvents));
         r.register(Arc::new(DrainEvents));
         super::notify::operations()
             .into_iter()
@@ -303,7 +305,12 @@ const SUBSCRIBE: &[Param] = &[
     opt("status_frequency", Int),
     opt("url", Text),
 ];
-const GET_EVENTS: &[Param] = &[req("subscription", Text), req("watermark", Text)];
+const GET_EVENTS: &[Param] = &[
+    req("subscription", Text),
+    req("watermark", Text),
+    opt("within_minutes", Text),
+    opt("within_seconds", Text),
+];
 const UNSUBSCRIBE: &[Param] = &[req("subscription", Text)];
 const CREATE_ITEM: &[Param] = &[
     opt("folder", Text),
@@ -329,6 +336,8 @@ const DRAIN: &[Param] = &[
     req("subscription", Text),
     req("watermark", Text),
     opt("max_calls", Int),
+    opt("within_minutes", Text),
+    opt("within_seconds", Text),
 ];
 
 fn builtin_ops() -> Vec<Arc<dyn Operation>> {
@@ -341,13 +350,6 @@ fn builtin_ops() -> Vec<Arc<dyn Operation>> {
     };
     vec![
         simple("Subscribe", SUBSCRIBE, build_subscribe),
-        simple("GetEvents", GET_EVENTS, |ctx, a| {
-            let r = GetEventsRequest {
-                subscription_id: a.required_text(ctx, "subscription")?,
-                watermark: a.required_text(ctx, "watermark")?,
-            };
-            Ok(request(&ctx.request_header(), |w| r.render(w)))
-        }),
         simple("Unsubscribe", UNSUBSCRIBE, |ctx, a| {
             let r = UnsubscribeRequest {
                 subscription_id: a.required_text(ctx, "subscription")?,
@@ -512,10 +514,39 @@ fn delete_type(ctx: &StepContext<'_>, a: &Args) -> Result<String, StepError> {
     }
 }
 
-// ------------------------------------------------------------- DrainEvents
+// ------------------------------------------------- GetEvents, DrainEvents
+
+/// GetEvents once. A step that expects events (`expect.event`) polls
+/// again from the last watermark until they have arrived or its delivery
+/// deadline passes (see [`delivery`]). Binds `${<step name>.watermark}` to
+/// the watermark to send next.
+struct GetEvents;
+
+impl Operation for GetEvents {
+    fn name(&self) -> &'static str {
+        "GetEvents"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        GET_EVENTS
+    }
+
+    fn outputs(&self) -> &'static [&'static str] {
+        &["watermark"]
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(pull(ctx, args, None))
+    }
+}
 
 /// GetEvents repeatedly, sending the last event's watermark each time, until
-/// MoreEvents is false. Binds `${<step name>.watermark}` to the watermark to send next.
+/// MoreEvents is false; a step that expects events then polls like
+/// [`GetEvents`]. Binds `${<step name>.watermark}` to the watermark to send next.
 struct DrainEvents;
 
 impl Operation for DrainEvents {
@@ -537,60 +568,84 @@ impl Operation for DrainEvents {
         args: &'a Args,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let subscription = args.required_text(ctx, "subscription")?;
-            let mut watermark = args.required_text(ctx, "watermark")?;
             let max_calls = args.int(ctx, "max_calls")?.unwrap_or(50);
             if !(1..=1000).contains(&max_calls) {
                 return Err(StepError::Case(format!(
                     "DrainEvents: max_calls {max_calls} is outside 1..1000"
                 )));
             }
-            let out_var = format!("{}.watermark", ctx.step().name);
-            let mut drained = false;
-            for _ in 0..max_calls {
-                let r = GetEventsRequest {
-                    subscription_id: subscription.clone(),
-                    watermark: watermark.clone(),
-                };
-                let body = request(&ctx.request_header(), |w| r.render(w));
-                let idx = match ctx.exchange(body).await {
-                    Ok(i) => i,
-                    Err(e) => {
-                        ctx.set_var(out_var.clone(), watermark.clone());
-                        return Err(e);
-                    }
-                };
-                let more = match read_get_events(&ctx.exchanges()[idx].response_text) {
-                    Some((next, more)) => {
-                        if let Some(next) = next {
-                            watermark = next;
-                        }
-                        more
-                    }
-                    // Not a successful GetEvents answer: the checks say why.
-                    None => {
-                        drained = true;
-                        break;
-                    }
-                };
-                if !more {
-                    drained = true;
-                    break;
-                }
-            }
-            if !drained {
-                ctx.fail(
-                    "events",
-                    format!(
-                        "step \"{}\": MoreEvents was still true after {max_calls} GetEvents calls",
-                        ctx.step().name
-                    ),
-                );
-            }
-            ctx.set_var(out_var, watermark);
-            Ok(())
+            pull(ctx, args, Some(max_calls as usize)).await
         })
     }
+}
+
+/// The pull loop of GetEvents (`drain` = `None`) and DrainEvents (`Some(max_calls)`).
+async fn pull(
+    ctx: &mut StepContext<'_>,
+    args: &Args,
+    drain: Option<usize>,
+) -> Result<(), StepError> {
+    let subscription = args.required_text(ctx, "subscription")?;
+    let mut watermark = args.required_text(ctx, "watermark")?;
+    let wait = if delivery::expects_events(ctx.step()) {
+        Some(delivery::PollWait::of(ctx, args)?)
+    } else {
+        None
+    };
+    let out_var = format!("{}.watermark", ctx.step().name);
+    let mut polls = 0;
+    let mut chain = 0;
+    let mut round_began = ctx.exchanges().len();
+    loop {
+        let r = GetEventsRequest {
+            subscription_id: subscription.clone(),
+            watermark: watermark.clone(),
+        };
+        let body = request(&ctx.request_header(), |w| r.render(w));
+        let idx = match ctx.exchange(body).await {
+            Ok(i) => i,
+            Err(e) => {
+                ctx.set_var(out_var, watermark);
+                return Err(e);
+            }
+        };
+        polls += 1;
+        // Not a successful GetEvents answer: the checks say why.
+        let Some((next, more)) = read_get_events(&ctx.exchanges()[idx].response_text) else {
+            break;
+        };
+        if let Some(next) = next {
+            watermark = next;
+        }
+        if let Some(max_calls) = drain {
+            if more {
+                chain += 1;
+                if chain >= max_calls {
+                    ctx.fail(
+                        "events",
+                        format!(
+                            "step \"{}\": MoreEvents was still true after {max_calls} GetEvents calls",
+                            ctx.step().name
+                        ),
+                    );
+                    break;
+                }
+                continue;
+            }
+            chain = 0;
+        }
+        let Some(wait) = &wait else {
+            break;
+        };
+        if delivery::events_arrived(ctx)
+            || !delivery::poll_again(ctx, wait, round_began, polls).await
+        {
+            break;
+        }
+        round_began = ctx.exchanges().len();
+    }
+    ctx.set_var(out_var, watermark);
+    Ok(())
 }
 
 /// The next watermark and MoreEvents of a successful GetEvents response.
@@ -654,6 +709,7 @@ mod tests {
         assert_eq!(
             OpRegistry::builtin().names(),
             [
+                "AwaitDelivery",
                 "AwaitPush",
                 "AwaitStream",
                 "AwaitStreamClosed",
