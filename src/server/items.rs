@@ -442,6 +442,9 @@ pub fn get_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     Ok(out)
 }
 
+/// A FindItem restriction this server does not evaluate.
+struct Unsupported;
+
 /// A `t:Contains` restriction on `item:Subject`.
 struct SubjectContains {
     value: String,
@@ -468,14 +471,13 @@ impl SubjectContains {
 
 /// The restriction FindItem supports: `t:Contains` on `item:Subject`.
 /// `Ok(None)`: no restriction; `Err`: one this server does not evaluate.
-fn subject_restriction(op: Node<'_, '_>) -> Result<Option<SubjectContains>, ()> {
+fn subject_restriction(op: Node<'_, '_>) -> Result<Option<SubjectContains>, Unsupported> {
     let Some(r) = child(op, M, "Restriction") else {
         return Ok(None);
     };
-    let unsupported = || ();
     let mut kids = element_children(r);
     let (Some(contains), None) = (kids.next(), kids.next()) else {
-        return Err(unsupported());
+        return Err(Unsupported);
     };
     let field = child(contains, T, "FieldURI").and_then(|f| f.attribute("FieldURI"));
     let constant = child(contains, T, "Constant").and_then(|c| c.attribute("Value"));
@@ -490,7 +492,7 @@ fn subject_restriction(op: Node<'_, '_>) -> Result<Option<SubjectContains>, ()> 
                 .attribute("ContainmentComparison")
                 .is_some_and(|c| c.contains("IgnoreCase")),
         })),
-        _ => Err(unsupported()),
+        _ => Err(Unsupported),
     }
 }
 
@@ -525,7 +527,7 @@ pub fn find_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     for f in folder_refs(folders) {
         let restriction = match &restriction {
             Ok(r) => r,
-            Err(()) => {
+            Err(Unsupported) => {
                 out.push(MessageOut::error(
                     ResponseCode::ErrorInvalidOperation,
                     "The reference server evaluates only a t:Contains restriction on item:Subject.",
