@@ -721,6 +721,53 @@ async fn independent_steps_run_after_a_failure_and_dependent_ones_are_skipped_wi
     assert_eq!(mb.folders_created, mb.folders_deleted, "cleanup still runs");
 }
 
+const RECORD_NO_STREAM: &str = r#"title = "A record case whose stream cannot be opened for want of a capture"
+requirements = ["R50"]
+grade = "record"
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { mode = "streaming", folders = ["${folder}"], event_types = ["CreatedEvent"] }
+capture = { sub = "//m:NoSuchElement" }
+
+[[step]]
+name = "connect"
+op = "OpenStream"
+with = { subscriptions = ["${sub}"] }
+
+[[step]]
+name = "await"
+op = "AwaitStream"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_could_not_be_requested_is_a_finding_not_a_case_error() {
+    let (endpoint, _state) = start_responder().await;
+    let dir = single_case_dir("nostream", &[("nostream.toml", RECORD_NO_STREAM)]);
+    let ran = run_dir(
+        target(&endpoint, PASSWORD, Duration::from_secs(10)),
+        &dir,
+        "nostream",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        verdict_of(&ran, "nostream"),
+        &Verdict::Recorded,
+        "{}",
+        ran.console
+    );
+    let o = &ran.result.outcomes[0];
+    assert!(
+        o.all_findings().any(|f| f.step == "await"
+            && f.message
+                .contains("stream `s1` did not open (step \"connect\")")),
+        "{:#?}",
+        o.all_findings().collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_are_not_a_conformance_failure() {
     let (endpoint, _state) = start_responder().await;
