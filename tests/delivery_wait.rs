@@ -369,6 +369,18 @@ name = "next poll continues after the events"
 op = "GetEvents"
 with = { subscription = "${sub}", watermark = "${poll.watermark}" }
 expect = { events = "exact", event = [{ kind = "StatusEvent" }] }
+capture = { idle = "//t:StatusEvent/t:Watermark" }
+
+[[step]]
+name = "send again"
+op = "CreateItem"
+with = { disposition = "SendOnly", to = ["${user}"], subject = "later ${unique}" }
+
+[[step]]
+name = "drain"
+op = "DrainEvents"
+with = { subscription = "${sub}", watermark = "${idle}" }
+expect = { code = "NoError", events = "exact", event = [{ kind = "CreatedEvent" }, { kind = "NewMailEvent" }, { kind = "ModifiedEvent" }] }
 "#;
     let dir = std::env::temp_dir().join(format!("ews-delivery-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("t")).expect("temp dir");
@@ -402,9 +414,14 @@ expect = { events = "exact", event = [{ kind = "StatusEvent" }] }
         polls > 1,
         "the step polled until delivery ({polls} call(s))"
     );
+    let drains = o.exchanges.iter().filter(|e| e.step == "drain").count();
+    assert!(
+        drains > 1,
+        "the drain polled until delivery ({drains} call(s))"
+    );
     // The earlier "nothing yet" answers were StatusEvents; exactness is
     // judged on the events that came, all in the last answer here.
-    assert_eq!(calls(&mb, "GetEvents"), polls + 1);
+    assert_eq!(calls(&mb, "GetEvents"), polls + 1 + drains);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
