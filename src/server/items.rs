@@ -462,7 +462,7 @@ impl SubjectContains {
         match self.mode.as_str() {
             "FullString" => s == v,
             "Prefixed" => s.starts_with(&v),
-            "PrefixOnWords" => s.split_whitespace().any(|w| w.starts_with(&v)) || s.starts_with(&v),
+            "PrefixOnWords" => s.split_whitespace().any(|w| w.starts_with(&v)),
             // Substring and ExactPhrase.
             _ => s.contains(&v),
         }
@@ -535,10 +535,17 @@ pub fn find_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
                 continue;
             }
         };
+        if traversal == "SoftDeleted" {
+            out.push(MessageOut::error(
+                ResponseCode::ErrorInvalidOperation,
+                "The reference server does not list soft-deleted items.",
+            ));
+            continue;
+        }
         let done = resolve::folder(call, f).map(|n| {
             mailbox.with(|d| {
                 d.folder_view(n)?;
-                // Only normal items exist here: no associated or soft-deleted ones are listed.
+                // The store keeps no associated (folder-associated) items.
                 let listed = if traversal == "Shallow" {
                     d.items_in(n)
                 } else {
