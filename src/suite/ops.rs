@@ -16,8 +16,8 @@ use crate::ews::items::{
     GetItem, MoveOrCopyItem, UpdateItem, folder_ref,
 };
 use crate::ews::{
-    EventKind, FolderScope, GetEventsRequest, GetEventsResponse, SubscribeRequest,
-    SubscriptionKind, UnsubscribeRequest,
+    Event, EventKind, FolderScope, GetEventsRequest, GetEventsResponse, Notification,
+    SubscribeRequest, SubscriptionKind, UnsubscribeRequest,
 };
 
 /// The type of a `with` value.
@@ -596,6 +596,8 @@ async fn pull(
     let mut polls = 0;
     let mut chain = 0;
     let mut round_began = ctx.exchanges().len();
+    // The events of each answer, by exchange index (read once, here).
+    let mut received: Vec<(usize, Vec<Event>)> = Vec::new();
     loop {
         let r = GetEventsRequest {
             subscription_id: subscription.clone(),
@@ -611,11 +613,15 @@ async fn pull(
         };
         polls += 1;
         // Not a successful GetEvents answer: the checks say why.
-        let Some((next, more)) = read_get_events(&ctx.exchanges()[idx].response_text) else {
+        let Some(notification) = read_notification(&ctx.exchanges()[idx].response_text) else {
             break;
         };
-        if let Some(next) = next {
-            watermark = next;
+        if let Some(next) = notification.last_watermark() {
+            watermark = next.to_string();
+        }
+        let more = notification.more_events == Some(true);
+        if wait.is_some() {
+            received.push((idx, notification.events));
         }
         if let Some(max_calls) = drain {
             if more {
@@ -637,8 +643,8 @@ async fn pull(
         let Some(wait) = &wait else {
             break;
         };
-        if delivery::events_arrived(ctx)
-            || !delivery::poll_again(ctx, wait, round_began, polls).await
+        if delivery::events_arrived(ctx, &received)
+            || !delivery::poll_again(ctx, wait, round_began, polls, &received).await
         {
             break;
         }
@@ -648,19 +654,15 @@ async fn pull(
     Ok(())
 }
 
-/// The next watermark and MoreEvents of a successful GetEvents response.
-fn read_get_events(body: &str) -> Option<(Option<String>, bool)> {
+/// The notification of a successful GetEvents response.
+fn read_notification(body: &str) -> Option<Notification> {
     let doc = crate::xml::parse_document(body).ok()?;
     let opened = open(&doc).ok()?;
     let resp = GetEventsResponse::parse(opened.payload).ok()?;
     if !resp.message.is_success() {
         return None;
     }
-    let n = resp.notification?;
-    Some((
-        n.last_watermark().map(str::to_string),
-        n.more_events == Some(true),
-    ))
+    resp.notification
 }
 
 #[cfg(test)]
@@ -738,8 +740,11 @@ mod tests {
     #[test]
     fn get_events_answers_are_read() {
         let body = crate::check::testing::GET_EVENTS_OK;
-        assert_eq!(read_get_events(body), Some((Some("W3".into()), false)));
-        assert_eq!(read_get_events(crate::check::testing::NOT_FOUND), None);
-        assert_eq!(read_get_events("garbage"), None);
+        let n = read_notification(body).expect("a notification");
+        assert_eq!(n.last_watermark(), Some("W3"));
+        assert_eq!(n.more_events, Some(false));
+        assert_eq!(n.events.len(), 3);
+        assert!(read_notification(crate::check::testing::NOT_FOUND).is_none());
+        assert!(read_notification("garbage").is_none());
     }
 }

@@ -28,12 +28,11 @@ use super::{
     Args, COUNT, Operation, Param, ParamKind, StepContext, StepError, WITHIN_MINUTES,
     WITHIN_SECONDS, param, protocol_time, secs,
 };
-use crate::check::events::Events;
-use crate::check::{Check, Severity, StepInput, notifications};
-use crate::ews::EventKind;
+use crate::check::events::patterns_arrived;
 use crate::ews::envelope::request;
 use crate::ews::items::folder_ref;
-use crate::suite::case::{EventsMode, Step};
+use crate::ews::{Event, EventKind};
+use crate::suite::case::Step;
 use crate::xml::{ElementExt, ns};
 
 /// How long a delivery wait lasts by default, in protocol minutes.
@@ -101,62 +100,25 @@ pub(crate) fn expects_events(step: &Step) -> bool {
 }
 
 /// Whether the step's expected events have all arrived, in order, in the
-/// exchanges the step is judged on so far (the `events` check decides).
-pub(crate) fn events_arrived(ctx: &StepContext<'_>) -> bool {
-    // A pattern that cannot be rendered never matches: waiting would not help.
-    let unrenderable = ctx.step().expect.events.iter().any(|p| {
-        [
-            &p.item,
-            &p.folder,
-            &p.parent,
-            &p.old_item,
-            &p.old_folder,
-            &p.old_parent,
-        ]
-        .into_iter()
-        .flatten()
-        .any(|t| ctx.render(t).is_err())
-    });
-    if unrenderable {
-        return true;
-    }
-    let mut selection = ctx.step().clone();
-    let e = &mut selection.expect;
-    // Only the patterns decide when to stop; the rest is judged at the end.
-    e.events_mode = EventsMode::InOrder;
-    e.no_events.clear();
-    e.more_events = None;
-    e.batches = None;
-    let docs: Vec<_> = ctx
-        .exchanges()
+/// answers the step is judged on so far (`received`: each answer's events
+/// by exchange index). A pattern that cannot be rendered never matches, so
+/// waiting would not help: the checks report it.
+pub(crate) fn events_arrived(ctx: &StepContext<'_>, received: &[(usize, Vec<Event>)]) -> bool {
+    let events: Vec<&Event> = received
         .iter()
-        .enumerate()
         .filter(|(i, _)| !ctx.is_passed_over(*i))
-        .map(|(_, e)| e.clone())
+        .flat_map(|(_, list)| list.iter())
         .collect();
-    let input = StepInput::new(ctx.case(), &selection, &docs, ctx.vars());
-    !Events
-        .check(&input)
-        .iter()
-        .any(|f| f.severity == Severity::Fail)
+    patterns_arrived(&ctx.step().expect.events, ctx.vars(), &events).unwrap_or(true)
 }
 
-/// Passes over the exchanges from `since` whose notifications hold only
-/// StatusEvents: "nothing new yet" while the step waits for delivery.
-pub(crate) fn pass_over_idle(ctx: &mut StepContext<'_>, since: usize) {
-    let idle: Vec<usize> = (since..ctx.exchanges().len())
-        .filter(|&i| {
-            notifications(&ctx.exchanges()[i].response_text).is_ok_and(|list| {
-                !list.is_empty()
-                    && list
-                        .iter()
-                        .flat_map(|n| n.events.iter())
-                        .all(|e| e.kind == EventKind::Status)
-            })
-        })
-        .collect();
-    for i in idle {
-        ctx.pass_over(i);
+/// Passes over the answers of this round (from exchange `since`) that held
+/// only StatusEvents: "nothing new yet" while the step waits for delivery.
+fn pass_over_idle(ctx: &mut StepContext<'_>, since: usize, received: &[(usize, Vec<Event>)]) {
+    for (i, events) in received {
+        if *i >= since && !events.is_empty() && events.iter().all(|e| e.kind == EventKind::Status) {
+            ctx.pass_over(*i);
+        }
     }
 }
 
@@ -167,9 +129,10 @@ pub(crate) async fn poll_again(
     wait: &PollWait,
     round_began: usize,
     polls: usize,
+    received: &[(usize, Vec<Event>)],
 ) -> bool {
     if wait.pause().await {
-        pass_over_idle(ctx, round_began);
+        pass_over_idle(ctx, round_began, received);
         return true;
     }
     let step = ctx.step().name.clone();
@@ -294,6 +257,60 @@ async fn await_delivery(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ews::{Id, ObjectId};
+    use crate::suite::case::EventPattern;
+    use crate::suite::template::Vars;
+
+    fn pattern(kind: EventKind, item: Option<&str>) -> EventPattern {
+        EventPattern {
+            line: 1,
+            kind,
+            item: item.map(str::to_string),
+            folder: None,
+            parent: None,
+            old_parent: None,
+            old_item: None,
+            old_folder: None,
+            unread_count: None,
+        }
+    }
+
+    fn event(kind: EventKind, item: &str) -> Event {
+        let mut e = Event::status(None);
+        e.kind = kind;
+        e.object = Some(ObjectId::Item(Id::new(item)));
+        e
+    }
+
+    #[test]
+    fn patterns_decide_when_polling_stops() {
+        let mut vars = Vars::new();
+        vars.set("mine", "I2");
+        let want = [
+            pattern(EventKind::Created, Some("${mine}")),
+            pattern(EventKind::NewMail, Some("${mine}")),
+        ];
+        let other = event(EventKind::Created, "I1");
+        let created = event(EventKind::Created, "I2");
+        let new_mail = event(EventKind::NewMail, "I2");
+        let status = Event::status(Some("W".into()));
+        // Someone else's mail and idle answers do not stop it.
+        assert_eq!(
+            patterns_arrived(&want, &vars, &[&other, &status]),
+            Some(false)
+        );
+        assert_eq!(
+            patterns_arrived(&want, &vars, &[&new_mail, &created]),
+            Some(false)
+        );
+        assert_eq!(
+            patterns_arrived(&want, &vars, &[&other, &created, &status, &new_mail]),
+            Some(true)
+        );
+        // A pattern that cannot be rendered is not waited for.
+        let unbound = [pattern(EventKind::Created, Some("${gone}"))];
+        assert_eq!(patterns_arrived(&unbound, &vars, &[&created]), None);
+    }
 
     #[test]
     fn found_messages_are_counted_by_subject() {
