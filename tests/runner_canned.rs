@@ -488,9 +488,11 @@ with = { subscription = "${sub}" }
 code = "NoError"
 
 [[step]]
-name = "never sent"
+name = "still sent"
 op = "Unsubscribe"
 with = { subscription = "${sub}" }
+[step.expect]
+code = "ErrorSubscriptionNotFound"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,8 +536,8 @@ async fn a_wrong_expectation_fails_exactly_that_case() {
         "step \"second\": expected ResponseCode NoError, got ErrorSubscriptionNotFound"
     );
     assert!(
-        !wrong.exchanges.iter().any(|e| e.step == "never sent"),
-        "an assert case stops at its first failing step"
+        wrong.exchanges.iter().any(|e| e.step == "still sent"),
+        "a step that does not depend on the failed one still runs"
     );
     assert!(
         wrong
@@ -572,6 +574,198 @@ async fn a_wrong_expectation_fails_exactly_that_case() {
         .collect();
     assert_eq!(failed, ["ex/wrong"]);
     assert_eq!(json["exit_code"], 1);
+}
+
+const INDEPENDENT: &str = r#"title = "A failing middle step hides neither later failures nor later passes"
+requirements = ["R29"]
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { folders = ["${folder}"], event_types = ["CreatedEvent"] }
+capture = { sub = "//m:SubscriptionId", wm = "//m:SubscribeResponseMessage/m:Watermark" }
+
+[[step]]
+name = "wrong middle"
+op = "Unsubscribe"
+with = { subscription = "no-such-subscription" }
+expect = { code = "NoError" }
+
+[[step]]
+name = "create"
+op = "CreateItem"
+with = { folder = "${folder}" }
+expect = { code = "NoError" }
+
+[[step]]
+name = "poll"
+op = "GetEvents"
+with = { subscription = "${sub}", watermark = "${wm}" }
+expect = { code = "NoError", event = [{ kind = "CreatedEvent" }] }
+
+[[step]]
+name = "wrong later"
+op = "Unsubscribe"
+with = { subscription = "another-missing-one" }
+expect = { code = "NoError" }
+
+[[step]]
+name = "subscribe again"
+op = "Subscribe"
+with = { folders = ["${folder}"], event_types = ["CreatedEvent"] }
+capture = { sub2 = "//m:NoSuchElement" }
+
+[[step]]
+name = "use the second subscription"
+op = "Unsubscribe"
+with = { subscription = "${sub2}" }
+
+[[step]]
+name = "poll the second subscription"
+op = "GetEvents"
+with = { subscription = "${sub2.1}", watermark = "${wm}" }
+capture = { wm = "//t:Watermark" }
+
+[[step]]
+name = "use what the skipped poll captures"
+op = "GetEvents"
+with = { subscription = "${sub}", watermark = "${wm}" }
+
+[[step]]
+name = "unsubscribe"
+op = "Unsubscribe"
+with = { subscription = "${sub}" }
+expect = { code = "NoError" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_steps_run_after_a_failure_and_dependent_ones_are_skipped_with_the_reason() {
+    let (endpoint, state) = start_responder().await;
+    let dir = single_case_dir("independent", &[("independent.toml", INDEPENDENT)]);
+    let ran = run_dir(
+        target(&endpoint, PASSWORD, Duration::from_secs(10)),
+        &dir,
+        "independent",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(verdict_of(&ran, "independent"), &Verdict::Fail);
+    let o = &ran.result.outcomes[0];
+    let sent: Vec<&str> = o.exchanges.iter().map(|e| e.step.as_str()).collect();
+    assert_eq!(
+        sent,
+        [
+            "setup: create the case folder",
+            "subscribe",
+            "wrong middle",
+            "create",
+            "poll",
+            "wrong later",
+            "subscribe again",
+            "unsubscribe",
+            "cleanup: delete the case folder"
+        ]
+    );
+    // Each failure is reported, the later one too; the steps in between passed.
+    let failed: Vec<&str> = o.failures().map(|f| f.step.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["wrong middle", "wrong later", "subscribe again"],
+        "{:#?}",
+        o.failures().collect::<Vec<_>>()
+    );
+    // The dependent steps are skipped, each with why, transitively.
+    let skipped: Vec<(&str, &str)> = o
+        .findings
+        .iter()
+        .filter(|f| f.check == "skipped-step")
+        .map(|f| (f.step.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (
+                "use the second subscription",
+                "step \"use the second subscription\" skipped: needs ${sub2}, which step \"subscribe again\" did not capture because it failed"
+            ),
+            (
+                "poll the second subscription",
+                "step \"poll the second subscription\" skipped: needs ${sub2.1}, which step \"subscribe again\" did not capture because it failed"
+            ),
+            (
+                "use what the skipped poll captures",
+                "step \"use what the skipped poll captures\" skipped: needs ${wm}, which step \"poll the second subscription\" did not bind because it was skipped"
+            ),
+        ]
+    );
+    assert!(
+        o.findings
+            .iter()
+            .filter(|f| f.check == "skipped-step")
+            .all(|f| f.severity == ews_conformance::check::Severity::Note)
+    );
+    // Every report shows the skipped steps.
+    for (name, text) in [
+        ("console", &ran.console),
+        ("junit", &ran.junit),
+        ("json", &ran.json),
+    ] {
+        assert!(
+            text.contains("use the second subscription")
+                && text.contains("did not capture because it failed"),
+            "{name}: {text}"
+        );
+    }
+    assert!(ran.console.contains("steps not run"), "{}", ran.console);
+    let mb = state.lock().expect("mailbox lock");
+    assert_eq!(mb.folders_created, mb.folders_deleted, "cleanup still runs");
+}
+
+const RECORD_NO_STREAM: &str = r#"title = "A record case whose stream cannot be opened for want of a capture"
+requirements = ["R50"]
+grade = "record"
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { mode = "streaming", folders = ["${folder}"], event_types = ["CreatedEvent"] }
+capture = { sub = "//m:NoSuchElement" }
+
+[[step]]
+name = "connect"
+op = "OpenStream"
+with = { subscriptions = ["${sub}"] }
+
+[[step]]
+name = "await"
+op = "AwaitStream"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_could_not_be_requested_is_a_finding_not_a_case_error() {
+    let (endpoint, _state) = start_responder().await;
+    let dir = single_case_dir("nostream", &[("nostream.toml", RECORD_NO_STREAM)]);
+    let ran = run_dir(
+        target(&endpoint, PASSWORD, Duration::from_secs(10)),
+        &dir,
+        "nostream",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        verdict_of(&ran, "nostream"),
+        &Verdict::Recorded,
+        "{}",
+        ran.console
+    );
+    let o = &ran.result.outcomes[0];
+    assert!(
+        o.all_findings().any(|f| f.step == "await"
+            && f.message
+                .contains("stream `s1` did not open (step \"connect\")")),
+        "{:#?}",
+        o.all_findings().collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -233,6 +233,43 @@ pub(crate) fn render_pattern(
     })
 }
 
+/// Whether each of `patterns`, its templates rendered with `vars`, matches
+/// one of `events` in this order, other events between them allowed: what
+/// this check requires in `in-order` mode. `None` when a template cannot be
+/// rendered. Pull steps use it to decide when to stop polling for delivery.
+pub fn patterns_arrived(
+    patterns: &[EventPattern],
+    vars: &crate::suite::template::Vars,
+    events: &[&Event],
+) -> Option<bool> {
+    let mut from = 0;
+    for p in patterns {
+        // `Some(None)`: no such field in the pattern; `None`: it cannot be rendered.
+        let r = |v: &Option<String>| match v {
+            None => Some(None),
+            Some(t) => vars.render(t).ok().map(Some),
+        };
+        let rendered = Rendered {
+            line: p.line,
+            kind: p.kind,
+            ids: [
+                r(&p.item)?,
+                r(&p.folder)?,
+                r(&p.parent)?,
+                r(&p.old_item)?,
+                r(&p.old_folder)?,
+                r(&p.old_parent)?,
+            ],
+            unread_count: p.unread_count,
+        };
+        match events[from..].iter().position(|ev| rendered.matches(ev)) {
+            Some(pos) => from += pos + 1,
+            None => return Some(false),
+        }
+    }
+    Some(true)
+}
+
 impl Rendered {
     pub(crate) fn item(&self) -> Option<&str> {
         self.ids[0].as_deref()

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::{Reporter, describe_findings, verdict_reason};
+use super::{Reporter, describe_findings, skipped_steps, verdict_reason};
 use crate::check::Severity;
 use crate::suite::exec::{Outcome, Verdict};
 use crate::suite::run::Summary;
@@ -70,7 +70,7 @@ pub fn render(outcomes: &[Outcome], s: &Summary) -> String {
             w.empty("property", &[("name", "source"), ("value", src)]);
         }
         w.end("properties");
-        let details = describe_findings(o, Severity::Fail);
+        let details = describe_findings(o, Severity::Fail) + &skipped_steps(o);
         match &o.verdict {
             Verdict::Fail => {
                 let first = o.failures().next();

@@ -11,6 +11,7 @@ pub mod junit;
 use std::io;
 
 use crate::check::{Finding, Severity};
+use crate::suite::depend::SKIPPED_STEP;
 use crate::suite::exec::{Exchange, Outcome, Verdict};
 use crate::suite::run::Summary;
 
@@ -152,6 +153,27 @@ pub fn explain(o: &Outcome) -> String {
         out.push_str(&indent(reason, 2));
     }
     out.push_str(&describe_findings(o, Severity::Fail));
+    out.push_str(&skipped_steps(o));
+    out
+}
+
+/// The steps a failed step made the case skip, one line each with the
+/// reason (empty when none was skipped).
+pub fn skipped_steps(o: &Outcome) -> String {
+    let mut out = String::new();
+    for f in o.all_findings().filter(|f| f.check == SKIPPED_STEP) {
+        if out.is_empty() {
+            out.push_str(
+                "  steps not run, because they need what a failed step should have provided:\n",
+            );
+        }
+        out.push_str(&format!(
+            "  --> {}:{}: {}\n",
+            o.file.display(),
+            f.line,
+            f.message
+        ));
+    }
     out
 }
 

@@ -337,6 +337,7 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
         "DeleteFolder" => messages(call, name, items::delete_folder(call, op)),
         "GetFolder" => messages(call, name, items::get_folder(call, op)),
         "GetItem" => messages(call, name, items::get_item(call, op)),
+        "FindItem" => messages(call, name, items::find_item(call, op)),
         _ if OTHER_EWS_OPERATIONS.contains(&name) => messages(
             call,
             name,

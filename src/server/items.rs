@@ -1,6 +1,7 @@
 //! The item and folder operations cases use to cause mailbox events:
 //! CreateItem, UpdateItem, MoveItem, CopyItem, DeleteItem, CreateFolder,
 //! DeleteFolder, GetFolder and GetItem. One response message per input.
+//! FindItem lets a client (and the suite) see when sent mail has arrived.
 
 use roxmltree::Node;
 
@@ -437,6 +438,149 @@ pub fn get_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     for id_node in children(ids, T, "ItemId") {
         let done = resolve::item(call, id_node).map(|n| mailbox.with(|d| d.item_view(n)));
         out.push(answer(done, render_item));
+    }
+    Ok(out)
+}
+
+/// A FindItem restriction this server does not evaluate.
+struct Unsupported;
+
+/// A `t:Contains` restriction on `item:Subject`.
+struct SubjectContains {
+    value: String,
+    mode: String,
+    ignore_case: bool,
+}
+
+impl SubjectContains {
+    fn matches(&self, subject: &str) -> bool {
+        let (s, v) = if self.ignore_case {
+            (subject.to_lowercase(), self.value.to_lowercase())
+        } else {
+            (subject.to_string(), self.value.clone())
+        };
+        match self.mode.as_str() {
+            "FullString" => s == v,
+            "Prefixed" => s.starts_with(&v),
+            "PrefixOnWords" => s.split_whitespace().any(|w| w.starts_with(&v)),
+            // Substring and ExactPhrase.
+            _ => s.contains(&v),
+        }
+    }
+}
+
+/// The restriction FindItem supports: `t:Contains` on `item:Subject`.
+/// `Ok(None)`: no restriction; `Err`: one this server does not evaluate.
+fn subject_restriction(op: Node<'_, '_>) -> Result<Option<SubjectContains>, Unsupported> {
+    let Some(r) = child(op, M, "Restriction") else {
+        return Ok(None);
+    };
+    let mut kids = element_children(r);
+    let (Some(contains), None) = (kids.next(), kids.next()) else {
+        return Err(Unsupported);
+    };
+    let field = child(contains, T, "FieldURI").and_then(|f| f.attribute("FieldURI"));
+    let constant = child(contains, T, "Constant").and_then(|c| c.attribute("Value"));
+    match (contains.is(T, "Contains"), field, constant) {
+        (true, Some("item:Subject"), Some(value)) => Ok(Some(SubjectContains {
+            value: value.to_string(),
+            mode: contains
+                .attribute("ContainmentMode")
+                .unwrap_or("FullString")
+                .to_string(),
+            ignore_case: contains
+                .attribute("ContainmentComparison")
+                .is_some_and(|c| c.contains("IgnoreCase")),
+        })),
+        _ => Err(Unsupported),
+    }
+}
+
+/// FindItem: the items of each folder in `m:ParentFolderIds` (Traversal
+/// Shallow), newest first, each with its ItemId and, when the shape asks
+/// for it, its Subject. One response message per folder.
+pub fn find_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
+    let at = format!("/{}", display_name(op));
+    let traversal = op
+        .attribute("Traversal")
+        .ok_or_else(|| SchemaViolation::new(&at, "the Traversal attribute is required"))?;
+    if !matches!(traversal, "Shallow" | "SoftDeleted" | "Associated") {
+        return Err(SchemaViolation::new(
+            &at,
+            format!("Traversal `{traversal}` is not Shallow, SoftDeleted or Associated"),
+        ));
+    }
+    let shape = required(op, "ItemShape")?;
+    let base = child(shape, T, "BaseShape")
+        .map(|b| b.text_trimmed())
+        .ok_or_else(|| {
+            SchemaViolation::new(&format!("{at}/m:ItemShape"), "t:BaseShape is required")
+        })?;
+    let with_subject = base != "IdOnly"
+        || child(shape, T, "AdditionalProperties").is_some_and(|a| {
+            children(a, T, "FieldURI").any(|f| f.attribute("FieldURI") == Some("item:Subject"))
+        });
+    let folders = required(op, "ParentFolderIds")?;
+    let restriction = subject_restriction(op);
+    let mailbox = own_mailbox(call)?;
+    let mut out = Vec::new();
+    for f in folder_refs(folders) {
+        let restriction = match &restriction {
+            Ok(r) => r,
+            Err(Unsupported) => {
+                out.push(MessageOut::error(
+                    ResponseCode::ErrorInvalidOperation,
+                    "The reference server evaluates only a t:Contains restriction on item:Subject.",
+                ));
+                continue;
+            }
+        };
+        if traversal == "SoftDeleted" {
+            out.push(MessageOut::error(
+                ResponseCode::ErrorInvalidOperation,
+                "The reference server does not list soft-deleted items.",
+            ));
+            continue;
+        }
+        let done = resolve::folder(call, f).map(|n| {
+            mailbox.with(|d| {
+                d.folder_view(n)?;
+                // The store keeps no associated (folder-associated) items.
+                let listed = if traversal == "Shallow" {
+                    d.items_in(n)
+                } else {
+                    Vec::new()
+                };
+                let mut views = Vec::new();
+                for i in listed.into_iter().rev() {
+                    let v = d.item_view(i)?;
+                    if restriction.as_ref().is_none_or(|r| r.matches(&v.subject)) {
+                        views.push(v);
+                    }
+                }
+                Ok(views)
+            })
+        });
+        out.push(answer(done, |w, views: &Vec<ItemView>| {
+            let total = views.len().to_string();
+            w.start(
+                "m:RootFolder",
+                &[
+                    ("TotalItemsInView", total.as_str()),
+                    ("IncludesLastItemInRange", "true"),
+                ],
+            );
+            w.start("t:Items", &[]);
+            for v in views {
+                w.start("t:Message", &[]);
+                v.id.render(w, "t:ItemId");
+                if with_subject {
+                    w.leaf("t:Subject", &v.subject);
+                }
+                w.end("t:Message");
+            }
+            w.end("t:Items").end("m:RootFolder");
+        }));
     }
     Ok(out)
 }

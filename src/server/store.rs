@@ -566,6 +566,15 @@ impl MailboxData {
         })
     }
 
+    /// The items directly in `folder`, oldest first (for FindItem).
+    pub fn items_in(&self, folder: u64) -> Vec<u64> {
+        self.items
+            .iter()
+            .filter(|(_, i)| i.folder == folder)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     pub fn item_view(&self, n: u64) -> Result<ItemView, StoreError> {
         let i = self.items.get(&n).ok_or(StoreError::ItemNotFound)?;
         Ok(ItemView {

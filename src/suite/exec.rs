@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::case::{Action, Args, Capture, Case, CaseGrade, Expect, Step, UserRole};
+use super::depend::{Dependencies, SKIPPED_STEP};
 use super::load::LoadError;
 use super::ops::OpRegistry;
 use super::profile::Profile;
@@ -657,25 +658,40 @@ impl Executor {
         }
 
         if stop.is_none() && !setup_failed {
+            // A failed step hides nothing: later steps run unless they use
+            // what it (or a step skipped for it) should have provided.
+            let mut deps = Dependencies::default();
             for step in &case.steps {
+                if case.grade == CaseGrade::Assert
+                    && let Some(why) = deps.blocker(step, &vars)
+                {
+                    outcome.findings.push(Finding {
+                        severity: Severity::Note,
+                        line: step.line,
+                        step: step.name.clone(),
+                        ..case_finding(
+                            case,
+                            SKIPPED_STEP,
+                            format!("step \"{}\" skipped: {why}", step.name),
+                        )
+                    });
+                    deps.skipped(step, &self.ops, &vars);
+                    continue;
+                }
                 let run = self
                     .run_step(case, step, &mut vars, &mut resources, None)
                     .await;
-                let failed = has_fail(&run);
+                let failed = has_fail(&run) || matches!(run.error, Some(StepError::Missing(_)));
                 if let Some(v) = self.absorb(case, step, run, outcome) {
                     stop = Some(v);
                     break;
                 }
-                if failed && case.grade == CaseGrade::Assert {
-                    outcome.findings.push(Finding {
-                        severity: Severity::Note,
-                        ..case_finding(
-                            case,
-                            "runner",
-                            format!("the case stopped after step \"{}\"", step.name),
-                        )
-                    });
-                    break;
+                if case.grade == CaseGrade::Assert {
+                    if failed {
+                        deps.failed(step, &self.ops, &vars);
+                    } else {
+                        deps.passed(step, &self.ops, &vars);
+                    }
                 }
             }
         }

@@ -93,7 +93,7 @@ fn missing_and_conflicting_actions() {
         &format!("{HEAD}[[step]]\nop = \"Subscrib\"\n"),
         4,
         6,
-        "unknown operation `Subscrib` (known: AwaitPush,",
+        "unknown operation `Subscrib` (known: AwaitDelivery, AwaitPush,",
     );
     fails_at(HEAD, 1, 1, "at least one [[step]]");
 }

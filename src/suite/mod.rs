@@ -3,6 +3,7 @@
 //! run that ties them to reporters.
 
 pub mod case;
+pub mod depend;
 pub mod exec;
 pub mod load;
 pub mod notify;

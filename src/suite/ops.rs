@@ -9,14 +9,15 @@ use futures_util::future::BoxFuture;
 
 use super::case::Args;
 use super::exec::{StepContext, StepError};
+use super::notify::delivery;
 use crate::ews::envelope::{open, request};
 use crate::ews::items::{
     CreateFolder, CreateItem, DELETE_TYPES, DeleteFolder, DeleteItem, Disposition, GetFolder,
     GetItem, MoveOrCopyItem, UpdateItem, folder_ref,
 };
 use crate::ews::{
-    EventKind, FolderScope, GetEventsRequest, GetEventsResponse, SubscribeRequest,
-    SubscriptionKind, UnsubscribeRequest,
+    Event, EventKind, FolderScope, GetEventsRequest, GetEventsResponse, Notification,
+    SubscribeRequest, SubscriptionKind, UnsubscribeRequest,
 };
 
 /// The type of a `with` value.
@@ -118,6 +119,7 @@ impl OpRegistry {
         for op in builtin_ops() {
             r.register(op);
         }
+        r.register(Arc::new(GetEvents));
         r.register(Arc::new(DrainEvents));
         super::notify::operations()
             .into_iter()
@@ -303,7 +305,12 @@ const SUBSCRIBE: &[Param] = &[
     opt("status_frequency", Int),
     opt("url", Text),
 ];
-const GET_EVENTS: &[Param] = &[req("subscription", Text), req("watermark", Text)];
+const GET_EVENTS: &[Param] = &[
+    req("subscription", Text),
+    req("watermark", Text),
+    opt("within_minutes", Text),
+    opt("within_seconds", Text),
+];
 const UNSUBSCRIBE: &[Param] = &[req("subscription", Text)];
 const CREATE_ITEM: &[Param] = &[
     opt("folder", Text),
@@ -329,6 +336,8 @@ const DRAIN: &[Param] = &[
     req("subscription", Text),
     req("watermark", Text),
     opt("max_calls", Int),
+    opt("within_minutes", Text),
+    opt("within_seconds", Text),
 ];
 
 fn builtin_ops() -> Vec<Arc<dyn Operation>> {
@@ -341,13 +350,6 @@ fn builtin_ops() -> Vec<Arc<dyn Operation>> {
     };
     vec![
         simple("Subscribe", SUBSCRIBE, build_subscribe),
-        simple("GetEvents", GET_EVENTS, |ctx, a| {
-            let r = GetEventsRequest {
-                subscription_id: a.required_text(ctx, "subscription")?,
-                watermark: a.required_text(ctx, "watermark")?,
-            };
-            Ok(request(&ctx.request_header(), |w| r.render(w)))
-        }),
         simple("Unsubscribe", UNSUBSCRIBE, |ctx, a| {
             let r = UnsubscribeRequest {
                 subscription_id: a.required_text(ctx, "subscription")?,
@@ -512,10 +514,39 @@ fn delete_type(ctx: &StepContext<'_>, a: &Args) -> Result<String, StepError> {
     }
 }
 
-// ------------------------------------------------------------- DrainEvents
+// ------------------------------------------------- GetEvents, DrainEvents
+
+/// GetEvents once. A step that expects events (`expect.event`) polls
+/// again from the last watermark until they have arrived or its delivery
+/// deadline passes (see [`delivery`]). Binds `${<step name>.watermark}` to
+/// the watermark to send next.
+struct GetEvents;
+
+impl Operation for GetEvents {
+    fn name(&self) -> &'static str {
+        "GetEvents"
+    }
+
+    fn params(&self) -> &'static [Param] {
+        GET_EVENTS
+    }
+
+    fn outputs(&self) -> &'static [&'static str] {
+        &["watermark"]
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a mut StepContext<'_>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(pull(ctx, args, None))
+    }
+}
 
 /// GetEvents repeatedly, sending the last event's watermark each time, until
-/// MoreEvents is false. Binds `${<step name>.watermark}` to the watermark to send next.
+/// MoreEvents is false; a step that expects events then polls like
+/// [`GetEvents`]. Binds `${<step name>.watermark}` to the watermark to send next.
 struct DrainEvents;
 
 impl Operation for DrainEvents {
@@ -537,75 +568,101 @@ impl Operation for DrainEvents {
         args: &'a Args,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let subscription = args.required_text(ctx, "subscription")?;
-            let mut watermark = args.required_text(ctx, "watermark")?;
             let max_calls = args.int(ctx, "max_calls")?.unwrap_or(50);
             if !(1..=1000).contains(&max_calls) {
                 return Err(StepError::Case(format!(
                     "DrainEvents: max_calls {max_calls} is outside 1..1000"
                 )));
             }
-            let out_var = format!("{}.watermark", ctx.step().name);
-            let mut drained = false;
-            for _ in 0..max_calls {
-                let r = GetEventsRequest {
-                    subscription_id: subscription.clone(),
-                    watermark: watermark.clone(),
-                };
-                let body = request(&ctx.request_header(), |w| r.render(w));
-                let idx = match ctx.exchange(body).await {
-                    Ok(i) => i,
-                    Err(e) => {
-                        ctx.set_var(out_var.clone(), watermark.clone());
-                        return Err(e);
-                    }
-                };
-                let more = match read_get_events(&ctx.exchanges()[idx].response_text) {
-                    Some((next, more)) => {
-                        if let Some(next) = next {
-                            watermark = next;
-                        }
-                        more
-                    }
-                    // Not a successful GetEvents answer: the checks say why.
-                    None => {
-                        drained = true;
-                        break;
-                    }
-                };
-                if !more {
-                    drained = true;
-                    break;
-                }
-            }
-            if !drained {
-                ctx.fail(
-                    "events",
-                    format!(
-                        "step \"{}\": MoreEvents was still true after {max_calls} GetEvents calls",
-                        ctx.step().name
-                    ),
-                );
-            }
-            ctx.set_var(out_var, watermark);
-            Ok(())
+            pull(ctx, args, Some(max_calls as usize)).await
         })
     }
 }
 
-/// The next watermark and MoreEvents of a successful GetEvents response.
-fn read_get_events(body: &str) -> Option<(Option<String>, bool)> {
+/// The pull loop of GetEvents (`drain` = `None`) and DrainEvents (`Some(max_calls)`).
+async fn pull(
+    ctx: &mut StepContext<'_>,
+    args: &Args,
+    drain: Option<usize>,
+) -> Result<(), StepError> {
+    let subscription = args.required_text(ctx, "subscription")?;
+    let mut watermark = args.required_text(ctx, "watermark")?;
+    let wait = if delivery::expects_events(ctx.step()) {
+        Some(delivery::PollWait::of(ctx, args)?)
+    } else {
+        None
+    };
+    let out_var = format!("{}.watermark", ctx.step().name);
+    let mut polls = 0;
+    let mut chain = 0;
+    let mut round_began = ctx.exchanges().len();
+    // The events of each answer, by exchange index (read once, here).
+    let mut received: Vec<(usize, Vec<Event>)> = Vec::new();
+    loop {
+        let r = GetEventsRequest {
+            subscription_id: subscription.clone(),
+            watermark: watermark.clone(),
+        };
+        let body = request(&ctx.request_header(), |w| r.render(w));
+        let idx = match ctx.exchange(body).await {
+            Ok(i) => i,
+            Err(e) => {
+                ctx.set_var(out_var, watermark);
+                return Err(e);
+            }
+        };
+        polls += 1;
+        // Not a successful GetEvents answer: the checks say why.
+        let Some(notification) = read_notification(&ctx.exchanges()[idx].response_text) else {
+            break;
+        };
+        if let Some(next) = notification.last_watermark() {
+            watermark = next.to_string();
+        }
+        let more = notification.more_events == Some(true);
+        if wait.is_some() {
+            received.push((idx, notification.events));
+        }
+        if let Some(max_calls) = drain {
+            if more {
+                chain += 1;
+                if chain >= max_calls {
+                    ctx.fail(
+                        "events",
+                        format!(
+                            "step \"{}\": MoreEvents was still true after {max_calls} GetEvents calls",
+                            ctx.step().name
+                        ),
+                    );
+                    break;
+                }
+                continue;
+            }
+            chain = 0;
+        }
+        let Some(wait) = &wait else {
+            break;
+        };
+        if delivery::events_arrived(ctx, &received)
+            || !delivery::poll_again(ctx, wait, round_began, polls, &received).await
+        {
+            break;
+        }
+        round_began = ctx.exchanges().len();
+    }
+    ctx.set_var(out_var, watermark);
+    Ok(())
+}
+
+/// The notification of a successful GetEvents response.
+fn read_notification(body: &str) -> Option<Notification> {
     let doc = crate::xml::parse_document(body).ok()?;
     let opened = open(&doc).ok()?;
     let resp = GetEventsResponse::parse(opened.payload).ok()?;
     if !resp.message.is_success() {
         return None;
     }
-    let n = resp.notification?;
-    Some((
-        n.last_watermark().map(str::to_string),
-        n.more_events == Some(true),
-    ))
+    resp.notification
 }
 
 #[cfg(test)]
@@ -654,6 +711,7 @@ mod tests {
         assert_eq!(
             OpRegistry::builtin().names(),
             [
+                "AwaitDelivery",
                 "AwaitPush",
                 "AwaitStream",
                 "AwaitStreamClosed",
@@ -682,8 +740,11 @@ mod tests {
     #[test]
     fn get_events_answers_are_read() {
         let body = crate::check::testing::GET_EVENTS_OK;
-        assert_eq!(read_get_events(body), Some((Some("W3".into()), false)));
-        assert_eq!(read_get_events(crate::check::testing::NOT_FOUND), None);
-        assert_eq!(read_get_events("garbage"), None);
+        let n = read_notification(body).expect("a notification");
+        assert_eq!(n.last_watermark(), Some("W3"));
+        assert_eq!(n.more_events, Some(false));
+        assert_eq!(n.events.len(), 3);
+        assert!(read_notification(crate::check::testing::NOT_FOUND).is_none());
+        assert!(read_notification("garbage").is_none());
     }
 }

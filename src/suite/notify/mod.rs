@@ -91,6 +91,7 @@ macro_rules! operation {
     };
 }
 
+pub(crate) mod delivery;
 mod push;
 mod stream;
 
@@ -129,6 +130,7 @@ pub const TIMED_OPS: &[&str] = &["AwaitStream", "AwaitPush", "CollectPushes"];
 pub fn operations() -> Vec<Arc<dyn Operation>> {
     let mut ops = stream::operations();
     ops.extend(push::operations());
+    ops.extend(delivery::operations());
     ops
 }
 

@@ -206,6 +206,16 @@ operation!(OpenStream, OPEN, open_stream);
 
 async fn open_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
     let name = stream_name(ctx, args)?;
+    let result = open_named(ctx, args, name.clone()).await;
+    // A request that cannot be sent for want of a capture opens nothing:
+    // later steps on the stream then say so instead of blaming the case file.
+    if matches!(result, Err(StepError::Missing(_))) {
+        not_opened(ctx, &name);
+    }
+    result
+}
+
+async fn open_named(ctx: &mut StepContext<'_>, args: &Args, name: String) -> Result<(), StepError> {
     if ctx.resources().get::<Streams>().open.contains_key(&name) {
         return Err(StepError::Case(format!(
             "stream `{name}` is already open; CloseStream it first or use another name"
