@@ -73,7 +73,10 @@ impl Endpoint {
             target.push_str(q);
         }
         // An IPv6 literal is bracketed in the URL; the socket wants it bare.
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(Endpoint {
             https,
             host,
@@ -102,6 +105,8 @@ struct Wire {
     complete: AtomicBool,
     /// Bytes read while `complete` was set.
     after_complete: AtomicU64,
+    /// The first of them (evidence).
+    extra: Mutex<Vec<u8>>,
     /// The most recent bytes read (evidence).
     tail: Mutex<VecDeque<u8>>,
 }
@@ -119,6 +124,9 @@ impl Wire {
         if self.complete.load(Ordering::SeqCst) {
             self.after_complete
                 .fetch_add(bytes.len() as u64, Ordering::SeqCst);
+            let mut extra = lock(&self.extra);
+            let room = TAIL.saturating_sub(extra.len());
+            extra.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
         let mut tail = lock(&self.tail);
         let keep = &bytes[bytes.len().saturating_sub(TAIL)..];
@@ -127,13 +135,12 @@ impl Wire {
         tail.drain(..excess);
     }
 
-    fn tail_text(&self) -> String {
+    /// The last `max` bytes read, as text.
+    fn tail_text(&self, max: usize) -> String {
         let tail = lock(&self.tail);
-        let (a, b) = tail.as_slices();
-        let mut v = Vec::with_capacity(a.len() + b.len());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b);
-        String::from_utf8_lossy(&v).into_owned()
+        let skip = tail.len().saturating_sub(max);
+        let bytes: Vec<u8> = tail.iter().skip(skip).copied().collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
@@ -249,6 +256,7 @@ impl Conn {
         self.answered += 1;
         self.idle_since = Instant::now();
         self.wire.after_complete.store(0, Ordering::SeqCst);
+        lock(&self.wire.extra).clear();
         self.wire.complete.store(true, Ordering::SeqCst);
     }
 
@@ -274,15 +282,19 @@ impl Conn {
         if after == 0 && !unexpected {
             return None;
         }
-        let amount = if after > 0 {
-            format!("{after} more bytes arrived")
+        if after > 0 {
+            let extra = lock(&self.wire.extra);
+            Some(format!(
+                "{after} more bytes arrived: {}",
+                crate::check::excerpt(&String::from_utf8_lossy(&extra), 600)
+            ))
         } else {
-            "more bytes arrived right behind it".to_string()
-        };
-        Some(format!(
-            "{amount}; the last bytes the connection received: {}",
-            crate::check::excerpt(&self.wire.tail_text(), 600)
-        ))
+            // They came in one read with the answer's end: show that end.
+            Some(format!(
+                "more bytes arrived right behind the answer; the last bytes the connection received: …{}",
+                self.wire.tail_text(600)
+            ))
+        }
     }
 }
 
@@ -377,8 +389,7 @@ impl Connector {
     pub(crate) async fn connect(&self) -> Result<Conn, TransportError> {
         let unreachable = |detail: String| TransportError::Unreachable { detail };
         let addr = (self.endpoint.host.as_str(), self.endpoint.port);
-        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await
-        {
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 return Err(unreachable(format!(
@@ -426,11 +437,12 @@ impl Connector {
             inner: io,
             wire: wire.clone(),
         });
-        let (sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| TransportError::Protocol {
-                detail: super::transport::error_chain(&e),
-            })?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| TransportError::Protocol {
+                    detail: super::transport::error_chain(&e),
+                })?;
         let (tx, ended) = watch::channel(None);
         let task = tokio::spawn(async move {
             let result = connection

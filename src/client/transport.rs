@@ -388,8 +388,8 @@ impl Transport {
     pub fn new(config: TransportConfig) -> Result<Self, TransportError> {
         let unreachable = |detail: String| TransportError::Unreachable { detail };
         let endpoint = Endpoint::parse(&config.endpoint).map_err(unreachable)?;
-        let conns = Connector::new(endpoint, config.insecure_tls, config.deadline)
-            .map_err(unreachable)?;
+        let conns =
+            Connector::new(endpoint, config.insecure_tls, config.deadline).map_err(unreachable)?;
         let streams = reqwest::Client::builder()
             .connect_timeout(config.deadline)
             .danger_accept_invalid_certs(config.insecure_tls)
@@ -519,7 +519,10 @@ impl Transport {
 
     /// The request for the harness's own connections: what reqwest sent,
     /// plus `Accept-Encoding: gzip` as the common EWS clients send it.
-    fn request(&self, req: &HttpRequest<'_>) -> Result<hyper::Request<Full<Bytes>>, TransportError> {
+    fn request(
+        &self,
+        req: &HttpRequest<'_>,
+    ) -> Result<hyper::Request<Full<Bytes>>, TransportError> {
         let endpoint = self.conns.endpoint();
         let mut request = hyper::Request::post(endpoint.target())
             .body(Full::new(Bytes::from(req.body.to_string())))
@@ -694,9 +697,10 @@ fn authorization(auth: &Auth) -> Option<HeaderValue> {
 fn extra_headers(req: &HttpRequest<'_>) -> Result<Vec<(HeaderName, HeaderValue)>, TransportError> {
     let mut out = Vec::new();
     for (name, value) in req.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| TransportError::Protocol {
-            detail: format!("`{name}` is not a valid HTTP header name"),
-        })?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| TransportError::Protocol {
+                detail: format!("`{name}` is not a valid HTTP header name"),
+            })?;
         if name == AUTHORIZATION {
             continue;
         }
@@ -978,6 +982,84 @@ mod tests {
         assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
         assert!(err.is_fatal());
         assert!(Transport::new(TransportConfig::new("not a url")).is_err());
+    }
+
+    #[test]
+    fn the_body_operation_is_found() {
+        let env = |body: &str| {
+            format!(
+                "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><t:X xmlns:t=\"t\"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"
+            )
+        };
+        let m = "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\"";
+        assert_eq!(
+            body_operation(&env(&format!(
+                "<m:Subscribe {m}><m:PullSubscriptionRequest/></m:Subscribe>"
+            )))
+            .as_deref(),
+            Some("Subscribe")
+        );
+        assert_eq!(
+            body_operation(&env(&format!("<m:GetEvents {m}/>"))).as_deref(),
+            Some("GetEvents")
+        );
+        assert_eq!(body_operation(&env("")), None, "an empty Body");
+        assert_eq!(
+            body_operation("<s:Envelope xmlns:s=\"e\"><s:Body/></s:Envelope>"),
+            None
+        );
+        assert_eq!(body_operation("<html><body><p/></body></html>"), None);
+        assert_eq!(body_operation("not xml"), None);
+
+        let sub = env(&format!("<m:Subscribe {m}/>"));
+        let ok = env(&format!("<m:SubscribeResponse {m}/>"));
+        let other = env(&format!("<m:CreateFolderResponse {m}/>"));
+        let fault = env("<s:Fault><faultcode>s:Client</faultcode></s:Fault>");
+        assert_eq!(reply(&sub, &ok), Reply::Answers);
+        assert_eq!(reply(&sub, &fault), Reply::Fault);
+        assert_eq!(
+            reply(&sub, &other),
+            Reply::Other("CreateFolderResponse".into())
+        );
+        assert_eq!(reply(&sub, &env("")), Reply::Unknown);
+        assert_eq!(
+            reply("<broken", &ok),
+            Reply::Unknown,
+            "the request's operation is unknown"
+        );
+    }
+
+    #[test]
+    fn content_codings() {
+        use std::io::Write;
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            decode(&headers, b"plain".to_vec(), 100),
+            Ok(b"plain".to_vec())
+        );
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"<a>packed</a>").expect("compress");
+        let packed = gz.finish().expect("compress");
+        assert_eq!(
+            decode(&headers, packed.clone(), 100),
+            Ok(b"<a>packed</a>".to_vec())
+        );
+        let err = decode(&headers, packed, 5).expect_err("above the cap");
+        assert!(
+            err.to_string()
+                .contains("decodes to more than the limit of 5 bytes"),
+            "{err}"
+        );
+        let err = decode(&headers, b"<a>plain</a>".to_vec(), 100).expect_err("a lie");
+        assert!(err.to_string().contains("are not gzip data"), "{err}");
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        let err = decode(&headers, b"x".to_vec(), 100).expect_err("not accepted");
+        assert!(
+            err.to_string()
+                .contains("`Content-Encoding: br`, which the request did not accept"),
+            "{err}"
+        );
     }
 
     #[test]
