@@ -455,3 +455,263 @@ async fn a_gzip_label_on_plain_bytes_is_named() {
         "{detail}"
     );
 }
+
+// ------------------------------------------- whole cases through a relay
+
+/// What the relay in front of the reference server does beyond forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    /// Closes each connection after its answer, without `Connection: close`.
+    CloseAfterEach,
+    /// Closes a kept connection when its second request arrives, unanswered.
+    CloseOnSecond,
+    /// After an HTTP 500 answer, sends the connection's previous answer
+    /// again (a server answering one request twice, as seen in the wild).
+    RepeatAfterFault,
+}
+
+const USER: &str = "alice@example.com";
+const PASSWORD: &str = "alice-Secret-1";
+
+/// A keep-alive relay to `upstream`; returns its URL and the task.
+async fn relay(upstream: String, mode: Relay) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = reqwest::Client::new();
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (client, upstream) = (client.clone(), upstream.clone());
+                    conns.spawn(async move { let _ = relay_connection(stream, &client, &upstream, mode).await; });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    });
+    (format!("http://{addr}/EWS/Exchange.asmx"), task)
+}
+
+async fn relay_connection(
+    mut stream: TcpStream,
+    client: &reqwest::Client,
+    upstream: &str,
+    mode: Relay,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut previous: Option<Vec<u8>> = None;
+    while let Some((head, body)) = read_request(&mut stream, &mut buf).await {
+        if mode == Relay::CloseOnSecond && previous.is_some() {
+            return Ok(());
+        }
+        let mut forward = client
+            .post(upstream)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(body);
+        if let Some(auth) = header(&head, "authorization") {
+            forward = forward.header("authorization", auth);
+        }
+        let (status, answer) = match forward.send().await {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            ),
+            Err(e) => (502, e.to_string().into_bytes()),
+        };
+        let whole = response(&format!("{status} Relayed"), &answer, "");
+        stream.write_all(&whole).await?;
+        if mode == Relay::RepeatAfterFault
+            && status == 500
+            && let Some(earlier) = &previous
+        {
+            stream.write_all(earlier).await?;
+        }
+        stream.flush().await?;
+        if mode == Relay::CloseAfterEach {
+            return Ok(());
+        }
+        previous = Some(whole);
+    }
+    Ok(())
+}
+
+fn case_target(endpoint: &str) -> ews_conformance::suite::TargetConfig {
+    ews_conformance::suite::TargetConfig::builder(endpoint)
+        .user(
+            USER,
+            Auth::Basic {
+                username: USER.into(),
+                password: PASSWORD.into(),
+            },
+        )
+        .request_timeout(Duration::from_secs(10))
+        .build()
+        .expect("valid target")
+}
+
+/// Subscribe, then a request the target refuses with a fault.
+const FAULT_AFTER_SUBSCRIBE: &str = r#"
+title = "a fault between two good answers"
+requirements = ["R5"]
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { mode = "pull", folders = ["inbox"], event_types = ["NewMailEvent"], timeout = 10 }
+expect = { class = "Success", code = "NoError" }
+capture = { sub = "//m:SubscribeResponseMessage/m:SubscriptionId" }
+
+[[step]]
+name = "bad version"
+send = '''
+<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+    xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+    xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+  <soap:Header><t:RequestServerVersion Version="ExchangeFoo"/></soap:Header>
+  <soap:Body><m:GetEvents><m:SubscriptionId>${sub}</m:SubscriptionId><m:Watermark>x</m:Watermark></m:GetEvents></soap:Body>
+</soap:Envelope>
+'''
+expect = { rejected = true }
+"#;
+
+/// Subscribe and Unsubscribe, all well.
+const SUBSCRIBE_UNSUBSCRIBE: &str = r#"
+title = "subscribe and unsubscribe"
+requirements = ["R7"]
+
+[[step]]
+name = "subscribe"
+op = "Subscribe"
+with = { mode = "pull", folders = ["inbox"], event_types = ["NewMailEvent"], timeout = 10 }
+expect = { class = "Success", code = "NoError" }
+capture = { sub = "//m:SubscribeResponseMessage/m:SubscriptionId" }
+
+[[step]]
+name = "unsubscribe"
+op = "Unsubscribe"
+with = { subscription = "${sub}" }
+expect = { class = "Success", code = "NoError" }
+"#;
+
+/// Runs the cases one after another through one executor (one transport).
+async fn run_cases_through(mode: Relay, texts: &[&str]) -> Vec<ews_conformance::suite::Outcome> {
+    use ews_conformance::check::CheckRegistry;
+    use ews_conformance::suite::ops::OpRegistry;
+    use ews_conformance::suite::{Executor, Loader};
+    let server = ews_conformance::server::start(ews_conformance::server::ServerConfig::default())
+        .await
+        .expect("the reference server starts");
+    let (url, task) = relay(server.url(), mode).await;
+    let ops = OpRegistry::builtin();
+    let checks = CheckRegistry::builtin();
+    let executor = Executor::new(Arc::new(case_target(&url))).expect("executor");
+    let mut outcomes = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let case = Loader::new(&ops, &checks)
+            .parse(
+                text,
+                std::path::Path::new("relay.toml"),
+                &format!("relay/{i}"),
+            )
+            .expect("the case parses");
+        outcomes.push(executor.run_case(&case).await);
+    }
+    task.abort();
+    server.shutdown().await;
+    outcomes
+}
+
+use ews_conformance::suite::Verdict;
+
+fn failures(outcome: &ews_conformance::suite::Outcome) -> Vec<String> {
+    outcome
+        .failures()
+        .map(|f| format!("[{}] {}: {}", f.check, f.step, f.message))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_against_a_server_that_closes_every_connection_pass() {
+    let outcomes = run_cases_through(
+        Relay::CloseAfterEach,
+        &[
+            SUBSCRIBE_UNSUBSCRIBE,
+            FAULT_AFTER_SUBSCRIBE,
+            SUBSCRIBE_UNSUBSCRIBE,
+        ],
+    )
+    .await;
+    for o in &outcomes {
+        assert_eq!(o.verdict, Verdict::Pass, "{}: {:?}", o.id, failures(o));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_meeting_connections_closed_as_requests_arrive_pass_with_notes() {
+    let outcomes = run_cases_through(
+        Relay::CloseOnSecond,
+        &[
+            SUBSCRIBE_UNSUBSCRIBE,
+            FAULT_AFTER_SUBSCRIBE,
+            SUBSCRIBE_UNSUBSCRIBE,
+        ],
+    )
+    .await;
+    let mut notes = 0;
+    for o in &outcomes {
+        assert_eq!(o.verdict, Verdict::Pass, "{}: {:?}", o.id, failures(o));
+        notes += o
+            .all_findings()
+            .filter(|f| {
+                f.check == "transport"
+                    && f.severity == ews_conformance::check::Severity::Note
+                    && f.message.contains("sent once more, on a new connection")
+            })
+            .count();
+    }
+    // Every request after a kept answer met a closed connection: at least
+    // the Unsubscribe of each good case and the faulted request (the
+    // runner's own setup and cleanup requests add more).
+    assert!(notes >= 3, "{notes} notes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_response_fails_only_the_step_that_got_it() {
+    let outcomes = run_cases_through(
+        Relay::RepeatAfterFault,
+        &[
+            FAULT_AFTER_SUBSCRIBE,
+            SUBSCRIBE_UNSUBSCRIBE,
+            SUBSCRIBE_UNSUBSCRIBE,
+        ],
+    )
+    .await;
+    let fails = failures(&outcomes[0]);
+    assert_eq!(fails.len(), 1, "{fails:#?}");
+    assert!(
+        fails[0].starts_with("[transport] bad version:")
+            && fails[0].contains("the target sent two responses to one request"),
+        "{}",
+        fails[0]
+    );
+    // The evidence is the repeated answer.
+    let two = outcomes[0]
+        .failures()
+        .find(|f| f.message.contains("two responses"))
+        .expect("the finding");
+    assert!(
+        two.evidence
+            .as_deref()
+            .unwrap_or("")
+            .contains("SubscribeResponse"),
+        "{:?}",
+        two.evidence
+    );
+    // The cases after it get their own answers.
+    for o in &outcomes[1..] {
+        assert_eq!(o.verdict, Verdict::Pass, "{}: {:?}", o.id, failures(o));
+    }
+}

@@ -1025,7 +1025,11 @@ mod tests {
             Reply::Other("CreateFolderResponse".into())
         );
         assert_eq!(reply(&sub, &env("")), Reply::Unknown);
-        assert_eq!(reply(&sub, &env("<a><a/></a>")), Reply::Unknown, "not a response element");
+        assert_eq!(
+            reply(&sub, &env("<a><a/></a>")),
+            Reply::Unknown,
+            "not a response element"
+        );
         assert_eq!(
             reply("<broken", &ok),
             Reply::Unknown,
