@@ -30,6 +30,9 @@ enum Mode {
     SecondAfterFault { delay_ms: u64 },
     /// Answers every request with a CreateFolderResponse.
     WrongOperation,
+    /// Answers a `Late` request, then sends a CreateFolderResponse after it
+    /// (`delay_ms` later) and says so on [`Server::extra_sent`].
+    ExtraAfterAnswer { delay_ms: u64 },
     /// Labels a plain body `Content-Encoding: gzip`.
     GzipLie,
     /// Sends the answer gzip-compressed when the request accepts gzip.
@@ -41,6 +44,7 @@ struct Server {
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     accept_encoding: Arc<std::sync::Mutex<Vec<String>>>,
+    extra_sent: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,10 +61,12 @@ impl Server {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let accept_encoding = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, r, a) = (
+        let extra_sent = Arc::new(tokio::sync::Notify::new());
+        let (c, r, a, x) = (
             connections.clone(),
             requests.clone(),
             accept_encoding.clone(),
+            extra_sent.clone(),
         );
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -69,8 +75,8 @@ impl Server {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         c.fetch_add(1, Ordering::SeqCst);
-                        let (r, a) = (r.clone(), a.clone());
-                        conns.spawn(async move { let _ = serve(stream, mode, &r, &a).await; });
+                        let (r, a, x) = (r.clone(), a.clone(), x.clone());
+                        conns.spawn(async move { let _ = serve(stream, mode, &r, &a, &x).await; });
                     }
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 }
@@ -81,6 +87,7 @@ impl Server {
             connections,
             requests,
             accept_encoding,
+            extra_sent,
             task,
         }
     }
@@ -165,6 +172,7 @@ async fn serve(
     mode: Mode,
     requests: &AtomicUsize,
     accept_encoding: &std::sync::Mutex<Vec<String>>,
+    extra_sent: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut n = 0;
@@ -217,6 +225,22 @@ async fn serve(
                 stream
                     .write_all(&response("200 OK", answer("CreateFolder").as_bytes(), ""))
                     .await?;
+            }
+            Mode::ExtraAfterAnswer { delay_ms } => {
+                stream
+                    .write_all(&response("200 OK", answer(&op).as_bytes(), ""))
+                    .await?;
+                if op == "Late" {
+                    stream.flush().await?;
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    stream
+                        .write_all(&response("200 OK", answer("CreateFolder").as_bytes(), ""))
+                        .await?;
+                    stream.flush().await?;
+                    extra_sent.notify_one();
+                }
             }
             Mode::GzipLie => {
                 stream
@@ -407,6 +431,35 @@ async fn a_second_response_after_a_fault_is_said_once_and_the_next_answer_is_its
         }
         // The connection that answered twice was not used again.
         assert_eq!(server.connections(), 2, "delay {delay_ms}");
+    }
+}
+
+#[tokio::test]
+async fn more_bytes_on_a_kept_connection_are_said_once_and_it_is_not_reused() {
+    for delay_ms in [0, 50] {
+        let server = Server::start(Mode::ExtraAfterAnswer { delay_ms }).await;
+        let t = transport(&server.url);
+        let late = post(&t, "Late").await.expect("answer");
+        assert!(answers(&late, "Late"));
+        server.extra_sent.notified().await;
+        let next = post(&t, "GetEvents").await.expect("answer");
+        assert!(answers(&next, "GetEvents"), "{next:?}");
+        // Said exactly once: on the Late exchange when the extra bytes came
+        // right behind its answer (in one read, say), else as a note on the
+        // next exchange, which found them on the kept connection (always
+        // so when they came after the connection went back to the pool).
+        match (&late.second_response, next.notes.as_slice()) {
+            (Some(more), []) if delay_ms == 0 => {
+                assert!(more.contains("CreateFolderResponse"), "{more}")
+            }
+            (None, [note]) => assert!(
+                note.contains("earlier Late request received more while it was idle")
+                    && note.contains("CreateFolderResponse"),
+                "{note}"
+            ),
+            other => panic!("delay {delay_ms}: said {other:?}"),
+        }
+        assert_eq!(server.connections(), 2);
     }
 }
 

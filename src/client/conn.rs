@@ -202,6 +202,18 @@ pub(crate) struct Conn {
     idle_since: Instant,
     /// The operation of the last request (for a later note).
     last_op: String,
+    /// A second handle on the socket, to look at what waits unread on an
+    /// idle connection before it is reused (none for a TLS connection's
+    /// ciphertext, which may be a legal close_notify).
+    probe: Option<std::net::TcpStream>,
+}
+
+/// What waits unread on an idle connection's socket.
+enum Waiting {
+    Nothing,
+    /// The server closed it (legal at any time).
+    Closed,
+    Bytes(Vec<u8>),
 }
 
 impl Drop for Conn {
@@ -232,7 +244,23 @@ impl Conn {
     fn usable(&self) -> bool {
         self.ended.borrow().is_none()
             && !self.sender.is_closed()
+            && self.wire.after_complete.load(Ordering::SeqCst) == 0
             && self.idle_since.elapsed() < MAX_IDLE_AGE
+    }
+
+    /// Peeks at the socket: a FIN or bytes that arrived while the
+    /// connection was idle and hyper has not read yet.
+    fn waiting(&self) -> Waiting {
+        let Some(probe) = &self.probe else {
+            return Waiting::Nothing;
+        };
+        let mut buf = [0u8; TAIL];
+        match probe.peek(&mut buf) {
+            Ok(0) => Waiting::Closed,
+            Ok(n) => Waiting::Bytes(buf[..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Waiting::Nothing,
+            Err(_) => Waiting::Closed,
+        }
     }
 
     /// Sends one request and waits for the response head.
@@ -270,7 +298,7 @@ impl Conn {
     }
 
     /// Bytes that arrived after the answer was complete, if any (as evidence).
-    fn more_arrived(&self) -> Option<String> {
+    pub(crate) fn more_arrived(&self) -> Option<String> {
         let after = self.wire.after_complete.load(Ordering::SeqCst);
         // hyper ends a client connection with this error when bytes are
         // already buffered (or arrive) while no request is outstanding;
@@ -356,19 +384,30 @@ impl Connector {
         loop {
             let candidate = lock(&self.idle).pop();
             let Some(mut conn) = candidate else { break };
-            if conn.usable()
-                && matches!(
-                    tokio::time::timeout(READY_WAIT, conn.sender.ready()).await,
-                    Ok(Ok(()))
-                )
-            {
-                return Ok((conn, notes));
+            if conn.usable() {
+                match conn.waiting() {
+                    Waiting::Nothing => {
+                        let ready = tokio::time::timeout(READY_WAIT, conn.sender.ready()).await;
+                        if matches!(ready, Ok(Ok(()))) {
+                            return Ok((conn, notes));
+                        }
+                    }
+                    Waiting::Closed => {}
+                    Waiting::Bytes(bytes) => {
+                        notes.push(idle_note(
+                            &conn.last_op,
+                            &format!(
+                                "{} bytes were waiting: {}",
+                                bytes.len(),
+                                crate::check::excerpt(&String::from_utf8_lossy(&bytes), 600)
+                            ),
+                        ));
+                        continue;
+                    }
+                }
             }
             if let Some(more) = conn.more_arrived() {
-                notes.push(format!(
-                    "the connection that carried the answer to an earlier {} request received more while it was idle, so it was not used again (a second response to one request?): {more}",
-                    conn.last_op
-                ));
+                notes.push(idle_note(&conn.last_op, &more));
             }
         }
         Ok((self.connect().await?, notes))
@@ -406,6 +445,15 @@ impl Connector {
             }
         };
         let _ = tcp.set_nodelay(true);
+        let (tcp, probe) = match &self.tls {
+            Some(_) => (tcp, None),
+            None => probe(tcp).map_err(|e| {
+                unreachable(format!(
+                    "cannot set up the connection to {}: {e}",
+                    self.endpoint.authority
+                ))
+            })?,
+        };
         let io: Box<dyn Io> = match &self.tls {
             None => Box::new(tcp),
             Some(tls) => {
@@ -460,8 +508,24 @@ impl Connector {
             answered: 0,
             idle_since: Instant::now(),
             last_op: String::new(),
+            probe,
         })
     }
+}
+
+/// The socket, and a second (non-blocking) handle on it for peeking.
+fn probe(tcp: TcpStream) -> io::Result<(TcpStream, Option<std::net::TcpStream>)> {
+    let std = tcp.into_std()?;
+    let second = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, Some(second)))
+}
+
+/// What a later exchange says about an idle connection that received
+/// more after its (clean) answer: a note, as the step that caused it is over.
+fn idle_note(op: &str, evidence: &str) -> String {
+    format!(
+        "the connection that carried the answer to an earlier {op} request received more while it was idle (a second response to one request?), so it was not used again: {evidence}"
+    )
 }
 
 /// TLS as the reqwest client had it: the web PKI roots, HTTP/1.1 only.

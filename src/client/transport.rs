@@ -435,7 +435,12 @@ impl Transport {
             fate,
         } = answered;
         match fate {
-            Fate::Reuse => self.conns.put_back(conn),
+            // A second response right behind a clean answer (in one
+            // read with it, say) belongs to this step too.
+            Fate::Reuse => match conn.more_arrived() {
+                Some(more) => response.second_response = Some(more),
+                None => self.conns.put_back(conn),
+            },
             Fate::Watch => {
                 response.second_response =
                     conn.watch_for_more(self.config.second_response_grace).await;
