@@ -103,6 +103,13 @@ impl Server {
 
 /// One request: its head and body text.
 async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, String)> {
+    read_request_from(stream, buf).await
+}
+
+async fn read_request_from<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<(String, String)> {
     let mut chunk = [0u8; 8192];
     let head_end = loop {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -767,4 +774,88 @@ async fn a_second_response_fails_only_the_step_that_got_it() {
     for o in &outcomes[1..] {
         assert_eq!(o.verdict, Verdict::Pass, "{}: {:?}", o.id, failures(o));
     }
+}
+
+// ------------------------------------------------------------------ TLS
+
+/// A self-signed certificate for 127.0.0.1 and localhost (P-256, made for
+/// these tests with `openssl req -x509`), and its PKCS#8 key, base64 DER.
+const TEST_CERT: &str = "\
+     MIIBmzCCAUGgAwIBAgIUbtRf+eFuNBbNpKhwFpTUjAebwKowCgYIKoZIzj0EAwIwFDESMBAGA1UE\
+     AwwJbG9jYWxob3N0MCAXDTI2MTIwMzA5MDI1MVoYDzIxMjYxMTA5MDkwMjUxWjAUMRIwEAYDVQQD\
+     DAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATvwyva5CO+k0hWswMtv3cCbIo8\
+     3s4+2fIr5A7ONoxuJQE0b52aw1c65qFI6FBnuQZ7/p6rJNIyOzVWQGCN5MC4o28wbTAdBgNVHQ4E\
+     FgQUsGIEhqjhjHE/uDHagXFtrtNywbIwHwYDVR0jBBgwFoAUsGIEhqjhjHE/uDHagXFtrtNywbIw\
+     DwYDVR0TAQH/BAUwAwEB/zAaBgNVHREEEzARhwR/AAABgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID\
+     SAAwRQIhAL6odH4mXU5QbYXlkQSXcEpoecwC0KKhg6oBQ9Ug33BNAiBODOLuxED9GK6kW0TqkTew\
+     F/S2HJuoEWr+Vqcjd3ecPQ==";
+const TEST_KEY: &str = "\
+     MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7xHIDsIDHPnB3vxgj9LUVBQtYslH\
+     5ikn+BvZ1kQ7G+ehRANCAATvwyva5CO+k0hWswMtv3cCbIo83s4+2fIr5A7ONoxuJQE0b52aw1c6\
+     5qFI6FBnuQZ7/p6rJNIyOzVWQGCN5MC4";
+
+/// A TLS server that answers every request on a kept connection.
+async fn tls_server() -> (String, tokio::task::JoinHandle<()>) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cert = rustls::pki_types::CertificateDer::from(b64.decode(TEST_CERT).expect("cert"));
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(b64.decode(TEST_KEY).expect("key").into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                while let Some((_, body)) = read_request_from(&mut tls, &mut buf).await {
+                    let whole = response("200 OK", answer(&op_of(&body)).as_bytes(), "");
+                    if tls.write_all(&whole).await.is_err() || tls.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (
+        format!("https://127.0.0.1:{}/EWS/Exchange.asmx", addr.port()),
+        task,
+    )
+}
+
+#[tokio::test]
+async fn tls_targets_are_reached_and_their_certificates_checked() {
+    let (url, task) = tls_server().await;
+    let mut cfg = TransportConfig::new(url.as_str());
+    cfg.deadline = Duration::from_secs(10);
+    cfg.insecure_tls = true;
+    let t = Transport::new(cfg.clone()).expect("transport");
+    for op in ["Subscribe", "GetEvents", "Unsubscribe"] {
+        let resp = post(&t, op).await.unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert!(answers(&resp, op), "{resp:?}");
+    }
+    assert_eq!(t.connections_opened(), 1, "kept over TLS too");
+
+    // Without insecure_tls, a self-signed certificate is refused.
+    cfg.insecure_tls = false;
+    let strict = Transport::new(cfg).expect("transport");
+    let err = post(&strict, "GetEvents")
+        .await
+        .expect_err("unknown issuer");
+    assert!(
+        matches!(&err, TransportError::Unreachable { detail } if detail.contains("TLS handshake")),
+        "{err:?}"
+    );
+    assert!(err.is_fatal());
+    task.abort();
 }

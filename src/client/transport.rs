@@ -398,6 +398,9 @@ impl Transport {
             .danger_accept_invalid_certs(config.insecure_tls)
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
+            // The POSTs connect directly (src/client/conn.rs); the streams
+            // must reach the same server the same way.
+            .no_proxy()
             .build()
             .map_err(|e| unreachable(format!("cannot build the HTTP client: {e}")))?;
         Ok(Transport {
