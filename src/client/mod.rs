@@ -1,6 +1,7 @@
 //! The harness's side of the wire: sending requests, reading streaming
 //! responses, and receiving push notifications.
 
+mod conn;
 pub mod push;
 pub mod stream;
 pub mod transport;

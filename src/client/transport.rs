@@ -5,9 +5,17 @@
 //! reached or refuses the credentials is not a conformance failure.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use reqwest::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    HeaderMap, HeaderName, HeaderValue,
+};
+
+use super::conn::{Conn, Connector, Endpoint};
 
 /// How a request authenticates.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -92,6 +100,16 @@ pub enum TransportError {
     /// The connection broke or the body could not be read.
     #[error("protocol error: {detail}")]
     Protocol { detail: String },
+    /// The answer is another request's: its SOAP Body holds the response
+    /// element of another operation (the connection was out of step).
+    #[error("this answers another operation: sent {sent}, got {got}")]
+    MisAnswered {
+        sent: String,
+        got: String,
+        status: u16,
+        /// The answer as received (redacted).
+        body: String,
+    },
 }
 
 impl TransportError {
@@ -104,7 +122,29 @@ impl TransportError {
             TransportError::Protocol { detail } => TransportError::Protocol {
                 detail: clean(detail),
             },
+            TransportError::MisAnswered {
+                sent,
+                got,
+                status,
+                body,
+            } => TransportError::MisAnswered {
+                sent,
+                got,
+                status,
+                body: clean(body),
+            },
             other => other,
+        }
+    }
+
+    /// What a report shows as the evidence of this error, when there is more than its message.
+    pub fn evidence(&self) -> Option<String> {
+        match self {
+            TransportError::MisAnswered { status, body, .. } => Some(format!(
+                "HTTP {status}: {}",
+                crate::check::excerpt(body, 600)
+            )),
+            _ => None,
         }
     }
 
@@ -139,6 +179,12 @@ pub struct HttpResponse {
     /// Why the body's bytes are not plain UTF-8, when they are not (see
     /// [`encoding_problem`]); the caller decides whether that is a failure.
     pub encoding_problem: Option<String>,
+    /// Legal things the transport did or saw that a reader should know
+    /// (a request sent again on a new connection); never failures.
+    pub notes: Vec<String>,
+    /// Bytes arrived on the connection after this answer was complete: the
+    /// target sent a second response to one request. The evidence.
+    pub second_response: Option<String>,
 }
 
 /// The default bound on one response body: far above any answer the
@@ -202,6 +248,11 @@ fn looks_like_utf16(bytes: &[u8]) -> bool {
     sample.len() >= 4 && zeros * 3 >= sample.len()
 }
 
+/// How long a connection is watched after an answer that is not a clean
+/// `<Op>Response` (an HTTP error, a fault, an empty Body): a server that
+/// sends a second response does it right behind the first.
+pub const DEFAULT_SECOND_RESPONSE_GRACE: Duration = Duration::from_millis(250);
+
 /// Transport settings.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -210,6 +261,8 @@ pub struct TransportConfig {
     pub insecure_tls: bool,
     /// Bodies above this size are cut off as a protocol error.
     pub max_body_bytes: usize,
+    /// See [`DEFAULT_SECOND_RESPONSE_GRACE`].
+    pub second_response_grace: Duration,
 }
 
 impl TransportConfig {
@@ -219,64 +272,216 @@ impl TransportConfig {
             deadline: Duration::from_secs(30),
             insecure_tls: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            second_response_grace: DEFAULT_SECOND_RESPONSE_GRACE,
+        }
+    }
+}
+
+/// What an answer's SOAP Body holds, against what the request asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `<Op>Response` for the request's `<Op>`.
+    Answers,
+    /// A SOAP fault.
+    Fault,
+    /// Another operation's response element (a local name ending in
+    /// `Response`).
+    Other(String),
+    /// No Body element to compare (not SOAP, an empty Body) or the
+    /// request's operation is unknown: other checks judge such answers.
+    Unknown,
+}
+
+/// Compares the answer's operation element with the request's.
+pub fn reply(request: &str, response: &str) -> Reply {
+    let Some(got) = body_operation(response) else {
+        return Reply::Unknown;
+    };
+    if got == "Fault" {
+        return Reply::Fault;
+    }
+    match body_operation(request) {
+        Some(op) if got == format!("{op}Response") => Reply::Answers,
+        // Only another operation's response element says "out of step";
+        // anything else in the Body is the structure checks' to judge.
+        Some(_) if got.ends_with("Response") => Reply::Other(got),
+        _ => Reply::Unknown,
+    }
+}
+
+/// The request's operation as a report names it.
+fn operation_label(request: &str) -> String {
+    body_operation(request).unwrap_or_else(|| "a request without a readable operation".into())
+}
+
+/// The local name of the SOAP Body's first element, when `text` is an
+/// Envelope whose Body has one. A streaming scan that stops there: it never
+/// expands entities and costs nothing on a large answer.
+pub fn body_operation(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    let mut in_body = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                let name = e.local_name();
+                match depth {
+                    1 if name.as_ref() != b"Envelope" => return None,
+                    2 if name.as_ref() == b"Body" => in_body = true,
+                    3 if in_body => return Some(String::from_utf8_lossy(name.as_ref()).into()),
+                    _ => {}
+                }
+            }
+            Ok(Event::Empty(e)) => {
+                let name = e.local_name();
+                match depth + 1 {
+                    1 => return None,
+                    3 if in_body => return Some(String::from_utf8_lossy(name.as_ref()).into()),
+                    _ => {}
+                }
+            }
+            Ok(Event::End(_)) => {
+                if depth == 2 && in_body {
+                    return None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
         }
     }
 }
 
 /// A reusable HTTP client bound to one endpoint.
+///
+/// POST exchanges go over the harness's own keep-alive connections
+/// ([`super::conn`]); a GetStreamingEvents response ([`Transport::open`])
+/// goes over a reqwest client that keeps no idle connections, so a
+/// connection that carried a stream is never used for anything else.
 #[derive(Debug, Clone)]
 pub struct Transport {
-    client: reqwest::Client,
+    conns: Arc<Connector>,
+    streams: reqwest::Client,
     config: TransportConfig,
+}
+
+/// Where a connection goes once its answer is read.
+enum Fate {
+    /// A clean `<Op>Response`: kept for the next request.
+    Reuse,
+    /// Any other answer: watched for a second response, then closed. A
+    /// server that answers twice does it after an error answer (seen: an
+    /// empty Body, a fault); never reusing such a connection means a late
+    /// second response can never be read as the next request's answer.
+    Watch,
+    /// Another operation's response: the connection is out of step.
+    Drop(String),
+}
+
+/// An answer read whole, with the connection that carried it.
+struct Answered {
+    response: HttpResponse,
+    conn: Conn,
+    fate: Fate,
 }
 
 impl Transport {
     pub fn new(config: TransportConfig) -> Result<Self, TransportError> {
-        if reqwest::Url::parse(&config.endpoint).is_err() {
-            return Err(TransportError::Unreachable {
-                detail: format!("`{}` is not a URL", config.endpoint),
-            });
-        }
-        let client = reqwest::Client::builder()
+        let unreachable = |detail: String| TransportError::Unreachable { detail };
+        let endpoint = Endpoint::parse(&config.endpoint).map_err(unreachable)?;
+        let conns =
+            Connector::new(endpoint, config.insecure_tls, config.deadline).map_err(unreachable)?;
+        let streams = reqwest::Client::builder()
             .connect_timeout(config.deadline)
             .danger_accept_invalid_certs(config.insecure_tls)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            // The POSTs connect directly (src/client/conn.rs); the streams
+            // must reach the same server the same way.
+            .no_proxy()
             .build()
-            .map_err(|e| TransportError::Unreachable {
-                detail: format!("cannot build the HTTP client: {e}"),
-            })?;
-        Ok(Transport { client, config })
+            .map_err(|e| unreachable(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Transport {
+            conns: Arc::new(conns),
+            streams,
+            config,
+        })
     }
 
     pub fn config(&self) -> &TransportConfig {
         &self.config
     }
 
-    /// POSTs `text/xml; charset=utf-8` and reads the whole answer before the deadline.
+    /// Connections opened for POST exchanges so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.conns.opened()
+    }
+
+    /// POSTs `text/xml; charset=utf-8` and reads the whole answer before
+    /// the deadline. An answer that is not a clean `<Op>Response` is
+    /// followed by a short watch of its connection (see
+    /// [`TransportConfig::second_response_grace`]), outside the deadline.
     pub async fn post(&self, req: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
         let started = Instant::now();
         let deadline = self.config.deadline;
         let secrets = req.auth.secrets();
-        match tokio::time::timeout(deadline, self.post_inner(req, started)).await {
-            Ok(Ok(mut response)) => {
-                if let std::borrow::Cow::Owned(clean) = redact(&response.body, &secrets) {
-                    response.body = clean;
-                }
-                for (_, value) in &mut response.headers {
-                    if let std::borrow::Cow::Owned(clean) = redact(value, &secrets) {
-                        *value = clean;
-                    }
-                }
-                Ok(response)
+        let answered = match tokio::time::timeout(deadline, self.post_inner(req, started)).await {
+            Ok(Ok(answered)) => answered,
+            Ok(Err(e)) => return Err(e.redacted(&secrets)),
+            Err(_) => return Err(TransportError::Timeout { after: deadline }),
+        };
+        let Answered {
+            mut response,
+            mut conn,
+            fate,
+        } = answered;
+        match fate {
+            // A second response right behind a clean answer (in one
+            // read with it, say) belongs to this step too.
+            Fate::Reuse => match conn.more_arrived() {
+                Some(more) => response.second_response = Some(more),
+                None => self.conns.put_back(conn),
+            },
+            Fate::Watch => {
+                response.second_response =
+                    conn.watch_for_more(self.config.second_response_grace).await;
             }
-            Ok(Err(e)) => Err(e.redacted(&secrets)),
-            Err(_) => Err(TransportError::Timeout { after: deadline }),
+            Fate::Drop(got) => {
+                return Err(TransportError::MisAnswered {
+                    sent: operation_label(req.body),
+                    got,
+                    status: response.status,
+                    body: response.body,
+                }
+                .redacted(&secrets));
+            }
         }
+        let clean = |text: &mut String| {
+            if let std::borrow::Cow::Owned(c) = redact(text, &secrets) {
+                *text = c;
+            }
+        };
+        clean(&mut response.body);
+        for (_, value) in &mut response.headers {
+            clean(value);
+        }
+        for note in &mut response.notes {
+            clean(note);
+        }
+        if let Some(more) = &mut response.second_response {
+            clean(more);
+        }
+        Ok(response)
     }
 
     /// POSTs like [`post`](Self::post) but returns as soon as the status line
     /// and headers have arrived (within `deadline`), leaving the body to be
     /// read incrementally: the way a GetStreamingEvents response is consumed.
+    /// The connection is never reused (the client keeps no idle ones), and
+    /// the body is not compressed (no `Accept-Encoding`), so what the
+    /// reader times is when the target sent each envelope.
     pub async fn open(
         &self,
         req: &HttpRequest<'_>,
@@ -285,7 +490,7 @@ impl Transport {
         let started = Instant::now();
         let send = async {
             let response = self
-                .builder(req)?
+                .stream_builder(req)?
                 .send()
                 .await
                 .map_err(|e| classify(e, deadline))?;
@@ -295,7 +500,7 @@ impl Transport {
             }
             Ok(OpenResponse {
                 status,
-                headers: header_list(&response),
+                headers: header_list(response.headers()),
                 elapsed: started.elapsed(),
                 response,
             })
@@ -306,46 +511,96 @@ impl Transport {
         }
     }
 
-    fn builder(&self, req: &HttpRequest<'_>) -> Result<reqwest::RequestBuilder, TransportError> {
+    fn stream_builder(
+        &self,
+        req: &HttpRequest<'_>,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
         let mut builder = self
-            .client
+            .streams
             .post(&self.config.endpoint)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8");
-        match req.auth {
-            Auth::None => {}
-            Auth::Basic { username, password } => {
-                builder = builder.basic_auth(username, Some(password));
-            }
-            Auth::Bearer { token } => {
-                builder = builder.bearer_auth(token);
-            }
+        if let Some(auth) = authorization(req.auth) {
+            builder = builder.header(AUTHORIZATION, auth);
         }
-        for (name, value) in req.headers {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| TransportError::Protocol {
-                    detail: format!("`{name}` is not a valid HTTP header name"),
-                })?;
-            if name == AUTHORIZATION {
-                continue;
-            }
-            let value = HeaderValue::from_str(value).map_err(|_| TransportError::Protocol {
-                detail: format!("the value of header `{name}` is not valid"),
-            })?;
+        for (name, value) in extra_headers(req)? {
             builder = builder.header(name, value);
         }
         Ok(builder.body(req.body.to_string()))
+    }
+
+    /// The request for the harness's own connections: what reqwest sent,
+    /// plus `Accept-Encoding: gzip` as the common EWS clients send it.
+    fn request(
+        &self,
+        req: &HttpRequest<'_>,
+    ) -> Result<hyper::Request<Full<Bytes>>, TransportError> {
+        let endpoint = self.conns.endpoint();
+        let mut request = hyper::Request::post(endpoint.target())
+            .body(Full::new(Bytes::from(req.body.to_string())))
+            .map_err(|e| TransportError::Unreachable {
+                detail: format!("cannot build the request: {e}"),
+            })?;
+        let headers = request.headers_mut();
+        if let Ok(host) = HeaderValue::from_str(endpoint.authority()) {
+            headers.insert(HOST, host);
+        }
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        if let Some(auth) = authorization(req.auth) {
+            headers.insert(AUTHORIZATION, auth);
+        }
+        for (name, value) in extra_headers(req)? {
+            headers.append(name, value);
+        }
+        Ok(request)
     }
 
     async fn post_inner(
         &self,
         req: &HttpRequest<'_>,
         started: Instant,
-    ) -> Result<HttpResponse, TransportError> {
-        let mut response = self
-            .builder(req)?
-            .send()
-            .await
-            .map_err(|e| classify(e, self.config.deadline))?;
+    ) -> Result<Answered, TransportError> {
+        let op = operation_label(req.body);
+        let (mut conn, mut notes) = self.conns.checkout().await?;
+        let mut response = match conn.send(self.request(req)?, &op).await {
+            Ok(r) => r,
+            Err(failure) if conn.is_reused() && failure.nothing_arrived => {
+                // The server closed the idle connection as the request went
+                // out (legal at any time, RFC 9112 §9.6): it never answered,
+                // so the request goes once more on a new connection.
+                notes.push(format!(
+                    "the connection kept from an earlier answer was closed by the target before any byte of an answer arrived ({}); \
+                     HTTP/1.1 lets a server close an idle connection at any time (RFC 9112 section 9.6), so the request was sent once more, on a new connection",
+                    failure.detail
+                ));
+                conn = self.conns.connect().await?;
+                conn.send(self.request(req)?, &op)
+                    .await
+                    .map_err(|f| TransportError::Protocol {
+                        detail: format!(
+                            "{}{} (on a new connection, after the target had closed the kept one without answering)",
+                            f.detail,
+                            if f.nothing_arrived { "" } else { " after part of the response head arrived" }
+                        ),
+                    })?
+            }
+            Err(failure) => {
+                return Err(TransportError::Protocol {
+                    detail: format!(
+                        "{}{}",
+                        failure.detail,
+                        if failure.nothing_arrived {
+                            ""
+                        } else {
+                            " after part of the response head arrived"
+                        }
+                    ),
+                });
+            }
+        };
         let status = response.status().as_u16();
         if (status == 401 || status == 403) && !req.accept_auth_failure {
             return Err(TransportError::AuthRefused { status });
@@ -370,9 +625,14 @@ impl Transport {
                 },
             });
         }
-        let headers = header_list(&response);
+        let headers = header_list(response.headers());
         let cap = self.config.max_body_bytes;
-        if let Some(declared) = response.content_length()
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(declared) = declared
             && declared > cap as u64
         {
             return Err(TransportError::Protocol {
@@ -382,11 +642,19 @@ impl Transport {
             });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| classify(e, self.config.deadline))?
-        {
+        while let Some(frame) = response.body_mut().frame().await {
+            let frame = frame.map_err(|e| TransportError::Protocol {
+                // Part of the answer arrived: a failure, never retried.
+                detail: format!(
+                    "the connection broke after {} bytes of the body ({}); what arrived: {}",
+                    body.len(),
+                    error_chain(&e),
+                    crate::check::excerpt(&String::from_utf8_lossy(&body), 300)
+                ),
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
             if body.len() + chunk.len() > cap {
                 return Err(TransportError::Protocol {
                     detail: format!(
@@ -396,13 +664,104 @@ impl Transport {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse {
-            status,
-            headers,
-            encoding_problem: encoding_problem(&body),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            elapsed: started.elapsed(),
+        conn.answer_complete();
+        let body = decode(response.headers(), body, cap)?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let fate = match reply(req.body, &text) {
+            Reply::Other(got) => Fate::Drop(got),
+            Reply::Answers if (200..300).contains(&status) => Fate::Reuse,
+            _ => Fate::Watch,
+        };
+        Ok(Answered {
+            response: HttpResponse {
+                status,
+                headers,
+                encoding_problem: encoding_problem(&body),
+                body: text,
+                elapsed: started.elapsed(),
+                notes,
+                second_response: None,
+            },
+            conn,
+            fate,
         })
+    }
+}
+
+/// The Authorization header for `auth`, marked sensitive.
+fn authorization(auth: &Auth) -> Option<HeaderValue> {
+    use base64::Engine;
+    let text = match auth {
+        Auth::None => return None,
+        Auth::Basic { username, password } => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        ),
+        Auth::Bearer { token } => format!("Bearer {token}"),
+    };
+    let mut value = HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The request's extra headers (an Authorization among them is ignored: use `auth`).
+fn extra_headers(req: &HttpRequest<'_>) -> Result<Vec<(HeaderName, HeaderValue)>, TransportError> {
+    let mut out = Vec::new();
+    for (name, value) in req.headers {
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| TransportError::Protocol {
+                detail: format!("`{name}` is not a valid HTTP header name"),
+            })?;
+        if name == AUTHORIZATION {
+            continue;
+        }
+        let value = HeaderValue::from_str(value).map_err(|_| TransportError::Protocol {
+            detail: format!("the value of header `{name}` is not valid"),
+        })?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// The body without its content coding. The request accepts gzip only;
+/// a body that says gzip and is not, or another coding, is unreadable.
+fn decode(headers: &HeaderMap, body: Vec<u8>, cap: usize) -> Result<Vec<u8>, TransportError> {
+    use std::io::Read;
+    let Some(coding) = headers.get(CONTENT_ENCODING) else {
+        return Ok(body);
+    };
+    let coding = String::from_utf8_lossy(coding.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    match coding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .take(cap as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| TransportError::Protocol {
+                    detail: format!(
+                        "the response says `Content-Encoding: {coding}` but its {} bytes are not gzip data ({e}); they begin: {}",
+                        body.len(),
+                        crate::check::excerpt(&String::from_utf8_lossy(&body), 200)
+                    ),
+                })?;
+            if out.len() > cap {
+                return Err(TransportError::Protocol {
+                    detail: format!(
+                        "the gzip response body decodes to more than the limit of {cap} bytes; decoding stopped there"
+                    ),
+                });
+            }
+            Ok(out)
+        }
+        other => Err(TransportError::Protocol {
+            detail: format!(
+                "the response is encoded with `Content-Encoding: {}`, which the request did not accept (it accepts gzip only)",
+                crate::check::excerpt(other, 60)
+            ),
+        }),
     }
 }
 
@@ -418,9 +777,8 @@ pub struct OpenResponse {
 }
 
 /// The response headers, without cookies.
-fn header_list(response: &reqwest::Response) -> Vec<(String, String)> {
-    response
-        .headers()
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
         .iter()
         .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
         .map(|(n, v)| {
@@ -444,7 +802,7 @@ fn classify(e: reqwest::Error, deadline: Duration) -> TransportError {
 }
 
 /// The error and its causes on one line (reqwest's top message alone is vague).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -635,6 +993,89 @@ mod tests {
         assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
         assert!(err.is_fatal());
         assert!(Transport::new(TransportConfig::new("not a url")).is_err());
+    }
+
+    #[test]
+    fn the_body_operation_is_found() {
+        let env = |body: &str| {
+            format!(
+                "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><t:X xmlns:t=\"t\"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"
+            )
+        };
+        let m = "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\"";
+        assert_eq!(
+            body_operation(&env(&format!(
+                "<m:Subscribe {m}><m:PullSubscriptionRequest/></m:Subscribe>"
+            )))
+            .as_deref(),
+            Some("Subscribe")
+        );
+        assert_eq!(
+            body_operation(&env(&format!("<m:GetEvents {m}/>"))).as_deref(),
+            Some("GetEvents")
+        );
+        assert_eq!(body_operation(&env("")), None, "an empty Body");
+        assert_eq!(
+            body_operation("<s:Envelope xmlns:s=\"e\"><s:Body/></s:Envelope>"),
+            None
+        );
+        assert_eq!(body_operation("<html><body><p/></body></html>"), None);
+        assert_eq!(body_operation("not xml"), None);
+
+        let sub = env(&format!("<m:Subscribe {m}/>"));
+        let ok = env(&format!("<m:SubscribeResponse {m}/>"));
+        let other = env(&format!("<m:CreateFolderResponse {m}/>"));
+        let fault = env("<s:Fault><faultcode>s:Client</faultcode></s:Fault>");
+        assert_eq!(reply(&sub, &ok), Reply::Answers);
+        assert_eq!(reply(&sub, &fault), Reply::Fault);
+        assert_eq!(
+            reply(&sub, &other),
+            Reply::Other("CreateFolderResponse".into())
+        );
+        assert_eq!(reply(&sub, &env("")), Reply::Unknown);
+        assert_eq!(
+            reply(&sub, &env("<a><a/></a>")),
+            Reply::Unknown,
+            "not a response element"
+        );
+        assert_eq!(
+            reply("<broken", &ok),
+            Reply::Unknown,
+            "the request's operation is unknown"
+        );
+    }
+
+    #[test]
+    fn content_codings() {
+        use std::io::Write;
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            decode(&headers, b"plain".to_vec(), 100),
+            Ok(b"plain".to_vec())
+        );
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"<a>packed</a>").expect("compress");
+        let packed = gz.finish().expect("compress");
+        assert_eq!(
+            decode(&headers, packed.clone(), 100),
+            Ok(b"<a>packed</a>".to_vec())
+        );
+        let err = decode(&headers, packed, 5).expect_err("above the cap");
+        assert!(
+            err.to_string()
+                .contains("decodes to more than the limit of 5 bytes"),
+            "{err}"
+        );
+        let err = decode(&headers, b"<a>plain</a>".to_vec(), 100).expect_err("a lie");
+        assert!(err.to_string().contains("are not gzip data"), "{err}");
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        let err = decode(&headers, b"x".to_vec(), 100).expect_err("not accepted");
+        assert!(
+            err.to_string()
+                .contains("`Content-Encoding: br`, which the request did not accept"),
+            "{err}"
+        );
     }
 
     #[test]

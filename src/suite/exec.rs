@@ -423,23 +423,43 @@ impl<'r> StepContext<'r> {
             findings: Vec::new(),
             asked,
         };
+        let step = &self.step.name;
+        let finding = |severity: Severity, message: String, evidence: Option<String>| Finding {
+            evidence,
+            ..Finding::new("transport", severity, self.case, self.step, message)
+        };
         let outcome = match result {
             Ok(resp) => {
                 ex.status = Some(resp.status);
-                ex.response_text = resp.body;
                 ex.duration = resp.elapsed;
                 if let Some(problem) = resp.encoding_problem {
-                    ex.findings.push(Finding {
-                        check: "transport".into(),
-                        severity: Severity::Fail,
-                        requirements: self.case.requirements.clone(),
-                        step: self.step.name.clone(),
-                        line: self.step.line,
-                        message: format!("step \"{}\": {problem}", self.step.name),
-                        evidence: None,
-                        exchange: None,
-                    });
+                    ex.findings.push(finding(
+                        Severity::Fail,
+                        format!("step \"{step}\": {problem}"),
+                        None,
+                    ));
                 }
+                // Legal connection handling the transport coped with.
+                for note in resp.notes {
+                    ex.findings.push(finding(
+                        Severity::Note,
+                        format!("step \"{step}\": {note}"),
+                        None,
+                    ));
+                }
+                // The answer itself is this request's and is judged as
+                // usual; the extra one is said once, here.
+                if let Some(more) = resp.second_response {
+                    ex.findings.push(finding(
+                        Severity::Fail,
+                        format!(
+                            "step \"{step}\": the target sent two responses to one request: after its HTTP {} answer, more arrived on the same connection (which was not used again)",
+                            resp.status
+                        ),
+                        Some(more),
+                    ));
+                }
+                ex.response_text = resp.body;
                 Ok(self.exchanges.len())
             }
             Err(e) => {
@@ -447,12 +467,12 @@ impl<'r> StepContext<'r> {
                 if e.is_fatal() {
                     Err(StepError::Fatal(e))
                 } else {
-                    ex.findings.push(Finding::new(
-                        "transport",
+                    // No usable answer (another request's answer included:
+                    // it is kept as evidence, never judged as this one's).
+                    ex.findings.push(finding(
                         Severity::Fail,
-                        self.case,
-                        self.step,
-                        format!("step \"{}\": {e}", self.step.name),
+                        format!("step \"{step}\": {e}"),
+                        e.evidence(),
                     ));
                     Err(StepError::NoResponse(e.to_string()))
                 }
