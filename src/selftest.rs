@@ -331,7 +331,10 @@ impl SelftestReport {
                 out.push_str(&format!("{:width$}    {id}: {finding}\n", ""));
             }
             for (id, reason) in &r.errors {
-                out.push_str(&format!("{:width$}    {id}: could not be judged: {reason}\n", ""));
+                out.push_str(&format!(
+                    "{:width$}    {id}: could not be judged: {reason}\n",
+                    ""
+                ));
             }
         }
         let failing = self.dialect_runs.iter().filter(|r| !r.passed()).count();
@@ -562,7 +565,14 @@ async fn run_against(
     cases: Vec<Case>,
     case_concurrency: usize,
 ) -> Result<Vec<Outcome>, TargetError> {
-    run_variant(settings, faults, DialectSet::none(), cases, case_concurrency).await
+    run_variant(
+        settings,
+        faults,
+        DialectSet::none(),
+        cases,
+        case_concurrency,
+    )
+    .await
 }
 
 /// Runs `cases` against a fresh embedded server with `faults` and `dialects`.
@@ -673,9 +683,9 @@ pub async fn run(
         let settings = settings.clone();
         let cases = cases.clone();
         let runs = options.dialect_runs.clone();
-        tokio::spawn(async move {
-            run_dialects(&settings, &cases, runs, slots, case_concurrency).await
-        })
+        tokio::spawn(
+            async move { run_dialects(&settings, &cases, runs, slots, case_concurrency).await },
+        )
     };
     let (clean, clean_start_error) = if options.run_faults {
         let _slot = slots.acquire().await.ok();
@@ -811,7 +821,9 @@ async fn run_dialects(
                     run.summary = Summary::of(&outcomes, began.elapsed());
                     for o in outcomes {
                         match &o.verdict {
-                            Verdict::Error { reason } => run.errors.push((o.id.clone(), reason.clone())),
+                            Verdict::Error { reason } => {
+                                run.errors.push((o.id.clone(), reason.clone()))
+                            }
                             v if !v.is_ok() => run.failing.push(o),
                             _ => {}
                         }

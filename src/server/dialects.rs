@@ -151,7 +151,7 @@ pub const DIALECTS: &[DialectInfo] = &[
         SoapPrefix,
         "soap-prefix",
         "envelope",
-        "the SOAP envelope uses the prefix soap: instead of s:",
+        "the SOAP envelope uses the prefix soap: instead of s: (streaming envelopes stay unprefixed, as Exchange writes them)",
         "EWS reference, ErrorCode (SOAP fault) page: a response written with soap:Envelope/soap:Body/soap:Fault",
         &[DefaultNamespace],
     ),

@@ -196,10 +196,9 @@ async fn serve_one(stream: tokio::net::TcpStream, app: Router, mut stop: watch::
         _ = done_rx.recv() => {}
         _ = stop.wait_for(|v| *v) => {}
     }
-    // The body is written (or handed over whole); let hyper flush it, then
-    // stop keep-alive: an idle connection closes at once, a busy one after
-    // the message in flight.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // The body is handed over whole; stop keep-alive: an idle connection
+    // closes at once, a busy one after the message in flight. No delay, so
+    // the FIN follows the response as closely as it can.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
 }

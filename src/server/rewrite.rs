@@ -55,6 +55,16 @@ impl Rewriter {
         }
     }
 
+    /// The form for streaming envelopes: Exchange writes those as
+    /// `<Envelope xmlns="…soap/envelope/">` whatever else it does, and
+    /// clients scan for that, so the SOAP prefix stays as it is there.
+    pub fn for_stream(&self) -> Rewriter {
+        Rewriter {
+            soap_prefix: false,
+            ..*self
+        }
+    }
+
     /// Whether documents change at all (the faithful server is never re-parsed).
     pub fn is_active(&self) -> bool {
         *self != Rewriter::default()

@@ -258,7 +258,7 @@ fn split_points(len: usize) -> Vec<usize> {
 
 impl Connection {
     async fn send(&mut self, xml: String) -> Result<(), Gone> {
-        let xml = self.state.rewriter.apply(xml);
+        let xml = self.state.rewriter.for_stream().apply(xml);
         let xml = if self.state.faults.has(Fault::StreamDuplicateDeclaration) {
             format!("{DECLARATION}{DECLARATION}{xml}")
         } else {
