@@ -300,6 +300,20 @@ fn serve_announces_its_dialects() {
 }
 
 #[test]
+fn the_readme_lists_every_dialect() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("the README is readable");
+    for info in DIALECTS {
+        assert!(
+            readme.contains(&format!("| `{}` |", info.name)),
+            "README's dialect table lacks {}",
+            info.name
+        );
+    }
+}
+
+#[test]
 fn profile_bound_dialects_name_real_profiles() {
     for info in DIALECTS {
         if let Some(p) = info.profile {
