@@ -366,3 +366,28 @@ async fn streaming_dialects_change_the_envelopes_not_the_events() {
         env.body
     );
 }
+
+#[tokio::test]
+async fn joined_chunks_carry_the_envelopes_that_are_ready_together() {
+    let s = server_with(&[Dialect::StreamChunksJoined], MINUTE).await;
+    let c = Client::alice(&s);
+    let id = c
+        .streaming(&format!(
+            "<t:FolderIds>{}</t:FolderIds>",
+            distinguished("inbox")
+        ))
+        .await;
+    // A good id and an unknown one: the first status envelope and the
+    // error envelope for the unknown id are ready at once.
+    let mut stream = Stream::open(&c, &[&id, "bm8tc3VjaC1pZA=="], 1).await;
+    let first = stream.next(Duration::from_secs(5)).await.expect("first");
+    let second = stream.next(Duration::from_secs(5)).await.expect("second");
+    assert_eq!(first.code(), "NoError", "{}", first.body);
+    assert_eq!(
+        second.code(),
+        "ErrorSubscriptionNotFound",
+        "{}",
+        second.body
+    );
+    assert_eq!(stream.chunks, 1, "two envelopes, one chunk");
+}

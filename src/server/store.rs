@@ -664,6 +664,51 @@ mod tests {
     }
 
     #[test]
+    fn event_forms_change_copy_and_soft_delete_events_only() {
+        use EventKind::*;
+        for (forms, copy, soft) in [
+            (EventForms::default(), Copied, Moved),
+            (
+                EventForms {
+                    copy_as_created: true,
+                    soft_delete_as_deleted: true,
+                },
+                Created,
+                Deleted,
+            ),
+        ] {
+            let mb = Mailbox::new(0);
+            mb.with(|d| d.forms = forms);
+            let inbox = mb.with(|d| d.distinguished("inbox")).expect("inbox");
+            let drafts = mb.with(|d| d.distinguished("drafts")).expect("drafts");
+            let item = mb
+                .with(|d| d.create_item(inbox, NewMessage::default(), false))
+                .expect("created");
+            let head = mb.with(|d| d.log.head());
+            let copied = mb.with(|d| d.copy_item(item, drafts)).expect("copied");
+            assert_eq!(
+                kinds(&mb, head),
+                [(copy, false), (Modified, true)],
+                "{forms:?}"
+            );
+            assert!(mb.with(|d| d.item_view(copied)).is_ok());
+            let head = mb.with(|d| d.log.head());
+            mb.with(|d| d.delete_item(item, DeleteType::Soft))
+                .expect("soft");
+            assert_eq!(
+                kinds(&mb, head),
+                [(soft, false), (Modified, true)],
+                "{forms:?}"
+            );
+            assert_eq!(
+                mb.with(|d| d.item_view(item)),
+                Err(StoreError::ItemNotFound),
+                "the item leaves its folder either way"
+            );
+        }
+    }
+
+    #[test]
     fn folders_unique_and_distinguished_protected() {
         let mb = Mailbox::new(0);
         let inbox = mb.with(|d| d.distinguished("inbox")).expect("inbox");
