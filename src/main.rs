@@ -125,6 +125,10 @@ struct SelftestArgs {
     /// Run only the dialect half (no clean run, no faults).
     #[arg(long, conflicts_with = "no_dialects")]
     dialects_only: bool,
+    /// After its suite run, explore each dialect server with this many
+    /// generated sequences (bounded; divergences are listed, nothing written).
+    #[arg(long, value_name = "SEQUENCES")]
+    explore: Option<usize>,
     /// Show, for each named catcher, the finding that names the broken rule.
     #[arg(long)]
     verbose: bool,
@@ -681,6 +685,13 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
         case_concurrency: args.concurrency.max(1),
         run_faults: !args.dialects_only,
         dialect_runs,
+        explore: args
+            .explore
+            .filter(|n| *n > 0)
+            .map(|sequences| selftest::ExploreBound {
+                sequences,
+                seed: settings.proptest_seed.unwrap_or_else(rand::random),
+            }),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = runtime.block_on(selftest::run(&settings, suite.cases, &options));

@@ -67,6 +67,8 @@ pub struct SelftestOptions {
     /// suite; every case must pass (recorded is fine). Default:
     /// [`standard_dialect_runs`].
     pub dialect_runs: Vec<DialectSet>,
+    /// A bounded explore run against each dialect server, after its suite run.
+    pub explore: Option<ExploreBound>,
 }
 
 impl Default for SelftestOptions {
@@ -78,6 +80,7 @@ impl Default for SelftestOptions {
             case_concurrency: 4,
             run_faults: true,
             dialect_runs: standard_dialect_runs(),
+            explore: None,
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct DialectRun {
     /// Cases the harness could not judge: `(id, reason)`.
     pub errors: Vec<(String, String)>,
     pub start_error: Option<String>,
+    /// The bounded explore run, when one was asked for.
+    pub explore: Option<ExploreOutcome>,
     pub duration: Duration,
 }
 
@@ -117,7 +122,10 @@ impl DialectRun {
     }
 
     pub fn passed(&self) -> bool {
-        self.failing.is_empty() && self.errors.is_empty() && self.start_error.is_none()
+        self.failing.is_empty()
+            && self.errors.is_empty()
+            && self.start_error.is_none()
+            && self.explore.as_ref().is_none_or(|e| e.divergence.is_none())
     }
 
     /// Each failing case with its first finding.
@@ -335,6 +343,18 @@ impl SelftestReport {
                     "{:width$}    {id}: could not be judged: {reason}\n",
                     ""
                 ));
+            }
+            if let Some(e) = &r.explore {
+                let line = match (&e.error, &e.divergence) {
+                    (Some(err), _) => format!("explore could not run: {err}"),
+                    (None, Some(d)) => {
+                        format!("explore DIVERGED: {}", d.lines().next().unwrap_or_default())
+                    }
+                    (None, None) => {
+                        format!("explore: {}", e.summary.lines().next().unwrap_or_default())
+                    }
+                };
+                out.push_str(&format!("{:width$}    {line}\n", ""));
             }
         }
         let failing = self.dialect_runs.iter().filter(|r| !r.passed()).count();
@@ -571,18 +591,22 @@ async fn run_against(
         DialectSet::none(),
         cases,
         case_concurrency,
+        None,
     )
     .await
+    .map(|(outcomes, _)| outcomes)
 }
 
-/// Runs `cases` against a fresh embedded server with `faults` and `dialects`.
+/// Runs `cases` against a fresh embedded server with `faults` and
+/// `dialects`, then (when asked) a bounded explore run against the same server.
 async fn run_variant(
     settings: &Settings,
     faults: FaultSet,
     dialects: DialectSet,
     cases: Vec<Case>,
     case_concurrency: usize,
-) -> Result<Vec<Outcome>, TargetError> {
+    explore: Option<ExploreBound>,
+) -> Result<(Vec<Outcome>, Option<ExploreOutcome>), TargetError> {
     let target = Arc::new(start_embedded_variant(settings, faults, dialects).await?);
     let executor = Executor::new(target.clone() as Arc<dyn Target>)
         .map_err(|e| TargetError::Start(e.to_string()))?
@@ -592,11 +616,87 @@ async fn run_variant(
         filter: None,
     };
     let result = run_suite(Arc::new(executor), cases, &[], &options, &mut Silent).await;
+    let explored = match explore {
+        Some(bound) => {
+            // The explorer's future is not Send: it gets a thread and a
+            // runtime of its own, and talks to the server over HTTP as ever.
+            let t = target.clone() as Arc<dyn Target>;
+            let joined = tokio::task::spawn_blocking(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(explore_against(t, bound)),
+                    Err(e) => ExploreOutcome {
+                        summary: String::new(),
+                        divergence: None,
+                        error: Some(format!("no runtime for exploring: {e}")),
+                    },
+                }
+            })
+            .await;
+            Some(joined.unwrap_or_else(|e| ExploreOutcome {
+                summary: String::new(),
+                divergence: None,
+                error: Some(format!("the explore run crashed: {e}")),
+            }))
+        }
+        None => None,
+    };
     // Every clone went with the executor: stop the server and listener cleanly.
     if let Ok(target) = Arc::try_unwrap(target) {
         RunningTarget::shutdown(target).await;
     }
-    Ok(result.outcomes)
+    Ok((result.outcomes, explored))
+}
+
+/// How much exploring each dialect server gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExploreBound {
+    pub sequences: usize,
+    pub seed: u64,
+}
+
+/// What a bounded explore run against a dialect server found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExploreOutcome {
+    pub summary: String,
+    /// The (shrunk) divergence, if a sequence diverged from the model.
+    pub divergence: Option<String>,
+    /// Why exploring could not run.
+    pub error: Option<String>,
+}
+
+/// Generated event sequences against the dialect server, through the
+/// model's public entry point; nothing is written to disk.
+async fn explore_against(target: Arc<dyn Target>, bound: ExploreBound) -> ExploreOutcome {
+    use crate::model::drive::{Driver, ExploreConfig, explore};
+    let failed = |e: String| ExploreOutcome {
+        summary: String::new(),
+        divergence: None,
+        error: Some(e),
+    };
+    let driver = match Driver::for_target(target) {
+        Ok(d) => d,
+        Err(e) => return failed(e.to_string()),
+    };
+    let config = ExploreConfig {
+        cases: Some(bound.sequences),
+        seed: bound.seed,
+        shrink_runs: 50,
+        shrink_budget: Duration::from_secs(20),
+        found_dir: None,
+        long_every: None,
+        ..ExploreConfig::default()
+    };
+    match explore(&driver, &config).await {
+        Ok(report) => ExploreOutcome {
+            summary: report.summary(),
+            divergence: report.found.as_ref().map(|f| f.report()),
+            error: None,
+        },
+        Err(e) => failed(e.to_string()),
+    }
 }
 
 fn judge(
@@ -683,9 +783,10 @@ pub async fn run(
         let settings = settings.clone();
         let cases = cases.clone();
         let runs = options.dialect_runs.clone();
-        tokio::spawn(
-            async move { run_dialects(&settings, &cases, runs, slots, case_concurrency).await },
-        )
+        let explore = options.explore;
+        tokio::spawn(async move {
+            run_dialects(&settings, &cases, runs, slots, case_concurrency, explore).await
+        })
     };
     let (clean, clean_start_error) = if options.run_faults {
         let _slot = slots.acquire().await.ok();
@@ -778,6 +879,7 @@ async fn run_dialects(
     runs: Vec<DialectSet>,
     slots: Arc<Semaphore>,
     case_concurrency: usize,
+    explore: Option<ExploreBound>,
 ) -> Vec<DialectRun> {
     let mut tasks = JoinSet::new();
     for (index, dialects) in runs.into_iter().enumerate() {
@@ -804,6 +906,7 @@ async fn run_dialects(
                 dialects,
                 cases,
                 case_concurrency,
+                explore,
             )
             .await;
             let mut run = DialectRun {
@@ -814,10 +917,13 @@ async fn run_dialects(
                 failing: Vec::new(),
                 errors: Vec::new(),
                 start_error: None,
+                explore: None,
                 duration: began.elapsed(),
             };
             match outcome {
-                Ok(outcomes) => {
+                Ok((outcomes, explored)) => {
+                    run.explore = explored;
+                    run.duration = began.elapsed();
                     run.summary = Summary::of(&outcomes, began.elapsed());
                     for o in outcomes {
                         match &o.verdict {
