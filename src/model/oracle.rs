@@ -782,8 +782,8 @@ impl<'a> SubJudge<'a> {
         let e = &pe.event;
         pe.optional
             || (self.profile.missing_folder_modified
-            && e.kind == EventKind::Modified
-            && e.object.is_folder())
+                && e.kind == EventKind::Modified
+                && e.object.is_folder())
             || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
     }
 
@@ -802,8 +802,7 @@ impl<'a> SubJudge<'a> {
             && self.pred.scope == super::ops::Scope::AllFolders
             && item
             && matches!(e.kind, EventKind::Created | EventKind::Deleted)
-            && e
-                .parent_folder_id
+            && e.parent_folder_id
                 .as_ref()
                 .is_some_and(|p| bindings.handle_of(&p.id).is_none());
         (modified || search_folder) && !self.outside_filter(e, bindings)
@@ -846,9 +845,8 @@ impl<'a> SubJudge<'a> {
     ) -> Divergence {
         let r = &received[i];
         let predicted = &self.pred.events;
-        let fits = |pe: &PredictedEvent, got: &Event| {
-            unify_any(pe, got, bindings, self.profile).is_ok()
-        };
+        let fits =
+            |pe: &PredictedEvent, got: &Event| unify_any(pe, got, bindings, self.profile).is_ok();
         let fits_logged = |l: &LoggedEvent, got: &Event| {
             l.forms()
                 .any(|f| unify(f, got, bindings, self.profile).is_ok())

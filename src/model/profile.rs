@@ -136,7 +136,10 @@ impl Profile {
             "exchange2010" | "exchange2010-sp1" | "exchange2010-sp2" | "exchange2010-sp3" => {
                 Some(Profile::exchange2010())
             }
-            "exchange2013" | "exchange2013-and-online" | "exchange2016" | "exchange2019"
+            "exchange2013"
+            | "exchange2013-and-online"
+            | "exchange2016"
+            | "exchange2019"
             | "exchange-online" => Some(Profile::exchange2013()),
             "exchange" => Some(Profile::exchange()),
             _ => None,

@@ -612,7 +612,11 @@ impl<'d> Session<'d> {
     /// Inbox holds one more message, so the delivery's events come before
     /// the next operation's, as the model orders them. A delivery that has
     /// not happened by the deadline is left to the oracle (a lost event).
-    async fn await_delivery(&mut self, index: usize, before: Option<i64>) -> Result<(), DriveError> {
+    async fn await_delivery(
+        &mut self,
+        index: usize,
+        before: Option<i64>,
+    ) -> Result<(), DriveError> {
         let Some(before) = before else {
             self.notes.push(format!(
                 "operation {index} ({}): the Inbox's count is unknown, so the delivery was not awaited",
