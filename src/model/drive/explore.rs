@@ -221,7 +221,9 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
     let mut runner = TestRunner::new_with_rng(Config::default(), rng(config.seed));
     loop {
         let counted_out = config.cases.is_some_and(|n| report.sequences >= n);
-        let timed_out = config.budget.is_some_and(|b| started.elapsed() >= b);
+        // At least one sequence runs, however small the budget.
+        let timed_out =
+            report.sequences > 0 && config.budget.is_some_and(|b| started.elapsed() >= b);
         let unbounded = config.cases.is_none() && config.budget.is_none();
         if counted_out || timed_out || (unbounded && report.sequences > 0) {
             break;
