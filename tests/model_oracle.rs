@@ -1093,3 +1093,92 @@ fn a_push_chain_may_continue_from_a_refreshed_or_a_repeated_status_watermark() {
     );
     expect_divergence(&found, DivergenceKind::PreviousWatermark, "R69");
 }
+
+#[test]
+fn an_update_that_changes_nothing_may_raise_nothing_on_exchange() {
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[CASE], all_types()),
+        create(1, CASE),
+        Op::MarkRead {
+            item: ItemHandle(1),
+            read: false,
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let any = Profile::exchange();
+    let prediction = predict_for(&any, &ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    // Only the CreateItem's two events arrive.
+    sub_mut(&mut observed, S1).deliveries[0]
+        .notification
+        .events
+        .truncate(2);
+    assert_clean(&check(&prediction, &observed, &any));
+    // The reference server raises them.
+    let strict = predict(&ops).expect("valid");
+    let found = check(&strict, &observed, &Profile::reference());
+    let d = expect_divergence(&found, DivergenceKind::Lost, "R32");
+    assert_eq!(
+        d.predicted.as_deref(),
+        Some("ModifiedEvent item i1 in case")
+    );
+    // An item that really changes must still show it.
+    let mut changed = ops.clone();
+    changed[2] = Op::MarkRead {
+        item: ItemHandle(1),
+        read: true,
+    };
+    let prediction = predict_for(&any, &changed).expect("valid");
+    expect_divergence(
+        &check(&prediction, &observed, &any),
+        DivergenceKind::Lost,
+        "R32",
+    );
+}
+
+#[test]
+fn an_all_folder_subscription_on_exchange_ignores_folders_the_model_does_not_know() {
+    let ops = vec![
+        Op::Subscribe {
+            sub: S1,
+            mode: Mode::Pull,
+            scope: Scope::AllFolders,
+            event_types: all_types(),
+        },
+        create(1, CASE),
+        Op::Poll { sub: S1 },
+    ];
+    let any = Profile::exchange();
+    let prediction = predict_for(&any, &ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    // The Outbox of a send, say: an item created and moved there.
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    let outbox = Event {
+        kind: EventKind::Moved,
+        object: Some(ObjectId::Item(Id::new("outbox-item"))),
+        parent_folder_id: Some(Id::new("sent-items")),
+        old_object: Some(ObjectId::Item(Id::new("outbox-item-0"))),
+        old_parent_folder_id: Some(Id::new("outbox")),
+        ..events[0].clone()
+    };
+    events.insert(1, outbox.clone());
+    assert_clean(&check(&prediction, &observed, &any));
+    assert!(
+        !check(
+            &predict(&ops).expect("valid"),
+            &observed,
+            &Profile::reference()
+        )
+        .is_empty()
+    );
+    // An event in a folder the model knows is still judged.
+    let mut known = outbox;
+    known.old_parent_folder_id = Some(Id::new(fake_id(Handle::Folder(CASE))));
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    events[1] = known;
+    expect_divergence(
+        &check(&prediction, &observed, &any),
+        DivergenceKind::Unexpected,
+        "R32",
+    );
+}

@@ -64,6 +64,8 @@ pub struct LoggedEvent {
     /// What a SubscribeToAllFolders subscription may see instead (profile
     /// `all_folders_search_folder`, digest 2.2 C-DEL).
     pub all_folders: AllFolders,
+    /// A legal outcome raises no such event at all.
+    pub optional: bool,
 }
 
 /// How an event differs for a SubscribeToAllFolders subscription on a
@@ -608,6 +610,7 @@ impl Model {
             new_mail_on_save: false,
             alternatives: Vec::new(),
             all_folders: AllFolders::Same,
+            optional: false,
         });
     }
 
@@ -816,8 +819,14 @@ impl Model {
                 if was != *read {
                     self.adjust_unread(folder, if *read { -1 } else { 1 });
                 }
+                let at = self.log.len();
                 self.item_event(index, "R72", EventKind::Modified, h);
                 self.folder_modified(index, "R72", folder);
+                if was == *read && self.profile.unchanged_update_optional {
+                    for l in &mut self.log[at..] {
+                        l.optional = true;
+                    }
+                }
             }
             Op::SetSubject { item } => {
                 let h = Handle::Item(*item);
@@ -1066,7 +1075,7 @@ impl Model {
         let end = s.end.unwrap_or(self.log.len()).min(self.log.len());
         let search_folder = s.scope == Scope::AllFolders && self.profile.all_folders_search_folder;
         for (at, logged) in self.log.iter().enumerate().take(end).skip(s.start) {
-            let mut optional = false;
+            let mut optional = logged.optional;
             let mut forms: Vec<ExpectedEvent> = logged.forms().cloned().collect();
             if search_folder {
                 match &logged.all_folders {

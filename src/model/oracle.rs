@@ -805,7 +805,19 @@ impl<'a> SubJudge<'a> {
             && e.parent_folder_id
                 .as_ref()
                 .is_some_and(|p| bindings.handle_of(&p.id).is_none());
-        (modified || search_folder) && !self.outside_filter(e, bindings)
+        // A whole-mailbox subscription sees folders the model does not know.
+        let unknown =
+            |id: Option<&crate::ews::Id>| id.is_none_or(|p| bindings.handle_of(&p.id).is_none());
+        let foreign = self.profile.foreign_folder_events
+            && self.pred.scope == super::ops::Scope::AllFolders
+            && e.parent_folder_id.is_some()
+            && unknown(e.parent_folder_id.as_ref())
+            && unknown(e.old_parent_folder_id.as_ref())
+            && match &e.object {
+                Some(ObjectId::Folder(id)) => bindings.handle_of(&id.id).is_none(),
+                _ => true,
+            };
+        (modified || search_folder || foreign) && !self.outside_filter(e, bindings)
     }
 
     /// A skipped extra that is predicted event `p` but for its UnreadCount.

@@ -46,6 +46,13 @@ pub struct Profile {
     /// MoveToDeletedItems raises no MovedEvent, a soft delete a DeletedEvent,
     /// and items appear as Created/Deleted in a folder the model does not know.
     pub all_folders_search_folder: bool,
+    /// A SubscribeToAllFolders subscription sees the whole mailbox: events
+    /// whose folders are none the model knows (the Outbox during a send,
+    /// search folders, the server's own housekeeping) are ignored.
+    pub foreign_folder_events: bool,
+    /// An UpdateItem that changes nothing (IsRead set to the value it has)
+    /// may raise no events: the docs do not say (digest 2.2, UNSURE).
+    pub unchanged_update_optional: bool,
     /// A pull poll sees every event of the operations that completed before
     /// it. Exchange queues events asynchronously, so a later poll may bring them.
     pub synchronous_pull: bool,
@@ -80,6 +87,8 @@ impl Profile {
             soft_delete: SoftDelete::ToDumpster,
             redelete_is_soft: false,
             all_folders_search_folder: false,
+            foreign_folder_events: false,
+            unchanged_update_optional: false,
             synchronous_pull: true,
             exact_more_events: true,
             streaming_batch_limit: true,
@@ -99,6 +108,8 @@ impl Profile {
             soft_delete: SoftDelete::Either,
             redelete_is_soft: true,
             all_folders_search_folder: true,
+            foreign_folder_events: true,
+            unchanged_update_optional: true,
             synchronous_pull: false,
             exact_more_events: false,
             streaming_batch_limit: false,
