@@ -22,7 +22,7 @@ use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, Reporter};
 use ews_conformance::selftest::{self, Scope, SelftestOptions};
-use ews_conformance::server::{CATALOGUE, Fault, FaultSet};
+use ews_conformance::server::{CATALOGUE, DIALECTS, DialectSet, Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage};
@@ -112,9 +112,19 @@ struct SelftestArgs {
     /// the matrix then lists only those). Default: the whole suite per fault.
     #[arg(long)]
     quick: bool,
-    /// Print the fault catalogue and exit.
+    /// Print the fault and dialect catalogues and exit.
     #[arg(long)]
     list: bool,
+    /// Only this dialect run (repeatable; `all` = every compatible dialect
+    /// on one server); default: one server per dialect, then `all`.
+    #[arg(long = "dialect", value_name = "NAME")]
+    dialects: Vec<String>,
+    /// Skip the dialect half (specificity).
+    #[arg(long, conflicts_with = "dialects")]
+    no_dialects: bool,
+    /// Run only the dialect half (no clean run, no faults).
+    #[arg(long, conflicts_with = "no_dialects")]
+    dialects_only: bool,
     /// Show, for each named catcher, the finding that names the broken rule.
     #[arg(long)]
     verbose: bool,
@@ -144,6 +154,10 @@ struct ServeArgs {
     /// Switch on a fault of the catalogue (repeatable; `selftest --list` names them).
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
+    /// Answer in a dialect: a legal variation of Exchange's wire behaviour
+    /// (repeatable; `all` = every compatible one; `list` prints them).
+    #[arg(long = "dialect", value_name = "NAME")]
+    dialects: Vec<String>,
 }
 
 /// Flags that override the environment (see the settings module for every variable).
@@ -311,6 +325,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     for fault in FaultSet::parse(&args.faults)?.iter() {
         config.faults.insert(fault);
     }
+    if args.dialects.iter().any(|d| d.trim() == "list") {
+        print_dialects();
+        return Ok(ExitStatus::Passed);
+    }
+    for dialect in DialectSet::parse(&args.dialects)?.iter() {
+        config.dialects.insert(dialect);
+    }
+    config.dialects.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = ews_conformance::server::start(config.clone())
@@ -322,6 +344,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         }
         for fault in config.faults.iter() {
             println!("  FAULT {fault}: {}", fault.info().description);
+        }
+        for dialect in config.dialects.iter() {
+            let info = dialect.info();
+            println!("  DIALECT {dialect}: {}", info.description);
+            if let Some(p) = info.profile {
+                println!("    (run the suite with EWS_PROFILE={p})");
+            }
         }
         tokio::signal::ctrl_c()
             .await
@@ -556,8 +585,36 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
     })
 }
 
+/// The dialect catalogue, one line each: name, class, profile, exclusions,
+/// description, source.
+fn print_dialects() {
+    for info in DIALECTS {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            info.name,
+            info.class,
+            info.profile.unwrap_or("-"),
+            if info.excludes.is_empty() {
+                "-".to_string()
+            } else {
+                format!(
+                    "excludes {}",
+                    info.excludes
+                        .iter()
+                        .map(|d| d.name())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
+            info.description,
+            info.source
+        );
+    }
+}
+
 fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitStatus> {
     if args.list {
+        println!("# faults: name, state, operation, rules, catchers, description");
         for info in CATALOGUE {
             println!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
@@ -569,7 +626,27 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
                 info.description
             );
         }
+        println!("# dialects: name, class, profile, exclusions, description, source");
+        print_dialects();
         return Ok(ExitStatus::Passed);
+    }
+    let mut dialect_runs = Vec::new();
+    for name in &args.dialects {
+        let run = if name.trim() == "all" {
+            DialectSet::all_compatible()
+        } else {
+            match DialectSet::parse(&name.split('+').collect::<Vec<_>>()) {
+                Ok(set) => set,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitStatus::HarnessError);
+                }
+            }
+        };
+        dialect_runs.push(run);
+    }
+    if args.dialects.is_empty() && !args.no_dialects {
+        dialect_runs = selftest::standard_dialect_runs();
     }
     let mut faults = Vec::new();
     for name in &args.faults {
@@ -602,6 +679,8 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
         },
         parallel_servers: args.parallel.max(1),
         case_concurrency: args.concurrency.max(1),
+        run_faults: !args.dialects_only,
+        dialect_runs,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = runtime.block_on(selftest::run(&settings, suite.cases, &options));

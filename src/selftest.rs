@@ -26,12 +26,12 @@ use crate::check::CheckRegistry;
 use crate::check::Finding;
 use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
-use crate::server::{Fault, FaultInfo, FaultSet};
+use crate::server::{Dialect, DialectSet, Fault, FaultInfo, FaultSet};
 use crate::settings::Settings;
 use crate::suite::Case;
 use crate::suite::exec::{Executor, Outcome, Verdict};
 use crate::suite::run::{ExitStatus, RunOptions, Summary, run_suite};
-use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_with};
+use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_variant};
 
 /// Which cases run against each fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,12 @@ pub struct SelftestOptions {
     pub parallel_servers: usize,
     /// Cases running at once against one server.
     pub case_concurrency: usize,
+    /// Run the fault half (the clean server and one server per fault).
+    pub run_faults: bool,
+    /// The specificity half: each set is one server running the whole
+    /// suite; every case must pass (recorded is fine). Default:
+    /// [`standard_dialect_runs`].
+    pub dialect_runs: Vec<DialectSet>,
 }
 
 impl Default for SelftestOptions {
@@ -70,7 +76,66 @@ impl Default for SelftestOptions {
             scope: Scope::Full,
             parallel_servers: 8,
             case_concurrency: 4,
+            run_faults: true,
+            dialect_runs: standard_dialect_runs(),
         }
+    }
+}
+
+/// One server per dialect of the catalogue, then one with every
+/// compatible dialect at once.
+pub fn standard_dialect_runs() -> Vec<DialectSet> {
+    let mut runs: Vec<DialectSet> = Dialect::all().map(|d| DialectSet::of([d])).collect();
+    runs.push(DialectSet::all_compatible());
+    runs
+}
+
+/// The suite against one server with some dialects: it must not fail.
+#[derive(Debug, Clone)]
+pub struct DialectRun {
+    pub dialects: DialectSet,
+    /// The profile the run used (the dialects' own, or the settings').
+    pub profile: String,
+    pub cases_run: usize,
+    pub summary: Summary,
+    /// The cases that failed or found the server unreachable.
+    pub failing: Vec<Outcome>,
+    /// Cases the harness could not judge: `(id, reason)`.
+    pub errors: Vec<(String, String)>,
+    pub start_error: Option<String>,
+    pub duration: Duration,
+}
+
+impl DialectRun {
+    /// The run's label: the dialect's name, or `all (N dialects)`.
+    pub fn label(&self) -> String {
+        if self.dialects == DialectSet::all_compatible() && self.dialects.len() > 1 {
+            format!("all ({} dialects)", self.dialects.len())
+        } else {
+            self.dialects.to_string()
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failing.is_empty() && self.errors.is_empty() && self.start_error.is_none()
+    }
+
+    /// Each failing case with its first finding.
+    pub fn findings(&self) -> Vec<(String, String)> {
+        self.failing
+            .iter()
+            .map(|o| {
+                let first = o
+                    .failures()
+                    .next()
+                    .map(|f| format!("[{}] {}", f.check, f.headline()))
+                    .unwrap_or_else(|| match &o.verdict {
+                        Verdict::Unreachable { .. } => "the target was unreachable".to_string(),
+                        _ => "failed without a finding".to_string(),
+                    });
+                (o.id.clone(), first)
+            })
+            .collect()
     }
 }
 
@@ -165,6 +230,10 @@ pub struct SelftestReport {
     pub clean_start_error: Option<String>,
     /// One per fault, in catalogue order.
     pub runs: Vec<FaultRun>,
+    /// Whether the fault half ran.
+    pub faults_ran: bool,
+    /// The specificity half, in the order asked for.
+    pub dialect_runs: Vec<DialectRun>,
     pub parallel_servers: usize,
     pub duration: Duration,
 }
@@ -190,24 +259,109 @@ impl SelftestReport {
     /// reached; 3 for case-file or harness errors.
     pub fn exit_status(&self) -> ExitStatus {
         let clean = self.clean_summary.exit_status();
-        if self.clean_start_error.is_some() || self.runs.iter().any(|r| r.start_error.is_some()) {
+        if self.clean_start_error.is_some()
+            || self.runs.iter().any(|r| r.start_error.is_some())
+            || self.dialect_runs.iter().any(|r| r.start_error.is_some())
+        {
             return ExitStatus::Unreachable;
         }
         if clean != ExitStatus::Passed && clean != ExitStatus::Failed {
             return clean;
         }
-        if self.runs.iter().any(|r| !r.errors.is_empty()) {
+        if self.runs.iter().any(|r| !r.errors.is_empty())
+            || self.dialect_runs.iter().any(|r| !r.errors.is_empty())
+        {
             return ExitStatus::HarnessError;
         }
-        if clean == ExitStatus::Failed || self.runs.iter().any(|r| r.verdict.is_failure()) {
+        if clean == ExitStatus::Failed
+            || self.runs.iter().any(|r| r.verdict.is_failure())
+            || self.dialect_runs.iter().any(|r| !r.failing.is_empty())
+        {
             return ExitStatus::Failed;
         }
         ExitStatus::Passed
     }
 
+    /// The specificity table: dialect → result, each failing case with its
+    /// first finding (a dialect that makes a case fail is a bug in the case
+    /// or its check).
+    pub fn render_dialects(&self) -> String {
+        let mut out = String::new();
+        if self.dialect_runs.is_empty() {
+            return out;
+        }
+        let width = self
+            .dialect_runs
+            .iter()
+            .map(|r| r.label().len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        out.push_str(&format!(
+            "\n{:width$}  {:8}  {:>5}  RESULT (whole suite per server; every case must pass, recorded is fine)\n",
+            "DIALECT", "PROFILE", "CASES"
+        ));
+        for r in &self.dialect_runs {
+            let s = &r.summary;
+            let result = if let Some(e) = &r.start_error {
+                format!("COULD NOT START: {e}")
+            } else if r.passed() {
+                format!(
+                    "ok: {} passed, {} recorded, {} skipped ({:.1} s)",
+                    s.passed,
+                    s.recorded,
+                    s.skipped,
+                    r.duration.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "FAILS {} case(s), {} error(s) ({:.1} s)",
+                    r.failing.len(),
+                    r.errors.len(),
+                    r.duration.as_secs_f64()
+                )
+            };
+            out.push_str(&format!(
+                "{:width$}  {:8}  {:>5}  {result}\n",
+                r.label(),
+                r.profile,
+                r.cases_run
+            ));
+            for (id, finding) in r.findings() {
+                out.push_str(&format!("{:width$}    {id}: {finding}\n", ""));
+            }
+            for (id, reason) in &r.errors {
+                out.push_str(&format!(
+                    "{:width$}    {id}: could not be judged: {reason}\n",
+                    ""
+                ));
+            }
+        }
+        let failing = self.dialect_runs.iter().filter(|r| !r.passed()).count();
+        out.push_str(&format!(
+            "\n{}/{} dialect run(s) clean\n",
+            self.dialect_runs.len() - failing,
+            self.dialect_runs.len()
+        ));
+        out
+    }
+
     /// The matrix: fault → catching cases, the score and every problem.
     /// `verbose` adds, per named catcher, the finding that names the rule.
     pub fn render(&self, verbose: bool) -> String {
+        if !self.faults_ran {
+            return format!(
+                "self-test: {} case(s); the dialect half only\n{}",
+                self.cases,
+                self.render_dialects()
+            );
+        }
+        let mut out = self.render_faults(verbose);
+        out.push_str(&self.render_dialects());
+        out
+    }
+
+    fn render_faults(&self, verbose: bool) -> String {
         let mut out = String::new();
         let s = &self.clean_summary;
         out.push_str(&format!(
@@ -411,7 +565,25 @@ async fn run_against(
     cases: Vec<Case>,
     case_concurrency: usize,
 ) -> Result<Vec<Outcome>, TargetError> {
-    let target = Arc::new(start_embedded_with(settings, faults).await?);
+    run_variant(
+        settings,
+        faults,
+        DialectSet::none(),
+        cases,
+        case_concurrency,
+    )
+    .await
+}
+
+/// Runs `cases` against a fresh embedded server with `faults` and `dialects`.
+async fn run_variant(
+    settings: &Settings,
+    faults: FaultSet,
+    dialects: DialectSet,
+    cases: Vec<Case>,
+    case_concurrency: usize,
+) -> Result<Vec<Outcome>, TargetError> {
+    let target = Arc::new(start_embedded_variant(settings, faults, dialects).await?);
     let executor = Executor::new(target.clone() as Arc<dyn Target>)
         .map_err(|e| TargetError::Start(e.to_string()))?
         .with_checks(checks_for(settings));
@@ -504,14 +676,31 @@ pub async fn run(
     let suite: BTreeSet<String> = cases.iter().map(|c| c.id.clone()).collect();
     let case_concurrency = options.case_concurrency.max(1);
 
-    let (clean, clean_start_error) =
+    let slots = Arc::new(Semaphore::new(options.parallel_servers.max(1)));
+    // The specificity half runs beside the fault half, sharing the slots.
+    let dialect_half = {
+        let slots = slots.clone();
+        let settings = settings.clone();
+        let cases = cases.clone();
+        let runs = options.dialect_runs.clone();
+        tokio::spawn(
+            async move { run_dialects(&settings, &cases, runs, slots, case_concurrency).await },
+        )
+    };
+    let (clean, clean_start_error) = if options.run_faults {
+        let _slot = slots.acquire().await.ok();
         match run_against(&settings, FaultSet::none(), cases.clone(), case_concurrency).await {
             Ok(o) => (o, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
-        };
+        }
+    } else {
+        (Vec::new(), None)
+    };
     let clean_summary = Summary::of(&clean, started.elapsed());
 
-    let faults: Vec<Fault> = if options.faults.is_empty() {
+    let faults: Vec<Fault> = if !options.run_faults {
+        Vec::new()
+    } else if options.faults.is_empty() {
         Fault::all().collect()
     } else {
         let mut f = options.faults.clone();
@@ -519,7 +708,6 @@ pub async fn run(
         f.dedup();
         f
     };
-    let slots = Arc::new(Semaphore::new(options.parallel_servers.max(1)));
     let suite = Arc::new(suite);
     let mut tasks = JoinSet::new();
     let mut ids = std::collections::HashMap::new();
@@ -567,6 +755,7 @@ pub async fn run(
         }
     }
     runs.sort_by_key(|r| r.fault);
+    let dialect_runs = dialect_half.await.unwrap_or_default();
     SelftestReport {
         scope: options.scope,
         cases: cases.len(),
@@ -574,7 +763,85 @@ pub async fn run(
         clean_summary,
         clean_start_error,
         runs,
+        faults_ran: options.run_faults,
+        dialect_runs,
         parallel_servers: options.parallel_servers.max(1),
         duration: started.elapsed(),
     }
+}
+
+/// The specificity half: the whole suite against one server per dialect
+/// set, each with the profile (and version) its dialects need.
+async fn run_dialects(
+    settings: &Settings,
+    cases: &[Case],
+    runs: Vec<DialectSet>,
+    slots: Arc<Semaphore>,
+    case_concurrency: usize,
+) -> Vec<DialectRun> {
+    let mut tasks = JoinSet::new();
+    for (index, dialects) in runs.into_iter().enumerate() {
+        let mut settings = settings.clone();
+        if let Some(p) = dialects.profile() {
+            settings.profile = Some(p.to_string());
+        }
+        if let Some(v) = dialects.version() {
+            settings.version = v.to_string();
+        }
+        let profile = settings
+            .profile
+            .clone()
+            .unwrap_or_else(|| "reference".into());
+        let cases = cases.to_vec();
+        let slots = slots.clone();
+        tasks.spawn(async move {
+            let _slot = slots.acquire().await.ok();
+            let began = Instant::now();
+            let ran = cases.len();
+            let outcome = run_variant(
+                &settings,
+                FaultSet::none(),
+                dialects,
+                cases,
+                case_concurrency,
+            )
+            .await;
+            let mut run = DialectRun {
+                dialects,
+                profile,
+                cases_run: ran,
+                summary: Summary::of(&[], Duration::ZERO),
+                failing: Vec::new(),
+                errors: Vec::new(),
+                start_error: None,
+                duration: began.elapsed(),
+            };
+            match outcome {
+                Ok(outcomes) => {
+                    run.summary = Summary::of(&outcomes, began.elapsed());
+                    for o in outcomes {
+                        match &o.verdict {
+                            Verdict::Error { reason } => {
+                                run.errors.push((o.id.clone(), reason.clone()))
+                            }
+                            v if !v.is_ok() => run.failing.push(o),
+                            _ => {}
+                        }
+                    }
+                    run.failing.sort_by(|a, b| a.id.cmp(&b.id));
+                }
+                Err(e) => run.start_error = Some(e.to_string()),
+            }
+            (index, run)
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(r) => done.push(r),
+            Err(e) => tracing::error!(error = %e, "a dialect run crashed"),
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }

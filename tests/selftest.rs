@@ -4,6 +4,12 @@
 //!
 //! By default each fault runs only its named catchers (seconds); with
 //! EWS_SELFTEST_FULL=1 every fault runs the whole suite, as the CLI does.
+//!
+//! The specificity half: the whole suite against one server with every
+//! compatible dialect at once, and against the profile-bound dialect with
+//! its profile (two servers side by side, about 30 s on two cores); with
+//! EWS_SELFTEST_DIALECTS=1 one server per dialect as well, as the CLI does
+//! (a few minutes).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,7 +18,7 @@ use std::process::Command;
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::report::explain;
 use ews_conformance::selftest::{self, FaultVerdict, Scope, SelftestOptions};
-use ews_conformance::server::{CATALOGUE, Fault};
+use ews_conformance::server::{CATALOGUE, DIALECTS, Dialect, DialectSet, Fault};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{Case, ExitStatus, Loader};
@@ -106,6 +112,7 @@ fn the_suite_is_clean_and_catches_every_fault() {
         .expect("a runtime");
     let options = SelftestOptions {
         scope,
+        dialect_runs: Vec::new(),
         ..SelftestOptions::default()
     };
     let report = runtime.block_on(selftest::run(&settings, load_cases(), &options));
@@ -178,6 +185,7 @@ fn the_cli_prints_the_matrix_and_its_exit_code_follows_the_score() {
     let out = cli(&[
         "selftest",
         "--quick",
+        "--no-dialects",
         "--fault",
         "batch-51",
         "--fault",
@@ -199,7 +207,18 @@ fn the_cli_prints_the_matrix_and_its_exit_code_follows_the_score() {
     let out = cli(&["selftest", "--list"]);
     assert_eq!(out.status.code(), Some(0));
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(listing.lines().count(), CATALOGUE.len());
+    let sections: Vec<&str> = listing.split("# dialects").collect();
+    assert_eq!(sections.len(), 2, "{listing}");
+    let faults = sections[0].lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(faults, CATALOGUE.len());
+    let dialects = sections[1].lines().skip(1).count();
+    assert_eq!(dialects, DIALECTS.len(), "{listing}");
+    assert!(
+        sections[1]
+            .lines()
+            .any(|l| l.starts_with("soft-delete-as-deleted\tevents\texchange2010\t")),
+        "{listing}"
+    );
     assert!(
         listing
             .lines()
@@ -219,6 +238,119 @@ fn the_cli_prints_the_matrix_and_its_exit_code_follows_the_score() {
     ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fault"));
+
+    let out = cli(&["serve", "--listen", "127.0.0.1:0", "--dialect", "gzipp"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dialect `gzipp`"));
+    let out = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--dialect",
+        "soap-prefix",
+        "--dialect",
+        "default-namespace",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
+    let out = cli(&["serve", "--dialect", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        DIALECTS.len()
+    );
+}
+
+#[test]
+fn serve_announces_its_dialects() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ews-conformance"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dialect",
+            "all",
+            "--dialect",
+            "soft-delete-as-deleted",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("EWS_PROFILE=exchange2010"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let announced = lines.iter().filter(|l| l.contains("DIALECT ")).count();
+    assert_eq!(
+        announced,
+        DialectSet::all_compatible().len() + 1,
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("DIALECT soft-delete-as-deleted")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn profile_bound_dialects_name_real_profiles() {
+    for info in DIALECTS {
+        if let Some(p) = info.profile {
+            let file = cases_dir().join("profiles").join(format!("{p}.toml"));
+            assert!(file.is_file(), "{}: no profile {p}", info.name);
+        }
+    }
+}
+
+/// The specificity half in `cargo test`: a correct server that makes
+/// Exchange's other legal choices must pass every case (recorded is fine).
+/// A failure here is a bug in the case or its check, never in the dialect.
+#[test]
+fn the_suite_passes_against_every_compatible_dialect_at_once() {
+    let settings = Settings::from_env().expect("valid settings");
+    let mut runs = vec![
+        DialectSet::all_compatible(),
+        DialectSet::of([Dialect::SoftDeleteAsDeleted]),
+    ];
+    if std::env::var("EWS_SELFTEST_DIALECTS").is_ok_and(|v| v == "1") {
+        runs = selftest::standard_dialect_runs();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let options = SelftestOptions {
+        run_faults: false,
+        dialect_runs: runs.clone(),
+        ..SelftestOptions::default()
+    };
+    let report = runtime.block_on(selftest::run(&settings, load_cases(), &options));
+    println!("{}", report.render(true));
+    assert_eq!(report.dialect_runs.len(), runs.len());
+    for run in &report.dialect_runs {
+        assert!(run.cases_run > 0, "{}: no case ran", run.label());
+        assert!(
+            run.start_error.is_none(),
+            "{}: {:?}",
+            run.label(),
+            run.start_error
+        );
+        assert!(
+            run.passed(),
+            "{} makes cases fail (a bug in the case or check, not the dialect): {:?}",
+            run.label(),
+            run.findings()
+        );
+    }
+    assert_eq!(report.exit_status(), ExitStatus::Passed);
 }
 
 #[test]

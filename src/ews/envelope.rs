@@ -129,6 +129,24 @@ pub fn open_operation(w: &mut XmlWriter, name: &str) {
     w.start(name, &[("xmlns:m", ns::MESSAGES), ("xmlns:t", ns::TYPES)]);
 }
 
+/// Optional parts of a rendered fault: `faultstring/@xml:lang`, a
+/// `faultactor`, and the `t:MessageXml` position detail Exchange gives
+/// schema-validation faults. The default adds none of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultForm {
+    pub lang: Option<String>,
+    pub actor: Option<String>,
+    pub position: Option<FaultPosition>,
+}
+
+/// Where in the request a schema violation was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultPosition {
+    pub line: u32,
+    pub column: u32,
+    pub violation: String,
+}
+
 /// A SOAP 1.1 fault as Exchange writes it: `faultcode`, `faultstring`, and
 /// a `detail` carrying the EWS `e:ResponseCode` and `e:Message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +170,12 @@ impl SoapFault {
     }
 
     pub fn render(&self) -> String {
+        self.render_with(&FaultForm::default())
+    }
+
+    /// [`SoapFault::render`] with the optional parts some Exchange versions
+    /// add (the reference server's dialects).
+    pub fn render_with(&self, form: &FaultForm) -> String {
         let mut w = XmlWriter::new();
         w.declaration();
         w.start("s:Envelope", &[("xmlns:s", ns::SOAP)]);
@@ -165,8 +189,20 @@ impl SoapFault {
         } else {
             w.leaf("faultcode", &self.fault_code);
         }
-        w.leaf("faultstring", &self.fault_string);
-        if self.response_code.is_some() || self.message.is_some() {
+        match &form.lang {
+            Some(lang) => {
+                w.start("faultstring", &[("xml:lang", lang)])
+                    .text(&self.fault_string)
+                    .end("faultstring");
+            }
+            None => {
+                w.leaf("faultstring", &self.fault_string);
+            }
+        }
+        if let Some(actor) = &form.actor {
+            w.leaf("faultactor", actor);
+        }
+        if self.response_code.is_some() || self.message.is_some() || form.position.is_some() {
             w.start("detail", &[]);
             if let Some(code) = &self.response_code {
                 w.start("e:ResponseCode", &[("xmlns:e", ns::ERRORS)])
@@ -177,6 +213,13 @@ impl SoapFault {
                 w.start("e:Message", &[("xmlns:e", ns::ERRORS)])
                     .text(m)
                     .end("e:Message");
+            }
+            if let Some(p) = &form.position {
+                w.start("t:MessageXml", &[("xmlns:t", ns::TYPES)]);
+                w.leaf("t:LineNumber", &p.line.to_string());
+                w.leaf("t:LinePosition", &p.column.to_string());
+                w.leaf("t:Violation", &p.violation);
+                w.end("t:MessageXml");
             }
             w.end("detail");
         }

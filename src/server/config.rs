@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ServerError;
+use super::dialects::DialectSet;
 use super::faults::FaultSet;
 use crate::ews::ServerVersionInfo;
 
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     /// Deliberate defects (the self-test's fault catalogue); empty for the
     /// faithful reference server.
     pub faults: FaultSet,
+    /// Legal variations of Exchange's wire behaviour (the dialect
+    /// catalogue); empty for the reference server's own form.
+    pub dialects: DialectSet,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             max_subscriptions_per_user: 5000,
             max_streaming_connections_per_user: 10,
             faults: FaultSet::none(),
+            dialects: DialectSet::none(),
         }
     }
 }
@@ -82,6 +87,8 @@ struct FileConfig {
     users: Option<Vec<FileUser>>,
     /// Fault names from the catalogue (`faults = ["batch-51"]`).
     faults: Option<Vec<String>>,
+    /// Dialect names from the catalogue (`dialects = ["gzip"]`, or `["all"]`).
+    dialects: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +163,9 @@ impl ServerConfig {
         if let Some(names) = file.faults {
             cfg.faults = FaultSet::parse(&names).map_err(|e| fail(e.to_string()))?;
         }
+        if let Some(names) = file.dialects {
+            cfg.dialects = DialectSet::parse(&names).map_err(|e| fail(e.to_string()))?;
+        }
         if let Some(users) = file.users {
             cfg.users = users
                 .into_iter()
@@ -183,6 +193,7 @@ impl ServerConfig {
         if self.max_subscriptions_per_user == 0 || self.max_streaming_connections_per_user == 0 {
             return Err("the per-user limits must be at least 1".into());
         }
+        self.dialects.check().map_err(|e| e.to_string())?;
         if self.users.is_empty() {
             return Err("at least one user is needed".into());
         }
@@ -222,6 +233,7 @@ mod tests {
             protocol_minute_ms = 1000
             listen = "127.0.0.1:0"
             faults = ["batch-51"]
+            dialects = ["gzip", "fault-lang"]
             [[users]]
             smtp = "carol@example.org"
             password = "pw"
@@ -234,6 +246,14 @@ mod tests {
         assert_eq!(c.path, "/EWS/Exchange.asmx");
         assert_eq!(c.faults, FaultSet::of([super::super::Fault::Batch51]));
         assert!(ServerConfig::default().faults.is_empty());
+        assert_eq!(
+            c.dialects,
+            DialectSet::of([
+                super::super::Dialect::Gzip,
+                super::super::Dialect::FaultLang
+            ])
+        );
+        assert!(ServerConfig::default().dialects.is_empty());
     }
 
     #[test]
@@ -252,6 +272,9 @@ mod tests {
             e.to_string().contains("unknown fault `no-such-fault`"),
             "{e}"
         );
+        let e = ServerConfig::from_toml_str("dialects = ['soap-prefix', 'default-namespace']")
+            .expect_err("conflict");
+        assert!(e.to_string().contains("exclude each other"), "{e}");
         let e = ServerConfig::from_file(Path::new("no-such-config.toml")).expect_err("missing");
         assert!(e.to_string().contains("no-such-config.toml"), "{e}");
     }

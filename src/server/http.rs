@@ -15,10 +15,13 @@ use roxmltree::{Document, ParsingOptions};
 
 use super::auth::authenticate;
 use super::faults::{Fault, rewrite_response};
-use super::reply::{Call, MessageOut, Reply, exchange_fault, render_messages, schema_fault};
+use super::reply::{
+    Call, MessageOut, Reply, SchemaError, exchange_fault, render_fault, render_messages,
+    schema_answer,
+};
 use super::state::State;
 use super::validate::{SchemaViolation, notification_request};
-use super::{items, pull, streaming};
+use super::{front, items, pull, streaming};
 use crate::ews::envelope::open;
 use crate::ews::{ResponseCode, SERVER_VERSIONS};
 use crate::xml::{ElementExt, child, display_name, element_children, ns};
@@ -191,13 +194,17 @@ async fn handle(
             "An internal server error occurred. The operation failed.",
         ))
     });
-    let mut response = match reply {
-        Reply::Envelope(xml) => xml_response(
-            StatusCode::OK,
-            Body::from(rewrite_response(&state.faults, xml)),
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let actor = format!("http://{host}{}", state.config.path);
+    let mut response = match finish(&state, reply, &actor) {
+        Answer::Document(status, xml) => xml_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Body::from(xml),
         ),
-        Reply::Fault(f) => xml_response(StatusCode::INTERNAL_SERVER_ERROR, Body::from(f.render())),
-        Reply::Stream(body) => xml_response(StatusCode::OK, body),
+        Answer::Stream(body) => xml_response(StatusCode::OK, body),
     };
     if subscribe && prefers_affinity(&headers) {
         response.headers_mut().insert(
@@ -205,7 +212,7 @@ async fn handle(
             HeaderValue::from_static(AFFINITY_COOKIE),
         );
     }
-    response
+    front::dress(&state, &headers, response)
 }
 
 /// The affinity cookie of the one backend this server is. Exchange 2013+
@@ -226,15 +233,36 @@ fn prefers_affinity(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// What goes on the wire for a reply.
+enum Answer {
+    /// HTTP status and one XML document.
+    Document(u16, String),
+    Stream(Body),
+}
+
+/// A reply in this server's wire form: faults and schema errors in its
+/// fault form, every document through the dialects' rewriting layer.
+/// `actor` is the URL a `faultactor` names.
+fn finish(state: &State, reply: Reply, actor: &str) -> Answer {
+    let (status, xml) = match reply {
+        Reply::Envelope(xml) => (200, rewrite_response(&state.faults, xml)),
+        Reply::Fault(f) => (500, render_fault(state, &f, None, actor)),
+        Reply::Schema(e) => schema_answer(state, &e, actor),
+        Reply::Stream(body) => return Answer::Stream(body),
+    };
+    Answer::Document(status, state.rewriter.apply(xml))
+}
+
 /// The answer to one request body from `user` without HTTP: status and
 /// text (a streaming body is dropped unread, which closes it). Panics are
 /// not caught here, so a fuzzer sees them.
 pub(crate) fn answer(state: &Arc<State>, user: usize, body: &[u8]) -> (u16, Option<String>) {
     let mut subscribed = false;
-    match process(state, user, body, &mut subscribed) {
-        Reply::Envelope(xml) => (200, Some(xml)),
-        Reply::Fault(f) => (500, Some(f.render())),
-        Reply::Stream(_) => (200, None),
+    let reply = process(state, user, body, &mut subscribed);
+    let actor = format!("http://localhost{}", state.config.path);
+    match finish(state, reply, &actor) {
+        Answer::Document(status, xml) => (status, Some(xml)),
+        Answer::Stream(_) => (200, None),
     }
 }
 
@@ -250,7 +278,7 @@ fn parse(text: &str) -> Result<Document<'_>, roxmltree::Error> {
 }
 
 fn schema(path: &str, message: impl Into<String>) -> Reply {
-    Reply::Fault(schema_fault(&SchemaViolation::new(path, message)))
+    Reply::Schema(SchemaError::new(SchemaViolation::new(path, message)))
 }
 
 /// `subscribe` is set when the request is a Subscribe (for the affinity cookie).
@@ -261,7 +289,15 @@ fn process(state: &Arc<State>, user: usize, body: &[u8], subscribe: &mut bool) -
     };
     let doc = match parse(text) {
         Ok(d) => d,
-        Err(e) => return schema("/", format!("the request is not well-formed XML: {e}")),
+        Err(e) => {
+            let mut err = SchemaError::new(SchemaViolation::new(
+                "/",
+                format!("the request is not well-formed XML: {e}"),
+            ));
+            let pos = e.pos();
+            err.at = Some((pos.row, pos.col));
+            return Reply::Schema(err);
+        }
     };
     let root = doc.root_element();
     if root.is(ns::SOAP, "Envelope")
@@ -319,7 +355,7 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
             if !call.state.faults.has(Fault::SkipRequestValidation)
                 && let Err(v) = notification_request(op, &call.version)
             {
-                return Reply::Fault(schema_fault(&v));
+                return Reply::Schema(SchemaError::new(v).in_operation(op));
             }
             match name {
                 "Subscribe" => pull::subscribe(call, op),
@@ -328,18 +364,18 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
                 _ => streaming::get_streaming_events(call, op),
             }
         }
-        "CreateItem" => messages(call, name, items::create_item(call, op)),
-        "UpdateItem" => messages(call, name, items::update_item(call, op)),
-        "MoveItem" => messages(call, name, items::move_or_copy_item(call, op, false)),
-        "CopyItem" => messages(call, name, items::move_or_copy_item(call, op, true)),
-        "DeleteItem" => messages(call, name, items::delete_item(call, op)),
-        "CreateFolder" => messages(call, name, items::create_folder(call, op)),
-        "DeleteFolder" => messages(call, name, items::delete_folder(call, op)),
-        "GetFolder" => messages(call, name, items::get_folder(call, op)),
-        "GetItem" => messages(call, name, items::get_item(call, op)),
+        "CreateItem" => messages(call, op, items::create_item(call, op)),
+        "UpdateItem" => messages(call, op, items::update_item(call, op)),
+        "MoveItem" => messages(call, op, items::move_or_copy_item(call, op, false)),
+        "CopyItem" => messages(call, op, items::move_or_copy_item(call, op, true)),
+        "DeleteItem" => messages(call, op, items::delete_item(call, op)),
+        "CreateFolder" => messages(call, op, items::create_folder(call, op)),
+        "DeleteFolder" => messages(call, op, items::delete_folder(call, op)),
+        "GetFolder" => messages(call, op, items::get_folder(call, op)),
+        "GetItem" => messages(call, op, items::get_item(call, op)),
         _ if OTHER_EWS_OPERATIONS.contains(&name) => messages(
             call,
-            name,
+            op,
             Ok(vec![MessageOut::error(
                 ResponseCode::ErrorInvalidOperation,
                 format!("The reference server does not implement {name}."),
@@ -349,9 +385,14 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
     }
 }
 
-fn messages(call: &Call<'_>, op: &str, outcome: Result<Vec<MessageOut>, SchemaViolation>) -> Reply {
+fn messages(
+    call: &Call<'_>,
+    op: roxmltree::Node<'_, '_>,
+    outcome: Result<Vec<MessageOut>, SchemaViolation>,
+) -> Reply {
+    let name = op.tag_name().name();
     match outcome {
-        Ok(msgs) => Reply::Envelope(call.envelope(|w| render_messages(w, op, &msgs))),
-        Err(v) => Reply::Fault(schema_fault(&v)),
+        Ok(msgs) => Reply::Envelope(call.envelope(|w| render_messages(w, name, &msgs))),
+        Err(v) => Reply::Schema(SchemaError::new(v).in_operation(op)),
     }
 }

@@ -6,6 +6,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::dialects::{Dialect, DialectSet};
+
 /// Leading bytes of every store id (the shape of an Exchange entry id).
 const ID_MAGIC: [u8; 3] = [0x00, 0x03, 0x24];
 const WATERMARK_MAGIC: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
@@ -76,10 +78,21 @@ pub fn encode_watermark(mailbox: u64, seq: u64) -> String {
     STANDARD.encode(b)
 }
 
+/// Another string for the same position (a refreshed watermark): the
+/// magic's last byte carries a generation 1..=255, which decoding ignores.
+pub fn encode_refreshed_watermark(mailbox: u64, seq: u64) -> String {
+    let mut b = Vec::with_capacity(20);
+    b.extend_from_slice(&WATERMARK_MAGIC[..3]);
+    b.push(rand::random_range(1..=255));
+    b.extend_from_slice(&mailbox.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    STANDARD.encode(b)
+}
+
 /// `(mailbox nonce, sequence)` of a watermark, or `None` for garbage.
 pub fn decode_watermark(text: &str) -> Option<(u64, u64)> {
     let b = STANDARD.decode(text.trim()).ok()?;
-    if b.len() != 20 || b[..4] != WATERMARK_MAGIC {
+    if b.len() != 20 || b[..3] != WATERMARK_MAGIC[..3] {
         return None;
     }
     Some((
@@ -88,8 +101,27 @@ pub fn decode_watermark(text: &str) -> Option<(u64, u64)> {
     ))
 }
 
-/// A fresh subscription id: 24 base64 characters of randomness.
-pub fn new_subscription_id() -> String {
+/// A fresh subscription id: 24 base64 characters of randomness, or the
+/// form a dialect names.
+pub fn new_subscription_id(dialects: &DialectSet) -> String {
+    if dialects.has(Dialect::SubscriptionIdGuid) {
+        let b: [u8; 16] = rand::random();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        return format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+    }
+    if dialects.has(Dialect::SubscriptionIdPaddedBase64) {
+        // 0xFB 0xFF 0xBF encode as "+/+/"; 50 bytes end in one "=".
+        let mut b = vec![0xFB, 0xFF, 0xBF];
+        b.extend((0..47).map(|_| rand::random::<u8>()));
+        return STANDARD.encode(b);
+    }
     let bytes: [u8; 18] = rand::random();
     STANDARD.encode(bytes)
 }
@@ -129,6 +161,24 @@ mod tests {
         };
         assert_eq!(decode_watermark(&id.encode()), None);
         assert_ne!(change_key(1, 1), change_key(1, 2));
-        assert_ne!(new_subscription_id(), new_subscription_id());
+        let none = DialectSet::none();
+        assert_ne!(new_subscription_id(&none), new_subscription_id(&none));
+        let r = encode_refreshed_watermark(9, 3);
+        assert_ne!(r, w);
+        assert_eq!(decode_watermark(&r), Some((9, 3)));
+    }
+
+    #[test]
+    fn subscription_id_dialects_give_their_forms() {
+        let guid = new_subscription_id(&DialectSet::of([Dialect::SubscriptionIdGuid]));
+        let groups: Vec<usize> = guid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{guid}");
+        assert!(guid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        let padded = new_subscription_id(&DialectSet::of([Dialect::SubscriptionIdPaddedBase64]));
+        assert!(
+            padded.starts_with("+/+/") && padded.ends_with('='),
+            "{padded}"
+        );
+        assert!(STANDARD.decode(&padded).is_ok());
     }
 }

@@ -4,9 +4,11 @@
 
 use roxmltree::Node;
 
+use super::dialects::Dialect;
 use super::reply::{Call, MessageOut};
 use super::resolve::{self, Unresolved};
 use super::store::{DeleteType, FieldChange, FolderView, ItemView, NewMessage, StoreError};
+use super::transport;
 use super::validate::SchemaViolation;
 use crate::ews::events::parse_bool;
 use crate::ews::{Id, ResponseCode};
@@ -197,6 +199,7 @@ pub fn create_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
 /// recipients are ignored (Exchange would send a non-delivery report).
 fn deliver(call: &Call<'_>, message: &NewMessage) {
     let mut seen = Vec::new();
+    let mut to = Vec::new();
     for addr in &message.to {
         let Some(user) = call.state.user_by_smtp(addr) else {
             tracing::debug!(recipient = %addr, "no local mailbox; message dropped");
@@ -207,12 +210,16 @@ fn deliver(call: &Call<'_>, message: &NewMessage) {
         }
         seen.push(user);
         if let Some(mb) = call.state.mailbox(user) {
-            mb.with(|d| {
-                if let Some(inbox) = d.distinguished("inbox") {
-                    let _ = d.create_item(inbox, message.clone(), true);
-                }
-            });
+            to.push(mb.clone());
         }
+    }
+    let state = call.state;
+    if state.dialects.has(Dialect::LateDelivery) {
+        state
+            .transport
+            .send(state.minute(), &state.shutdown, to, message.clone());
+    } else {
+        transport::deliver_now(&to, message);
     }
 }
 

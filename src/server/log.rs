@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::ids::{decode_watermark, encode_watermark};
+use super::ids::{decode_watermark, encode_refreshed_watermark, encode_watermark};
 use crate::ews::{Event, EventKind, Id, ObjectId};
 
 /// How many entries a log keeps before dropping the oldest; older
@@ -99,6 +99,11 @@ impl EventLog {
 
     pub fn watermark(&self, seq: u64) -> String {
         encode_watermark(self.nonce, seq)
+    }
+
+    /// A refreshed watermark: another string naming the same position.
+    pub fn refreshed_watermark(&self, seq: u64) -> String {
+        encode_refreshed_watermark(self.nonce, seq)
     }
 
     /// The position a watermark names, if it is one of this log's and still retained.

@@ -6,7 +6,9 @@
 
 mod auth;
 mod config;
+pub mod dialects;
 pub mod faults;
+mod front;
 mod http;
 mod ids;
 mod items;
@@ -15,10 +17,12 @@ mod pull;
 mod push;
 mod reply;
 mod resolve;
+pub mod rewrite;
 mod state;
 mod store;
 mod streaming;
 mod subscriptions;
+mod transport;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, UserConfig};
+pub use dialects::{DIALECTS, Dialect, DialectError, DialectInfo, DialectSet};
 pub use faults::{CATALOGUE, Fault, FaultInfo, FaultSet, UnknownFault};
 pub use validate::SchemaViolation;
 
@@ -118,7 +123,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let state = Arc::new(State::new(config, signal.clone()));
     let app = http::router(state.clone());
     let mut stop = signal.clone();
+    let closing = state.dialects.has(Dialect::CloseAfterResponse);
     let server = tokio::spawn(async move {
+        if closing {
+            front::serve_closing(listener, app, stop).await;
+            return;
+        }
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|v| *v).await;

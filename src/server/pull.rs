@@ -14,12 +14,14 @@ use std::collections::HashSet;
 use roxmltree::Node;
 use tokio::time::Instant;
 
-use super::faults::{Fault, FaultSet, shape_events};
+use super::dialects::Dialect;
+use super::faults::{Fault, shape_events};
 use super::ids::new_subscription_id;
 use super::lock;
 use super::log::Filter;
 use super::reply::{Call, Reply};
 use super::resolve::{self, Unresolved};
+use super::state::State;
 use super::subscriptions::{Mode, Subscription};
 use crate::ews::{
     Event, EventKind, GetEventsResponse, Notification, ResponseCode, ResponseMessage,
@@ -157,7 +159,7 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             idle_since: Instant::now(),
         },
     };
-    let id = new_subscription_id();
+    let id = new_subscription_id(&call.state.dialects);
     {
         let mut registry = lock(&call.state.registry);
         registry.sweep(minute);
@@ -203,9 +205,16 @@ fn get_events_error(call: &Call<'_>, code: ResponseCode, text: &str) -> Reply {
 }
 
 /// Why a request cannot use a subscription, as (code, text).
-pub fn not_found(faults: &FaultSet) -> (ResponseCode, &'static str) {
-    if faults.has(Fault::WrongNotFoundCode) {
+/// `unsubscribed`: Unsubscribe ended the id (digest U5).
+pub fn not_found(state: &State, unsubscribed: bool) -> (ResponseCode, &'static str) {
+    if state.faults.has(Fault::WrongNotFoundCode) {
         return not_pull();
+    }
+    if unsubscribed && state.dialects.has(Dialect::UnsubscribedCode) {
+        return (
+            ResponseCode::ErrorSubscriptionUnsubscribed,
+            "The subscription has been unsubscribed.",
+        );
     }
     (
         ResponseCode::ErrorSubscriptionNotFound,
@@ -236,8 +245,9 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let faults = &call.state.faults;
     let looked_up: Result<(Filter, usize), (ResponseCode, &str)> = {
         let mut registry = lock(&call.state.registry);
+        let unsubscribed = registry.was_unsubscribed(&id);
         match registry.live(&id, call.state.minute()) {
-            None => Err(not_found(faults)),
+            None => Err(not_found(call.state, unsubscribed)),
             Some(sub) if sub.owner != call.user && !faults.has(Fault::NoOwnerCheck) => {
                 Err(access_denied())
             }
@@ -260,7 +270,7 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         Err((code, text)) => return get_events_error(call, code, text),
     };
     let Some(mailbox) = call.state.mailbox(owner) else {
-        let (code, text) = not_found(faults);
+        let (code, text) = not_found(call.state, false);
         return get_events_error(call, code, text);
     };
     let batch = mailbox.with(|d| {
@@ -281,7 +291,19 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     };
     events = shape_events(faults, events);
     if events.is_empty() && !faults.has(Fault::NoStatusEvent) {
-        events.push(Event::status(Some(watermark.clone())));
+        // Digest G3: the server may refresh an idle subscription's watermark.
+        let mark = if call.state.dialects.has(Dialect::StatusWatermarkRefreshed) {
+            mailbox
+                .with(|d| {
+                    d.log
+                        .position(&watermark)
+                        .map(|p| d.log.refreshed_watermark(p))
+                })
+                .unwrap_or_else(|| watermark.clone())
+        } else {
+            watermark.clone()
+        };
+        events.push(Event::status(Some(mark)));
     }
     let previous = if faults.has(Fault::StalePreviousWatermark) {
         call.state.fault_memory.stale_previous(&id, &watermark)
@@ -306,8 +328,9 @@ pub fn unsubscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let id = text(op, M, "SubscriptionId").unwrap_or_default();
     let outcome = {
         let mut registry = lock(&call.state.registry);
+        let unsubscribed = registry.was_unsubscribed(&id);
         match registry.live(&id, call.state.minute()) {
-            None => Err(not_found(&call.state.faults)),
+            None => Err(not_found(call.state, unsubscribed)),
             Some(sub) if sub.owner != call.user => Err(access_denied()),
             Some(Subscription {
                 mode: Mode::Push { .. },
@@ -315,7 +338,7 @@ pub fn unsubscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             }) => Err(not_pull()),
             Some(_) => {
                 if !call.state.faults.has(Fault::UnsubscribeKeepsSubscription) {
-                    registry.remove(&id);
+                    registry.unsubscribe(&id);
                 }
                 Ok(())
             }

@@ -74,7 +74,9 @@ fn pending(state: &State, id: &str) -> Option<Pending> {
         impersonate: None,
     };
     Some(Pending {
-        body: request(&header, |w| message.render(w)),
+        body: state
+            .rewriter
+            .apply(request(&header, |w| message.render(w))),
         next_cursor,
         has_events,
         more,

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use super::dialects::Dialect;
 use super::state::State;
 use super::validate::SchemaViolation;
-use crate::ews::envelope::{EnvelopeStyle, open_operation, response};
+use crate::ews::envelope::{EnvelopeStyle, FaultForm, FaultPosition, open_operation, response};
 use crate::ews::{ResponseCode, ResponseMessage, SoapFault};
 use crate::xml::XmlWriter;
 
@@ -21,12 +22,13 @@ pub struct Call<'s> {
 impl Call<'_> {
     /// A complete `s:Envelope` (with XML declaration) around `body`.
     pub fn envelope(&self, body: impl FnOnce(&mut XmlWriter)) -> String {
-        response(
-            EnvelopeStyle::Prefixed,
-            &self.state.config.server_version,
-            body,
-        )
+        envelope(self.state, body)
     }
+}
+
+/// A complete `s:Envelope` (with XML declaration) around `body`.
+pub fn envelope(state: &State, body: impl FnOnce(&mut XmlWriter)) -> String {
+    response(EnvelopeStyle::Prefixed, &state.config.server_version, body)
 }
 
 /// What a handler produced.
@@ -35,8 +37,78 @@ pub enum Reply {
     Envelope(String),
     /// HTTP 500 with this fault.
     Fault(SoapFault),
+    /// A request the schema rejects: HTTP 500 with the schema fault (or,
+    /// with `schema-error-message`, HTTP 200 with an error response message
+    /// when the operation is known).
+    Schema(SchemaError),
     /// HTTP 200 with a chunked body of envelopes (GetStreamingEvents).
     Stream(axum::body::Body),
+}
+
+/// A schema violation and what is known of where it happened.
+pub struct SchemaError {
+    pub violation: SchemaViolation,
+    /// The operation's local name, once the request got that far.
+    pub operation: Option<String>,
+    /// 1-based (line, column) in the request of the violation or of its operation.
+    pub at: Option<(u32, u32)>,
+}
+
+impl SchemaError {
+    pub fn new(violation: SchemaViolation) -> Self {
+        SchemaError {
+            violation,
+            operation: None,
+            at: None,
+        }
+    }
+
+    pub fn in_operation(mut self, op: roxmltree::Node<'_, '_>) -> Self {
+        let pos = op.document().text_pos_at(op.range().start);
+        self.operation = Some(op.tag_name().name().to_string());
+        self.at = Some((pos.row, pos.col));
+        self
+    }
+}
+
+/// What a schema error becomes on the wire: (HTTP status, document).
+pub fn schema_answer(state: &State, e: &SchemaError, actor: &str) -> (u16, String) {
+    if state.dialects.has(Dialect::SchemaErrorMessage)
+        && let Some(op) = &e.operation
+    {
+        let text = xml_safe(&format!(
+            "The request failed schema validation: {}",
+            e.violation
+        ));
+        let msg = [MessageOut::error(ResponseCode::ErrorSchemaValidation, text)];
+        return (200, envelope(state, |w| render_messages(w, op, &msg)));
+    }
+    let fault = schema_fault(&e.violation);
+    (500, render_fault(state, &fault, Some(e), actor))
+}
+
+/// A fault in this server's fault form (dialects add `xml:lang`, a
+/// `faultactor` naming `actor`, and the position detail of schema errors).
+pub fn render_fault(
+    state: &State,
+    f: &SoapFault,
+    schema: Option<&SchemaError>,
+    actor: &str,
+) -> String {
+    let d = &state.dialects;
+    let form = FaultForm {
+        lang: d.has(Dialect::FaultLang).then(|| "en-US".to_string()),
+        actor: d.has(Dialect::FaultActor).then(|| actor.to_string()),
+        position: schema.filter(|_| d.has(Dialect::FaultMessageXml)).map(|e| {
+            let (line, column) = e.at.unwrap_or((1, 1));
+            FaultPosition {
+                line,
+                column,
+                violation: xml_safe(&e.violation.to_string()),
+            }
+        }),
+    };
+    f.render_with(&form)
 }
 
 /// The fault Exchange sends for a request its schema rejects.

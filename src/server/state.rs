@@ -6,10 +6,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
+use super::dialects::{self, Dialect, DialectSet};
 use super::faults::{Fault, FaultMemory, FaultSet};
 use super::pull::BATCH;
-use super::store::Mailbox;
+use super::rewrite::Rewriter;
+use super::store::{EventForms, Mailbox};
 use super::subscriptions::Registry;
+use super::transport::Transport;
 
 pub struct State {
     pub config: ServerConfig,
@@ -24,14 +27,31 @@ pub struct State {
     pub faults: FaultSet,
     /// What some faults remember between requests.
     pub fault_memory: FaultMemory,
+    /// The legal variations this server runs with (a copy of the config's).
+    pub dialects: DialectSet,
+    /// The wire form every outgoing document is given.
+    pub rewriter: Rewriter,
+    /// Mail on its way (the `late-delivery` dialect).
+    pub transport: Transport,
 }
 
 impl State {
-    pub fn new(config: ServerConfig, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(mut config: ServerConfig, shutdown: watch::Receiver<bool>) -> Self {
         let faults = config.faults;
+        let dialects = config.dialects;
+        if let Some(v) = dialects::server_version(&dialects) {
+            config.server_version = v;
+        }
         let mailboxes: Vec<Arc<Mailbox>> = (0..config.users.len())
             .map(|i| Arc::new(Mailbox::new(i)))
             .collect();
+        let forms = EventForms {
+            copy_as_created: dialects.has(Dialect::CopyAsCreated),
+            soft_delete_as_deleted: dialects.has(Dialect::SoftDeleteAsDeleted),
+        };
+        for m in &mailboxes {
+            m.with(|d| d.forms = forms);
+        }
         if faults.has(Fault::DropEvent) {
             for m in &mailboxes {
                 m.with(|d| d.log.drop_one_in(100));
@@ -50,6 +70,9 @@ impl State {
             shutdown,
             faults,
             fault_memory: FaultMemory::default(),
+            dialects,
+            rewriter: Rewriter::new(&dialects),
+            transport: Transport::default(),
         }
     }
 

@@ -133,6 +133,17 @@ pub struct MailboxData {
     items: BTreeMap<u64, Item>,
     next_number: u64,
     pub log: EventLog,
+    /// Which legal event forms this mailbox uses (the server's dialects).
+    pub forms: EventForms,
+}
+
+/// Version-dependent event forms a mailbox can take (set from the dialects).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventForms {
+    /// CopyItem raises a CreatedEvent of the copy, not a CopiedEvent.
+    pub copy_as_created: bool,
+    /// SoftDelete raises a DeletedEvent (Exchange 2010), not a MovedEvent.
+    pub soft_delete_as_deleted: bool,
 }
 
 /// A user's mailbox, shared between requests and delivery tasks.
@@ -154,6 +165,7 @@ impl Mailbox {
             items: BTreeMap::new(),
             next_number: 1,
             log: EventLog::new(nonce),
+            forms: EventForms::default(),
         };
         for (name, display, parent) in DISTINGUISHED {
             let parent = parent.and_then(|p| data.distinguished(p));
@@ -404,6 +416,11 @@ impl MailboxData {
         let old_id = self.item_id(n);
         let new = self.allocate();
         self.items.insert(new, copy);
+        if self.forms.copy_as_created {
+            self.item_event(EventKind::Created, new, to);
+            self.folder_modified(to);
+            return Ok(new);
+        }
         let new_id = self.item_id(new);
         self.moved_or_copied(
             EventKind::Copied,
@@ -432,6 +449,13 @@ impl MailboxData {
                     .distinguished("recoverableitemsdeletions")
                     .ok_or(StoreError::FolderNotFound)?;
                 let (new, from, old_id) = self.rehome(n, dumpster)?;
+                if self.forms.soft_delete_as_deleted {
+                    // The item still goes to the dumpster; only the event differs.
+                    let e = self.emit(EventKind::Deleted, ObjectId::Item(old_id), from);
+                    self.log.append(e);
+                    self.folder_modified(from);
+                    return Ok(());
+                }
                 let new_id = self.item_id(new);
                 self.moved_or_copied(
                     EventKind::Moved,
@@ -564,6 +588,16 @@ impl MailboxData {
                 .count(),
             unread: self.unread(n),
         })
+    }
+
+    /// The subjects of a folder's items, oldest first.
+    #[cfg(test)]
+    pub fn subjects_in(&self, folder: u64) -> Vec<String> {
+        self.items
+            .values()
+            .filter(|i| i.folder == folder)
+            .map(|i| i.message.subject.clone())
+            .collect()
     }
 
     pub fn item_view(&self, n: u64) -> Result<ItemView, StoreError> {

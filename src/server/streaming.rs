@@ -22,6 +22,7 @@ use roxmltree::Node;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
+use super::dialects::Dialect;
 use super::faults::{Fault, shape_events};
 use super::lock;
 use super::pull::{access_denied, not_found};
@@ -44,11 +45,19 @@ const NOTIFICATION_ELEMENT: &str = "t:Notification";
 /// The XML declaration (streaming envelopes go without one; a fault adds two).
 const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
+/// Exchange 2013's wire form (the `streaming-m-notification` dialect).
+const EXCHANGE_NOTIFICATION_ELEMENT: &str = "m:Notification";
+
 fn envelope(state: &State, r: &GetStreamingEventsResponse) -> String {
+    let element = if state.dialects.has(Dialect::StreamingMNotification) {
+        EXCHANGE_NOTIFICATION_ELEMENT
+    } else {
+        NOTIFICATION_ELEMENT
+    };
     response(
         EnvelopeStyle::Unprefixed,
         &state.config.server_version,
-        |w| r.render(w, NOTIFICATION_ELEMENT),
+        |w| r.render(w, element),
     )
 }
 
@@ -131,8 +140,9 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         None => refused.push((code, text, vec![id.to_string()])),
     };
     for id in &ids {
+        let unsubscribed = registry.was_unsubscribed(id);
         match registry.live(id, minute) {
-            None => refuse(not_found(&state.faults), id),
+            None => refuse(not_found(state, unsubscribed), id),
             Some(s) if s.owner != call.user => refuse(access_denied(), id),
             Some(s) if !matches!(s.mode, Mode::Streaming { .. }) => refuse(
                 (
@@ -158,7 +168,16 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     }
     drop(registry);
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let chunking = if state.dialects.has(Dialect::StreamChunksSplit) {
+        Chunking::Split
+    } else if state.dialects.has(Dialect::StreamChunksJoined) {
+        Chunking::Joined
+    } else {
+        Chunking::OnePerEnvelope
+    };
     let task = Connection {
+        chunking,
+        pending: Vec::new(),
         state: state.clone(),
         user: call.user,
         id: connection,
@@ -185,7 +204,21 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
 
 /// One open connection's delivery task. Dropping it (the client went away,
 /// the timeout passed, the server stops) releases the connection.
+/// How envelopes map onto HTTP chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunking {
+    /// One chunk per envelope (the reference form).
+    OnePerEnvelope,
+    /// Each envelope cut into several chunks at arbitrary offsets.
+    Split,
+    /// Envelopes that are ready together share one chunk.
+    Joined,
+}
+
 struct Connection {
+    chunking: Chunking,
+    /// Envelopes held for the next joined chunk.
+    pending: Vec<u8>,
     state: Arc<State>,
     user: usize,
     id: u64,
@@ -208,19 +241,63 @@ pub async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 /// Why a connection loop ended early.
 struct Gone;
 
+/// Offsets that cut `len` bytes into three pieces (two when short), at
+/// places that fall inside tags and text alike.
+fn split_points(len: usize) -> Vec<usize> {
+    let mut points = vec![0];
+    if len >= 3 {
+        let a = rand::random_range(1..len / 2 + 1);
+        let b = rand::random_range(a + 1..len);
+        points.extend([a, b]);
+    } else if len == 2 {
+        points.push(1);
+    }
+    points.push(len);
+    points
+}
+
 impl Connection {
-    async fn send(&self, xml: String) -> Result<(), Gone> {
+    async fn send(&mut self, xml: String) -> Result<(), Gone> {
+        let xml = self.state.rewriter.for_stream().apply(xml);
         let xml = if self.state.faults.has(Fault::StreamDuplicateDeclaration) {
             format!("{DECLARATION}{DECLARATION}{xml}")
         } else {
             xml
         };
-        self.tx.send(Bytes::from(xml)).await.map_err(|_| Gone)
+        match self.chunking {
+            Chunking::OnePerEnvelope => self.tx.send(Bytes::from(xml)).await.map_err(|_| Gone),
+            Chunking::Joined => {
+                self.pending.extend_from_slice(xml.as_bytes());
+                Ok(())
+            }
+            Chunking::Split => {
+                let bytes = Bytes::from(xml);
+                for piece in split_points(bytes.len()).windows(2) {
+                    self.tx
+                        .send(bytes.slice(piece[0]..piece[1]))
+                        .await
+                        .map_err(|_| Gone)?;
+                    // Give the writer a chance to put each piece on the wire alone.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the envelopes held for a joined chunk.
+    async fn flush(&mut self) -> Result<(), Gone> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        self.tx.send(chunk).await.map_err(|_| Gone)
     }
 
     async fn run(mut self, refused: Vec<(ResponseCode, String, Vec<String>)>, lifetime: Duration) {
         let deadline = Instant::now() + lifetime;
         let _ = self.serve(refused, deadline).await;
+        let _ = self.flush().await;
     }
 
     async fn serve(
@@ -276,6 +353,7 @@ impl Connection {
                 }
             }
             let wake = (last_sent + heartbeat).min(deadline);
+            self.flush().await?;
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = self.kick.notified() => {}
@@ -344,6 +422,7 @@ impl Connection {
         let Some(mailbox) = self.state.mailbox(self.user) else {
             return (Vec::new(), false);
         };
+        let with_watermarks = self.state.dialects.has(Dialect::StreamingEventWatermarks);
         let mut registry = lock(&self.state.registry);
         let mut notifications = Vec::new();
         let mut more = false;
@@ -364,11 +443,23 @@ impl Connection {
                 continue;
             }
             let batch = self.state.batch();
-            let (found, more_here) = mailbox.with(|d| d.log.read_after(*cursor, filter, batch));
+            let (found, more_here) = mailbox.with(|d| {
+                let (found, more) = d.log.read_after(*cursor, filter, batch);
+                let events: Vec<_> = found
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.seq,
+                            e.to_event(with_watermarks.then(|| d.log.watermark(e.seq))),
+                        )
+                    })
+                    .collect();
+                (events, more)
+            });
             more |= more_here;
-            if let Some(last) = found.last() {
-                *cursor = last.seq;
-                let events = found.iter().map(|e| e.to_event(None)).collect();
+            if let Some((last, _)) = found.last() {
+                *cursor = *last;
+                let events = found.into_iter().map(|(_, e)| e).collect();
                 let events = shape_events(&self.state.faults, events);
                 if !events.is_empty() {
                     notifications.push(Notification {

@@ -71,6 +71,9 @@ pub struct Registry {
     /// Fault `never-expire`: subscriptions outlive their Timeout.
     pub immortal: bool,
     subs: HashMap<String, Subscription>,
+    /// Ids ended by Unsubscribe (bounded), so a later request can be told
+    /// ErrorSubscriptionUnsubscribed.
+    unsubscribed: std::collections::HashSet<String>,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
 }
@@ -95,6 +98,21 @@ impl Registry {
     }
 
     /// Removes a subscription and wakes the connection delivering it, if any.
+    /// Ends a subscription by Unsubscribe (remembered, unlike expiry).
+    pub fn unsubscribe(&mut self, id: &str) -> Option<Subscription> {
+        const REMEMBERED: usize = 100_000;
+        if self.unsubscribed.len() >= REMEMBERED {
+            self.unsubscribed.clear();
+        }
+        self.unsubscribed.insert(id.to_string());
+        self.remove(id)
+    }
+
+    /// Whether Unsubscribe ended this id.
+    pub fn was_unsubscribed(&self, id: &str) -> bool {
+        self.unsubscribed.contains(id)
+    }
+
     pub fn remove(&mut self, id: &str) -> Option<Subscription> {
         let sub = self.subs.remove(id)?;
         if let Mode::Streaming {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use crate::client::push::PushListener;
 use crate::client::transport::Auth;
-use crate::server::{FaultSet, RunningServer, ServerConfig};
+use crate::server::{DialectSet, FaultSet, RunningServer, ServerConfig};
 use crate::settings::Settings;
 
 use super::case::{Capability, UserRole};
@@ -368,6 +368,15 @@ pub async fn start_embedded_with(
     settings: &Settings,
     faults: FaultSet,
 ) -> Result<RunningTarget, TargetError> {
+    start_embedded_variant(settings, faults, DialectSet::none()).await
+}
+
+/// [`start_embedded_with`] with legal variations (dialects) switched on too.
+pub async fn start_embedded_variant(
+    settings: &Settings,
+    faults: FaultSet,
+    dialects: DialectSet,
+) -> Result<RunningTarget, TargetError> {
     let minute = Duration::from_millis(
         settings
             .protocol_minute_ms
@@ -376,6 +385,7 @@ pub async fn start_embedded_with(
     let server_config = ServerConfig {
         protocol_minute: minute,
         faults,
+        dialects,
         ..ServerConfig::default()
     };
     let users = server_config.users.clone();
@@ -393,13 +403,16 @@ pub async fn start_embedded_with(
         password: u.password.clone(),
     };
     let config = TargetBuilder::new(server.url())
-        .label(if faults.is_empty() {
-            format!("embedded reference server at {}", server.url())
-        } else {
-            format!(
+        .label(match (faults.is_empty(), dialects.is_empty()) {
+            (true, true) => format!("embedded reference server at {}", server.url()),
+            (false, true) => format!(
                 "embedded reference server at {} with faults {faults:?}",
                 server.url()
-            )
+            ),
+            _ => format!(
+                "embedded reference server at {} with faults {faults:?} and dialects {dialects:?}",
+                server.url()
+            ),
         })
         .user(first.smtp.clone(), basic(first))
         .user2(second.smtp.clone(), basic(second))
