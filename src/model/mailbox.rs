@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::ops::WatermarkHandle;
 use super::ops::{DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle};
-use super::profile::{Profile, SoftDelete};
+use super::profile::{Profile, Redelete, SoftDelete};
 use crate::ews::EventKind;
 
 /// One event the model predicts, in terms of handles.
@@ -614,6 +614,20 @@ impl Model {
         });
     }
 
+    /// From now on the unread count of `folder` is unknown (two legal
+    /// outcomes left it different), starting with the events of operation
+    /// `index` logged from `at` on.
+    fn forget_unread(&mut self, index: usize, at: usize, folder: FolderHandle) {
+        if let Some(s) = self.folders.get_mut(&folder) {
+            s.baseline = None;
+        }
+        for l in &mut self.log[at..] {
+            if l.op_index == index && l.event.object == Handle::Folder(folder) {
+                l.event.unread_count = None;
+            }
+        }
+    }
+
     /// Marks the last logged event for SubscribeToAllFolders subscriptions.
     fn last_all_folders(&mut self, form: AllFolders) {
         if let Some(last) = self.log.last_mut() {
@@ -895,11 +909,30 @@ impl Model {
                     // Exchange soft-deletes an item that is already in
                     // Deleted Items: it goes to Recoverable Items.
                     DeleteHow::MoveToDeletedItems
-                        if self.profile.redelete_is_soft
+                        if self.profile.redelete != Redelete::MoveWithin
                             && self.item(*item).map(|x| x.0)
                                 == Some(FolderHandle::DeletedItems) =>
                     {
+                        let unread = self.item(*item).is_some_and(|x| !x.1);
+                        let at = self.log.len();
                         self.soft_delete(index, "R76", *item);
+                        if self.profile.redelete == Redelete::Either {
+                            // R75 read literally: a move within Deleted Items,
+                            // which leaves its unread count as it was.
+                            if let Some(first) = self.log.get_mut(at) {
+                                first.alternatives.push(ExpectedEvent {
+                                    kind: EventKind::Moved,
+                                    object: Handle::Remnant(*item),
+                                    parent: FolderHandle::DeletedItems,
+                                    old_object: Some(h),
+                                    old_parent: Some(FolderHandle::DeletedItems),
+                                    unread_count: None,
+                                });
+                            }
+                            if unread {
+                                self.forget_unread(index, at, FolderHandle::DeletedItems);
+                            }
+                        }
                     }
                     DeleteHow::MoveToDeletedItems => {
                         let at = self.log.len();

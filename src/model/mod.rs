@@ -50,7 +50,7 @@ pub use oracle::{
     BindingConflict, Bindings, Delivery, Divergence, DivergenceKind, Observed,
     ObservedSubscription, judge,
 };
-pub use profile::{Profile, SoftDelete};
+pub use profile::{Profile, Redelete, SoftDelete};
 pub use shrink::{Minimizer, minimize};
 pub use simulate::simulate;
 

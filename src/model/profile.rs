@@ -15,6 +15,19 @@ pub enum SoftDelete {
     Either,
 }
 
+/// What MoveToDeletedItems does to an item already in Deleted Items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelete {
+    /// It moves within Deleted Items: R75 read literally, and what the
+    /// reference server does.
+    MoveWithin,
+    /// A soft delete (the item goes to Recoverable Items), as Exchange does:
+    /// the [`SoftDelete`] form of the profile.
+    SoftDelete,
+    /// Either.
+    Either,
+}
+
 /// Tolerance and behaviour switches. [`Profile::reference`] is the
 /// strictest: the reference server must produce the predicted events and
 /// batches, up to what the protocol leaves open to every server (the order
@@ -37,10 +50,8 @@ pub struct Profile {
     pub copy_as_created: bool,
     /// The event a soft delete raises (R76).
     pub soft_delete: SoftDelete,
-    /// MoveToDeletedItems of an item already in Deleted Items is a soft
-    /// delete (the item goes to Recoverable Items), as on Exchange; the
-    /// reference server moves it within Deleted Items instead.
-    pub redelete_is_soft: bool,
+    /// MoveToDeletedItems of an item already in Deleted Items.
+    pub redelete: Redelete,
     /// SubscribeToAllFolders subscriptions see deletions through the
     /// AllItems search folder (Exchange 2013+, digest 2.2 C-DEL): a
     /// MoveToDeletedItems raises no MovedEvent, a soft delete a DeletedEvent,
@@ -85,7 +96,7 @@ impl Profile {
             // R77: the digest says accept either, for every server.
             copy_as_created: true,
             soft_delete: SoftDelete::ToDumpster,
-            redelete_is_soft: false,
+            redelete: Redelete::MoveWithin,
             all_folders_search_folder: false,
             foreign_folder_events: false,
             unchanged_update_optional: false,
@@ -106,7 +117,7 @@ impl Profile {
             missing_folder_modified: true,
             copy_as_created: true,
             soft_delete: SoftDelete::Either,
-            redelete_is_soft: true,
+            redelete: Redelete::Either,
             all_folders_search_folder: true,
             foreign_folder_events: true,
             unchanged_update_optional: true,
@@ -123,6 +134,7 @@ impl Profile {
         Profile {
             name: "exchange2013",
             soft_delete: SoftDelete::ToDumpster,
+            redelete: Redelete::SoftDelete,
             ..Profile::exchange()
         }
     }
@@ -133,6 +145,7 @@ impl Profile {
         Profile {
             name: "exchange2010",
             soft_delete: SoftDelete::Deleted,
+            redelete: Redelete::SoftDelete,
             all_folders_search_folder: false,
             ..Profile::exchange()
         }
