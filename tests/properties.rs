@@ -36,6 +36,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::transport::Auth;
+use ews_conformance::ews::EventKind;
 use ews_conformance::model::drive::{
     DriveError, Driver, ExploreConfig, ExploreReport, Failure, Signature, explore,
 };
@@ -217,7 +218,16 @@ enum Break {
     /// From a subscription's third GetEvents on, PreviousWatermark repeats
     /// the one its second call sent.
     StalePreviousWatermark,
+    /// Mail is delivered asynchronously, as Exchange's transport does: a
+    /// CreateItem SendOnly is answered at once and reaches the server later.
+    LateDelivery,
 }
+
+/// How late [`Break::LateDelivery`] delivers.
+const DELIVERY_DELAY: Duration = Duration::from_millis(400);
+
+/// A CreateItem success naming no item, as Exchange answers a SendOnly.
+const SENT: &str = r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:CreateItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items/></m:CreateItemResponseMessage></m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#;
 
 struct ProxyState {
     upstream: String,
@@ -250,6 +260,7 @@ fn rewrite(state: &ProxyState, request: &str, mut body: String) -> String {
         return body;
     }
     match state.how {
+        Break::LateDelivery => body,
         Break::DropFirstOfTwoCreated => {
             if body.matches("<t:CreatedEvent>").count() >= 2
                 && let Some(start) = body.find("<t:CreatedEvent>")
@@ -297,6 +308,18 @@ async fn forward(
         .header(header::CONTENT_TYPE, "text/xml; charset=utf-8");
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         out = out.header(header::AUTHORIZATION, auth.clone());
+    }
+    if matches!(state.how, Break::LateDelivery) && request.contains("SendOnly") {
+        tokio::spawn(async move {
+            tokio::time::sleep(DELIVERY_DELAY).await;
+            let _ = out.body(request).send().await;
+        });
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            SENT,
+        )
+            .into_response();
     }
     let answer = match out.body(request.clone()).send().await {
         Ok(a) => a,
@@ -709,6 +732,93 @@ fn fault_drop_one_in_a_hundred_is_found() {
         FAULT_MAX_OPS,
         150,
     ));
+}
+
+#[test]
+fn a_late_delivery_is_awaited_before_the_next_operation() {
+    runtime().block_on(async {
+        let server = reference_server(ServerConfig::default()).await;
+        let proxy = start_proxy(server.url(), Break::LateDelivery).await;
+        let driver =
+            Driver::for_target(pull_target(&proxy.url, Duration::from_secs(10))).expect("a driver");
+        let inbox = [FolderHandle::Inbox];
+        let ops = vec![
+            Op::Subscribe {
+                sub: SubHandle(1),
+                mode: Mode::Pull,
+                scope: Scope::Folders(inbox.into_iter().collect()),
+                event_types: [EventKind::Created, EventKind::NewMail, EventKind::Modified].into(),
+            },
+            Op::Deliver {
+                item: ItemHandle(1),
+            },
+            Op::Poll { sub: SubHandle(1) },
+        ];
+        // The strict reference profile: a poll right after the send sees
+        // the delivery's events only if the driver waited for it.
+        let run = driver.run(&ops).await.expect("the target answers");
+        assert!(
+            run.passed(),
+            "{:?}\n{:?}",
+            run.failure.as_ref().map(Failure::first),
+            run.notes
+        );
+        assert_eq!(run.predicted_events(), 3);
+    });
+}
+
+#[test]
+fn shrinking_stops_when_the_time_budget_is_spent_and_writes_the_smallest_case_so_far() {
+    runtime().block_on(async {
+        let broken = reference_server(faulty_server_config(&["stale-previous-watermark"])).await;
+        let driver = Driver::for_target(pull_target(&broken.url(), Duration::from_secs(10)))
+            .expect("a driver");
+        let found_root = scratch("budget");
+        let config = ExploreConfig {
+            // Many polls of few subscriptions: the first sequence fails (R31).
+            generator: GenConfig {
+                min_ops: 40,
+                max_ops: 60,
+                poll_weight: 40,
+                max_subscriptions: 1,
+                ..GenConfig::isolated_pull()
+            },
+            cases: None,
+            // Spent before the first sequence ends: shrinking must not start.
+            budget: Some(Duration::from_millis(1)),
+            seed: 11,
+            shrink_runs: 10_000,
+            shrink_budget: Duration::from_secs(600),
+            found_dir: Some(found_root.clone()),
+            long_every: None,
+        };
+        let started = Instant::now();
+        let report = explore(&driver, &config).await.expect("the target answers");
+        let found = report
+            .found
+            .as_ref()
+            .unwrap_or_else(|| panic!("the broken target passed: {}", report.summary()));
+        let text = found.report();
+        assert_eq!(report.sequences, 1, "{text}");
+        assert_eq!(found.shrink_runs, 0, "{text}");
+        assert!(
+            found
+                .shrink_cut_short
+                .as_deref()
+                .is_some_and(|why| why.contains("time budget")),
+            "{text}"
+        );
+        assert!(text.contains("shrinking was cut short"), "{text}");
+        // The smallest failing sequence so far (the original) is written.
+        assert_eq!(found.shrunk.ops, found.original, "{text}");
+        let path = found
+            .case_file
+            .clone()
+            .unwrap_or_else(|| panic!("written: {text}"));
+        assert!(path.exists());
+        assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+        let _ = std::fs::remove_dir_all(&found_root);
+    });
 }
 
 // ------------------------------------------------------------ the CLI

@@ -64,8 +64,10 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// Whether the profile's events can be expected exactly (no extra or
+    /// missing ModifiedEvents).
     fn strict(&self) -> bool {
-        !self.profile.extra_folder_modified && !self.profile.copy_as_created
+        !self.profile.loose()
     }
 
     fn header(&mut self, title: &str, prediction: &Prediction) {
@@ -378,7 +380,9 @@ impl<'a> Renderer<'a> {
             q(&format!("${{{sub}}}")),
             q(&watermark)
         );
-        let strict = self.strict();
+        // An event with another legal form (R76, R77) or none is left
+        // out of the patterns, so the poll's events cannot be exact.
+        let strict = self.strict() && !due_events.iter().any(|pe| self.latitude(pe));
         if strict && due.len() <= Profile::MAX_BATCH {
             // One GetEvents call is predicted, so its PreviousWatermark is
             // the watermark the step sends (R31).
@@ -408,17 +412,21 @@ impl<'a> Renderer<'a> {
             let _ = writeln!(self.out, "\n[[step.expect.event]]\nkind = \"StatusEvent\"");
         }
         for pe in due_events {
-            let e = &pe.event;
-            if e.kind == EventKind::Copied && self.profile.copy_as_created {
-                continue; // either CopiedEvent or CreatedEvent is right (R77)
+            if !self.latitude(pe) {
+                self.pattern(&pe.event);
             }
-            if pe.new_mail_on_save && !self.profile.new_mail_on_save {
-                continue; // Exchange raises NewMail for delivered mail only
-            }
-            self.pattern(e);
         }
         self.next_watermark
             .insert(sub, format!("${{{step_name}.watermark}}"));
+    }
+
+    /// Whether a legal outcome differs from `pe`'s predicted form: another
+    /// form (a copy's CreatedEvent, R77; a soft delete's per-version event,
+    /// R76), or no event (NewMail for a saved message on Exchange).
+    fn latitude(&self, pe: &PredictedEvent) -> bool {
+        pe.has_latitude()
+            || (pe.event.kind == EventKind::Copied && self.profile.copy_as_created)
+            || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
     }
 
     fn pattern(&mut self, e: &ExpectedEvent) {

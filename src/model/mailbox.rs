@@ -1,13 +1,16 @@
 //! The mailbox model: folders, items, unread counts, the mailbox event log
 //! and, per subscription, the events it must see. Event shapes are those of
 //! the Exchange 2013/Online profile for listed folders (digest 2.2), which the
-//! reference server implements exactly.
+//! reference server implements; where Exchange versions differ, a
+//! [`Profile`] picks the prediction and each event carries the other legal
+//! forms ([`LoggedEvent::alternatives`]) and whether it may be absent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::ops::WatermarkHandle;
 use super::ops::{DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle};
+use super::profile::{Profile, Redelete, SoftDelete};
 use crate::ews::EventKind;
 
 /// One event the model predicts, in terms of handles.
@@ -54,6 +57,34 @@ pub struct LoggedEvent {
     /// Inbox: the reference server raises it, Exchange raises NewMail only
     /// for delivered mail (digest 2.2 notes), so a profile may let it be missing.
     pub new_mail_on_save: bool,
+    /// Other legal forms of this event: what another Exchange version
+    /// raises for the same change (e.g. a soft delete's DeletedEvent on
+    /// 2010 for the MovedEvent to the dumpster on 2013, R76).
+    pub alternatives: Vec<ExpectedEvent>,
+    /// What a SubscribeToAllFolders subscription may see instead (profile
+    /// `all_folders_search_folder`, digest 2.2 C-DEL).
+    pub all_folders: AllFolders,
+    /// A legal outcome raises no such event at all.
+    pub optional: bool,
+}
+
+/// How an event differs for a SubscribeToAllFolders subscription on a
+/// server that reports deletions through the AllItems search folder.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllFolders {
+    #[default]
+    Same,
+    /// It may be absent (a MoveToDeletedItems raises no MovedEvent there).
+    Optional,
+    /// It may come in this form too (a soft delete is a DeletedEvent there).
+    Also(ExpectedEvent),
+}
+
+impl LoggedEvent {
+    /// The predicted form and its legal alternatives.
+    pub fn forms(&self) -> impl Iterator<Item = &ExpectedEvent> {
+        std::iter::once(&self.event).chain(&self.alternatives)
+    }
 }
 
 /// An event one subscription must receive.
@@ -66,6 +97,24 @@ pub struct PredictedEvent {
     pub rule: &'static str,
     /// See [`LoggedEvent::new_mail_on_save`].
     pub new_mail_on_save: bool,
+    /// Other legal forms (see [`LoggedEvent::alternatives`]) this
+    /// subscription would see.
+    pub alternatives: Vec<ExpectedEvent>,
+    /// A legal outcome leaves it out for this subscription: another form
+    /// is outside its folders, or its server raises none.
+    pub optional: bool,
+}
+
+impl PredictedEvent {
+    /// The predicted form and its legal alternatives.
+    pub fn forms(&self) -> impl Iterator<Item = &ExpectedEvent> {
+        std::iter::once(&self.event).chain(&self.alternatives)
+    }
+
+    /// Whether more than one outcome is legal for it (another form, or none).
+    pub fn has_latitude(&self) -> bool {
+        self.optional || !self.alternatives.is_empty()
+    }
 }
 
 /// Everything the oracle needs to know about one subscription.
@@ -186,6 +235,8 @@ pub struct Model {
     watermarks: BTreeMap<WatermarkHandle, Remembered>,
     log: Vec<LoggedEvent>,
     next_index: usize,
+    /// The server's choices where Exchange versions differ.
+    profile: Profile,
 }
 
 impl Default for Model {
@@ -228,6 +279,16 @@ impl Model {
             watermarks: BTreeMap::new(),
             log: Vec::new(),
             next_index: 0,
+            profile: Profile::reference(),
+        }
+    }
+
+    /// A model predicting what a target of `profile` does where Exchange
+    /// versions differ ([`Model::new`] predicts the reference server).
+    pub fn for_profile(profile: &Profile) -> Self {
+        Model {
+            profile: profile.clone(),
+            ..Model::new()
         }
     }
 
@@ -547,7 +608,70 @@ impl Model {
             op_index: index,
             rule,
             new_mail_on_save: false,
+            alternatives: Vec::new(),
+            all_folders: AllFolders::Same,
+            optional: false,
         });
+    }
+
+    /// From now on the unread count of `folder` is unknown (two legal
+    /// outcomes left it different), starting with the events of operation
+    /// `index` logged from `at` on.
+    fn forget_unread(&mut self, index: usize, at: usize, folder: FolderHandle) {
+        if let Some(s) = self.folders.get_mut(&folder) {
+            s.baseline = None;
+        }
+        for l in &mut self.log[at..] {
+            if l.op_index == index && l.event.object == Handle::Folder(folder) {
+                l.event.unread_count = None;
+            }
+        }
+    }
+
+    /// Marks the last logged event for SubscribeToAllFolders subscriptions.
+    fn last_all_folders(&mut self, form: AllFolders) {
+        if let Some(last) = self.log.last_mut() {
+            last.all_folders = form;
+        }
+    }
+
+    /// A soft delete (R76): the item goes to the dumpster. Exchange 2013
+    /// raises a MovedEvent to it, Exchange 2010 a DeletedEvent (C-DEL);
+    /// either way the parent's ModifiedEvent follows.
+    fn soft_delete(&mut self, index: usize, rule: &'static str, item: ItemHandle) {
+        let h = Handle::Item(item);
+        let Some(state) = self.remove_item(h) else {
+            return;
+        };
+        let remnant = Handle::Remnant(item);
+        self.add_item(remnant, FolderHandle::Dumpster, state.read);
+        let moved = ExpectedEvent {
+            kind: EventKind::Moved,
+            object: remnant,
+            parent: FolderHandle::Dumpster,
+            old_object: Some(h),
+            old_parent: Some(state.folder),
+            unread_count: None,
+        };
+        let deleted = ExpectedEvent {
+            kind: EventKind::Deleted,
+            object: h,
+            parent: state.folder,
+            old_object: None,
+            old_parent: None,
+            unread_count: None,
+        };
+        let (event, alternatives) = match self.profile.soft_delete {
+            SoftDelete::ToDumpster => (moved, Vec::new()),
+            SoftDelete::Deleted => (deleted.clone(), Vec::new()),
+            SoftDelete::Either => (moved, vec![deleted.clone()]),
+        };
+        self.emit(index, rule, event);
+        if let Some(last) = self.log.last_mut() {
+            last.alternatives = alternatives;
+            last.all_folders = AllFolders::Also(deleted);
+        }
+        self.folder_modified(index, rule, state.folder);
     }
 
     fn folder_modified(&mut self, index: usize, rule: &'static str, folder: FolderHandle) {
@@ -709,8 +833,14 @@ impl Model {
                 if was != *read {
                     self.adjust_unread(folder, if *read { -1 } else { 1 });
                 }
+                let at = self.log.len();
                 self.item_event(index, "R72", EventKind::Modified, h);
                 self.folder_modified(index, "R72", folder);
+                if was == *read && self.profile.unchanged_update_optional {
+                    for l in &mut self.log[at..] {
+                        l.optional = true;
+                    }
+                }
             }
             Op::SetSubject { item } => {
                 let h = Handle::Item(*item);
@@ -747,6 +877,21 @@ impl Model {
                         unread_count: None,
                     },
                 );
+                // R77: Exchange's overview figure shows a CreatedEvent for a
+                // copy, which a subscription on the source folder alone
+                // does not see.
+                if self.profile.copy_as_created
+                    && let Some(last) = self.log.last_mut()
+                {
+                    last.alternatives.push(ExpectedEvent {
+                        kind: EventKind::Created,
+                        object: Handle::Item(*new),
+                        parent: *to,
+                        old_object: None,
+                        old_parent: None,
+                        unread_count: None,
+                    });
+                }
                 self.folder_modified(index, "R77", *to);
             }
             Op::DeleteItem { item, how } => {
@@ -760,22 +905,51 @@ impl Model {
                         self.remove_item(h);
                         self.folder_modified(index, "R74", folder);
                     }
-                    DeleteHow::SoftDelete => self.move_item(
-                        index,
-                        "R76",
-                        h,
-                        FolderHandle::Dumpster,
-                        Handle::Remnant(*item),
-                        false,
-                    ),
-                    DeleteHow::MoveToDeletedItems => self.move_item(
-                        index,
-                        "R75",
-                        h,
-                        FolderHandle::DeletedItems,
-                        Handle::Remnant(*item),
-                        true,
-                    ),
+                    DeleteHow::SoftDelete => self.soft_delete(index, "R76", *item),
+                    // Exchange soft-deletes an item that is already in
+                    // Deleted Items: it goes to Recoverable Items.
+                    DeleteHow::MoveToDeletedItems
+                        if self.profile.redelete != Redelete::MoveWithin
+                            && self.item(*item).map(|x| x.0)
+                                == Some(FolderHandle::DeletedItems) =>
+                    {
+                        let unread = self.item(*item).is_some_and(|x| !x.1);
+                        let at = self.log.len();
+                        self.soft_delete(index, "R76", *item);
+                        if self.profile.redelete == Redelete::Either {
+                            // R75 read literally: a move within Deleted Items,
+                            // which leaves its unread count as it was.
+                            if let Some(first) = self.log.get_mut(at) {
+                                first.alternatives.push(ExpectedEvent {
+                                    kind: EventKind::Moved,
+                                    object: Handle::Remnant(*item),
+                                    parent: FolderHandle::DeletedItems,
+                                    old_object: Some(h),
+                                    old_parent: Some(FolderHandle::DeletedItems),
+                                    unread_count: None,
+                                });
+                            }
+                            if unread {
+                                self.forget_unread(index, at, FolderHandle::DeletedItems);
+                            }
+                        }
+                    }
+                    DeleteHow::MoveToDeletedItems => {
+                        let at = self.log.len();
+                        self.move_item(
+                            index,
+                            "R75",
+                            h,
+                            FolderHandle::DeletedItems,
+                            Handle::Remnant(*item),
+                            true,
+                        );
+                        // All folders on 2013: no MovedEvent, only the
+                        // AllItems search folder's Deleted + Created (C-DEL).
+                        if let Some(moved) = self.log.get_mut(at) {
+                            moved.all_folders = AllFolders::Optional;
+                        }
+                    }
                 }
             }
             Op::CreateFolder { folder, parent } => {
@@ -841,6 +1015,8 @@ impl Model {
                                 unread_count: None,
                             },
                         );
+                        // All folders on 2013: only the two ModifiedEvents (C-DEL).
+                        self.last_all_folders(AllFolders::Optional);
                         self.folder_modified(index, "R75", parent);
                         self.folder_modified(index, "R75", FolderHandle::DeletedItems);
                     }
@@ -930,29 +1106,56 @@ impl Model {
             events: Vec::new(),
         };
         let end = s.end.unwrap_or(self.log.len()).min(self.log.len());
+        let search_folder = s.scope == Scope::AllFolders && self.profile.all_folders_search_folder;
         for (at, logged) in self.log.iter().enumerate().take(end).skip(s.start) {
-            if !p.sees(&logged.event) {
+            let mut optional = logged.optional;
+            let mut forms: Vec<ExpectedEvent> = logged.forms().cloned().collect();
+            if search_folder {
+                match &logged.all_folders {
+                    AllFolders::Same => {}
+                    AllFolders::Optional => optional = true,
+                    AllFolders::Also(e) => {
+                        if !forms.contains(e) {
+                            forms.push(e.clone());
+                        }
+                    }
+                }
+            }
+            // A form this subscription does not see is a legal outcome in
+            // which it receives nothing.
+            let total = forms.len();
+            forms.retain(|e| p.sees(e));
+            if forms.is_empty() {
                 continue;
             }
+            optional |= forms.len() < total;
+            let event = forms.remove(0);
             // Due at the first poll that came after the event was logged.
             let Some(due) = s.polls.iter().find(|(_, len)| *len > at).map(|(i, _)| *i) else {
                 continue;
             };
             p.events.push(PredictedEvent {
-                event: logged.event.clone(),
+                event,
                 caused_by: logged.op_index,
                 due,
                 rule: logged.rule,
                 new_mail_on_save: logged.new_mail_on_save,
+                alternatives: forms,
+                optional,
             });
         }
         p
     }
 }
 
-/// Runs a whole sequence through a fresh model.
+/// Runs a whole sequence through a fresh model of the reference server.
 pub fn predict(ops: &[Op]) -> Result<Prediction, InvalidOp> {
     predict_with(Model::new(), ops)
+}
+
+/// Runs a whole sequence through a fresh model of a `profile` target.
+pub fn predict_for(profile: &Profile, ops: &[Op]) -> Result<Prediction, InvalidOp> {
+    predict_with(Model::for_profile(profile), ops)
 }
 
 /// Runs a sequence through `model` (e.g. one with known unread baselines).

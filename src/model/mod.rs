@@ -39,8 +39,8 @@ pub mod simulate;
 pub use case::to_case_toml;
 pub use generate::{GenConfig, build_ops, ops_strategy};
 pub use mailbox::{
-    ExpectedEvent, InvalidOp, LoggedEvent, Model, PredictedEvent, PredictedSubscription,
-    Prediction, predict, predict_with,
+    AllFolders, ExpectedEvent, InvalidOp, LoggedEvent, Model, PredictedEvent,
+    PredictedSubscription, Prediction, predict, predict_for, predict_with,
 };
 pub use ops::{
     DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle, WatermarkHandle,
@@ -50,7 +50,7 @@ pub use oracle::{
     BindingConflict, Bindings, Delivery, Divergence, DivergenceKind, Observed,
     ObservedSubscription, judge,
 };
-pub use profile::Profile;
+pub use profile::{Profile, Redelete, SoftDelete};
 pub use shrink::{Minimizer, minimize};
 pub use simulate::simulate;
 

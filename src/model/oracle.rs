@@ -389,7 +389,11 @@ impl<'a> SubJudge<'a> {
             _ => Some(Profile::MAX_BATCH),
         };
         let wm_rule = if mode == Mode::Push { "R69" } else { "R31" };
-        let mut previous_last: Option<&str> = None;
+        // Push: the watermarks the next PreviousWatermark may name: the
+        // last one of the previous notification, and when that carried only
+        // a StatusEvent, also those before it (an idle subscription's
+        // watermark may be refreshed or repeated, digest G3).
+        let mut chain: Vec<&str> = Vec::new();
         for (k, d) in self.obs.deliveries.iter().enumerate() {
             let n = &d.notification;
             let at = |mut div: Divergence| {
@@ -483,8 +487,11 @@ impl<'a> SubJudge<'a> {
                     }
                 }
                 Mode::Push => {
-                    if let Some(last) = previous_last
-                        && n.previous_watermark.as_deref() != Some(last)
+                    if let Some(last) = chain.last().copied()
+                        && !n
+                            .previous_watermark
+                            .as_deref()
+                            .is_some_and(|w| chain.contains(&w))
                     {
                         let mut div = at(self.divergence(
                             DivergenceKind::PreviousWatermark,
@@ -496,7 +503,15 @@ impl<'a> SubJudge<'a> {
                         div.received = Some(show_opt(n.previous_watermark.as_deref()));
                         out.push(div);
                     }
-                    previous_last = n.last_watermark().or(previous_last);
+                    let status_only = n.events.iter().all(|e| e.kind == EventKind::Status);
+                    if !status_only {
+                        chain.clear();
+                    }
+                    if let Some(w) = n.last_watermark()
+                        && !chain.contains(&w)
+                    {
+                        chain.push(w);
+                    }
                 }
                 Mode::Streaming => {}
             }
@@ -646,58 +661,84 @@ impl<'a> SubJudge<'a> {
         } else {
             delivery_rule(self.pred.mode)
         };
+        let n = predicted.len();
+        // Predicted events matched, or left out as the profile allows.
+        let mut done = vec![false; n];
+        // The first predicted event not yet done.
         let mut p = 0;
         // Tolerated extras since the last match: one of them may be the
         // predicted event with a wrong UnreadCount.
         let mut skipped: Vec<usize> = Vec::new();
         'received: for (i, r) in received.iter().enumerate() {
-            while let Some(pe) = predicted.get(p) {
-                let why = match unify(&pe.event, r.event, bindings, self.profile) {
-                    Ok(new) => {
-                        for (h, id) in new {
-                            // unify checked consistency; a failure here cannot
-                            // happen but must not abort the judgement.
-                            let _ = bindings.bind(h, id);
-                        }
-                        if self.profile.synchronous_pull
-                            && self.pred.mode == Mode::Pull
-                            && r.poll != pe.due
-                        {
-                            return Some(self.event_divergence(
-                                DivergenceKind::Late,
-                                rule,
-                                format!(
-                                    "arrived in the poll at operation {}, due in the poll at operation {}",
-                                    r.poll, pe.due
-                                ),
-                                i,
-                                r,
-                                Some(&pe.event),
-                                bindings,
-                            ));
-                        }
-                        p += 1;
-                        skipped.clear();
-                        continue 'received;
-                    }
-                    Err(m) => m,
+            loop {
+                while p < n && done[p] {
+                    p += 1;
+                }
+                let Some(first) = predicted.get(p) else {
+                    break;
                 };
-                // A predicted folder ModifiedEvent the target may leave out,
-                // unless this is that very event with a wrong UnreadCount.
-                if self.optional(pe) && why.rule != Some("R44") {
-                    if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
+                // The events of one operation may come in any order
+                // (t:NotificationType is an unbounded xs:choice and the docs
+                // name no order); operations stay in order.
+                let burst: Vec<usize> = (p..n)
+                    .take_while(|&q| predicted[q].caused_by == first.caused_by)
+                    .filter(|&q| !done[q])
+                    .collect();
+                for &q in &burst {
+                    let pe = &predicted[q];
+                    let Ok(new) = unify_any(pe, r.event, bindings, self.profile) else {
+                        continue;
+                    };
+                    for (h, id) in new {
+                        // unify checked consistency; a failure here cannot
+                        // happen but must not abort the judgement.
+                        let _ = bindings.bind(h, id);
+                    }
+                    if self.profile.synchronous_pull
+                        && self.pred.mode == Mode::Pull
+                        && r.poll != pe.due
+                    {
+                        return Some(self.event_divergence(
+                            DivergenceKind::Late,
+                            rule,
+                            format!(
+                                "arrived in the poll at operation {}, due in the poll at operation {}",
+                                r.poll, pe.due
+                            ),
+                            i,
+                            r,
+                            Some(&pe.event),
+                            bindings,
+                        ));
+                    }
+                    done[q] = true;
+                    skipped.clear();
+                    continue 'received;
+                }
+                // Nothing of this operation fits: what is left of it may be
+                // left out only if all of it is optional, and none of it
+                // is this very event with a wrong UnreadCount.
+                let droppable = burst.iter().all(|&q| {
+                    self.optional(&predicted[q])
+                        && unify_any(&predicted[q], r.event, bindings, self.profile)
+                            .err()
+                            .is_none_or(|m| m.rule != Some("R44"))
+                });
+                if !droppable {
+                    break;
+                }
+                for &q in &burst {
+                    if let Some(near) = self.near_miss(&received, &skipped, q, bindings) {
                         return Some(near);
                     }
-                    p += 1;
-                    continue;
+                    done[q] = true;
                 }
-                break;
             }
             if self.tolerated_extra(r.event, bindings) {
                 skipped.push(i);
                 continue;
             }
-            let div = self.classify(&received, i, p, rule, bindings);
+            let div = self.classify(&received, i, p, &done, rule, bindings);
             if div.kind == DivergenceKind::Lost
                 && let Some(near) = self.near_miss(&received, &skipped, p, bindings)
             {
@@ -705,22 +746,28 @@ impl<'a> SubJudge<'a> {
             }
             return Some(div);
         }
-        while predicted.get(p).is_some_and(|pe| self.optional(pe)) {
-            if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
+        let mut missing = None;
+        for q in p..n {
+            if done[q] {
+                continue;
+            }
+            if let Some(near) = self.near_miss(&received, &skipped, q, bindings) {
                 return Some(near);
             }
-            p += 1;
+            if !self.optional(&predicted[q]) {
+                missing = Some(q);
+                break;
+            }
         }
-        let missing = predicted.get(p)?;
-        if let Some(near) = self.near_miss(&received, &skipped, p, bindings) {
-            return Some(near);
-        }
+        let q = missing?;
+        let missing = &predicted[q];
+        let arrived = done[..q].iter().filter(|d| **d).count();
         let mut div = self.divergence(
             DivergenceKind::Lost,
             rule,
             format!(
                 "{} of {} predicted events arrived; the next one (caused by operation {}) never did",
-                p,
+                arrived,
                 predicted.len(),
                 missing.caused_by
             ),
@@ -733,19 +780,44 @@ impl<'a> SubJudge<'a> {
     /// A predicted event the profile lets the target leave out.
     fn optional(&self, pe: &PredictedEvent) -> bool {
         let e = &pe.event;
-        (self.profile.missing_folder_modified
-            && e.kind == EventKind::Modified
-            && e.object.is_folder())
+        pe.optional
+            || (self.profile.missing_folder_modified
+                && e.kind == EventKind::Modified
+                && e.object.is_folder())
             || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
     }
 
     /// An extra folder ModifiedEvent the profile tolerates; it must still
     /// pass the subscription's filters.
     fn tolerated_extra(&self, e: &Event, bindings: &Bindings) -> bool {
-        self.profile.extra_folder_modified
-            && e.kind == EventKind::Modified
-            && e.object.as_ref().is_some_and(ObjectId::is_folder)
-            && !self.outside_filter(e, bindings)
+        let folder = e.object.as_ref().is_some_and(ObjectId::is_folder);
+        let item = matches!(e.object, Some(ObjectId::Item(_)));
+        let modified = e.kind == EventKind::Modified
+            && ((folder && self.profile.extra_folder_modified)
+                || (item && self.profile.extra_item_modified));
+        // Exchange 2013+ reports deletions to an all-folders subscription
+        // through the AllItems search folder too: item Created/Deleted
+        // events in a folder that is none of the model's (C-DEL).
+        let search_folder = self.profile.all_folders_search_folder
+            && self.pred.scope == super::ops::Scope::AllFolders
+            && item
+            && matches!(e.kind, EventKind::Created | EventKind::Deleted)
+            && e.parent_folder_id
+                .as_ref()
+                .is_some_and(|p| bindings.handle_of(&p.id).is_none());
+        // A whole-mailbox subscription sees folders the model does not know.
+        let unknown =
+            |id: Option<&crate::ews::Id>| id.is_none_or(|p| bindings.handle_of(&p.id).is_none());
+        let foreign = self.profile.foreign_folder_events
+            && self.pred.scope == super::ops::Scope::AllFolders
+            && e.parent_folder_id.is_some()
+            && unknown(e.parent_folder_id.as_ref())
+            && unknown(e.old_parent_folder_id.as_ref())
+            && match &e.object {
+                Some(ObjectId::Folder(id)) => bindings.handle_of(&id.id).is_none(),
+                _ => true,
+            };
+        (modified || search_folder || foreign) && !self.outside_filter(e, bindings)
     }
 
     /// A skipped extra that is predicted event `p` but for its UnreadCount.
@@ -758,7 +830,7 @@ impl<'a> SubJudge<'a> {
     ) -> Option<Divergence> {
         let expected = self.pred.events.get(p)?;
         skipped.iter().find_map(|&k| {
-            let m = unify(&expected.event, received[k].event, bindings, self.profile).err()?;
+            let m = unify_any(expected, received[k].event, bindings, self.profile).err()?;
             (m.rule == Some("R44")).then(|| {
                 self.event_divergence(
                     DivergenceKind::Mismatch,
@@ -779,16 +851,31 @@ impl<'a> SubJudge<'a> {
         received: &[Received<'_>],
         i: usize,
         p: usize,
+        done: &[bool],
         rule: &'static str,
         bindings: &Bindings,
     ) -> Divergence {
         let r = &received[i];
         let predicted = &self.pred.events;
-        let fits = |pe: &ExpectedEvent, got: &Event| unify(pe, got, bindings, self.profile).is_ok();
+        let fits =
+            |pe: &PredictedEvent, got: &Event| unify_any(pe, got, bindings, self.profile).is_ok();
+        let fits_logged = |l: &LoggedEvent, got: &Event| {
+            l.forms()
+                .any(|f| unify(f, got, bindings, self.profile).is_ok())
+        };
+        // Still to come, after the one expected now.
+        let pending = || {
+            predicted
+                .iter()
+                .enumerate()
+                .skip(p + 1)
+                .filter(|(q, _)| !done[*q])
+                .map(|(_, pe)| pe)
+        };
         // Same kind, a known object and parent: a wrong detail (R43, R44),
         // even when the wrong field puts the event outside the filter.
         if let Some(expected) = predicted.get(p)
-            && let Err(m) = unify(&expected.event, r.event, bindings, self.profile)
+            && let Err(m) = unify_any(expected, r.event, bindings, self.profile)
             && let Some(field_rule) = m.rule
             && m.known_object
         {
@@ -817,14 +904,15 @@ impl<'a> SubJudge<'a> {
         // one that fits a later prediction is not called a repeat.
         let folder_modified = r.event.kind == EventKind::Modified
             && r.event.object.as_ref().is_some_and(ObjectId::is_folder);
-        let fits_later = predicted
-            .get(p + 1..)
-            .is_some_and(|rest| rest.iter().any(|pe| fits(&pe.event, r.event)));
-        if let Some(earlier) = predicted[..p]
+        let fits_later = pending().any(|pe| fits(pe, r.event));
+        if let Some(earlier) = predicted
             .iter()
+            .enumerate()
+            .filter(|(q, _)| done[*q])
+            .map(|(_, pe)| pe)
             .rev()
             .filter(|_| !(folder_modified && fits_later))
-            .find(|pe| fits(&pe.event, r.event))
+            .find(|pe| fits(pe, r.event))
         {
             return self.event_divergence(
                 DivergenceKind::Repeated,
@@ -844,7 +932,7 @@ impl<'a> SubJudge<'a> {
             .iter()
             .rev()
             .filter(|_| !folder_modified)
-            .find(|l| self.pred.sees(&l.event) && fits(&l.event, r.event))
+            .find(|l| self.pred.sees(&l.event) && fits_logged(l, r.event))
         {
             return self.event_divergence(
                 DivergenceKind::BeforeStart,
@@ -870,10 +958,8 @@ impl<'a> SubJudge<'a> {
                 bindings,
             );
         };
-        if predicted[p + 1..].iter().any(|pe| fits(&pe.event, r.event)) {
-            let later = received[i + 1..]
-                .iter()
-                .any(|x| fits(&expected.event, x.event));
+        if pending().any(|pe| fits(pe, r.event)) {
+            let later = received[i + 1..].iter().any(|x| fits(expected, x.event));
             let (kind, detail) = if later {
                 (
                     DivergenceKind::Reordered,
@@ -898,7 +984,7 @@ impl<'a> SubJudge<'a> {
                 bindings,
             );
         }
-        let (field_rule, detail) = match unify(&expected.event, r.event, bindings, self.profile) {
+        let (field_rule, detail) = match unify_any(expected, r.event, bindings, self.profile) {
             Err(m) => (m.rule.unwrap_or(expected.rule), m.detail),
             Ok(_) => (expected.rule, "does not match".to_string()),
         };
@@ -982,6 +1068,30 @@ fn mismatch(rule: Option<&'static str>, detail: String) -> FieldMismatch {
         detail,
         known_object: false,
     }
+}
+
+/// Whether `got` is one of the legal forms of `pe`. On a mismatch, the
+/// reason given is that of the form of `got`'s kind, if any: it names the
+/// wrong detail rather than the kind.
+fn unify_any(
+    pe: &PredictedEvent,
+    got: &Event,
+    bindings: &Bindings,
+    profile: &Profile,
+) -> Result<Vec<(Handle, String)>, FieldMismatch> {
+    let mut first: Option<FieldMismatch> = None;
+    for form in pe.forms() {
+        match unify(form, got, bindings, profile) {
+            Ok(new) => return Ok(new),
+            Err(m) => {
+                let same_kind = form.kind == got.kind;
+                if first.is_none() || (same_kind && !pe.event.kind.eq(&got.kind)) {
+                    first = Some(m);
+                }
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| mismatch(None, "no form".to_string())))
 }
 
 /// Whether `got` is `pred` under the bindings; if so, the new bindings it implies.

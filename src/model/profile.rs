@@ -1,8 +1,37 @@
-//! What the oracle tolerates from a target: each switch names one way a
-//! legitimate server may depart from the model's exact prediction.
+//! What the oracle tolerates from a target, and which of Exchange's legal
+//! choices the model predicts: each switch names one way a legitimate
+//! server may depart from the model's first prediction, with its source.
 
-/// Tolerance switches. [`Profile::reference`] is strict: the reference
-/// server must produce exactly the predicted events and batches.
+/// How DeleteItem SoftDelete shows on a listed-folder subscription (R76,
+/// digest 2.2 C-DEL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftDelete {
+    /// Exchange 2013 / Online: a MovedEvent to the dumpster (Recoverable
+    /// Items Deletions), old and new parent.
+    ToDumpster,
+    /// Exchange 2010: a DeletedEvent of the item in its folder.
+    Deleted,
+    /// A target of unknown version: either form.
+    Either,
+}
+
+/// What MoveToDeletedItems does to an item already in Deleted Items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelete {
+    /// It moves within Deleted Items: R75 read literally, and what the
+    /// reference server does.
+    MoveWithin,
+    /// A soft delete (the item goes to Recoverable Items), as Exchange does:
+    /// the [`SoftDelete`] form of the profile.
+    SoftDelete,
+    /// Either.
+    Either,
+}
+
+/// Tolerance and behaviour switches. [`Profile::reference`] is the
+/// strictest: the reference server must produce the predicted events and
+/// batches, up to what the protocol leaves open to every server (the order
+/// of one operation's events, a copy's event kind, an idle watermark).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     pub name: &'static str,
@@ -10,11 +39,31 @@ pub struct Profile {
     /// changes the model does not track (digest 2.2 notes: "one action can
     /// raise several events").
     pub extra_folder_modified: bool,
+    /// Extra item ModifiedEvents are ignored: the digest's figure shows one
+    /// for an item moved to a child folder and for a saved draft.
+    pub extra_item_modified: bool,
     /// Predicted folder ModifiedEvents may be missing: the digest's figure
     /// shows none for an item copy, and says it is not exhaustive.
     pub missing_folder_modified: bool,
-    /// A copy may surface as a CreatedEvent instead of a CopiedEvent (R77).
+    /// A copy may surface as a CreatedEvent instead of a CopiedEvent (R77:
+    /// the element reference says CopiedEvent, the overview figure Created).
     pub copy_as_created: bool,
+    /// The event a soft delete raises (R76).
+    pub soft_delete: SoftDelete,
+    /// MoveToDeletedItems of an item already in Deleted Items.
+    pub redelete: Redelete,
+    /// SubscribeToAllFolders subscriptions see deletions through the
+    /// AllItems search folder (Exchange 2013+, digest 2.2 C-DEL): a
+    /// MoveToDeletedItems raises no MovedEvent, a soft delete a DeletedEvent,
+    /// and items appear as Created/Deleted in a folder the model does not know.
+    pub all_folders_search_folder: bool,
+    /// A SubscribeToAllFolders subscription sees the whole mailbox: events
+    /// whose folders are none the model knows (the Outbox during a send,
+    /// search folders, the server's own housekeeping) are ignored.
+    pub foreign_folder_events: bool,
+    /// An UpdateItem that changes nothing (IsRead set to the value it has)
+    /// may raise no events: the docs do not say (digest 2.2, UNSURE).
+    pub unchanged_update_optional: bool,
     /// A pull poll sees every event of the operations that completed before
     /// it. Exchange queues events asynchronously, so a later poll may bring them.
     pub synchronous_pull: bool,
@@ -37,13 +86,20 @@ impl Profile {
     /// The largest batch a notification may carry (R32, R70).
     pub const MAX_BATCH: usize = 50;
 
-    /// Nothing extra tolerated: what the reference server must do.
+    /// What the reference server must do.
     pub fn reference() -> Self {
         Profile {
             name: "reference",
             extra_folder_modified: false,
+            extra_item_modified: false,
             missing_folder_modified: false,
-            copy_as_created: false,
+            // R77: the digest says accept either, for every server.
+            copy_as_created: true,
+            soft_delete: SoftDelete::ToDumpster,
+            redelete: Redelete::MoveWithin,
+            all_folders_search_folder: false,
+            foreign_folder_events: false,
+            unchanged_update_optional: false,
             synchronous_pull: true,
             exact_more_events: true,
             streaming_batch_limit: true,
@@ -52,13 +108,19 @@ impl Profile {
         }
     }
 
-    /// Exchange 2013 / Online, listed folders: the documented latitude.
-    pub fn exchange2013() -> Self {
+    /// Exchange of unknown version: every version's documented latitude.
+    pub fn exchange() -> Self {
         Profile {
-            name: "exchange2013",
+            name: "exchange",
             extra_folder_modified: true,
+            extra_item_modified: true,
             missing_folder_modified: true,
             copy_as_created: true,
+            soft_delete: SoftDelete::Either,
+            redelete: Redelete::Either,
+            all_folders_search_folder: true,
+            foreign_folder_events: true,
+            unchanged_update_optional: true,
             synchronous_pull: false,
             exact_more_events: false,
             streaming_batch_limit: false,
@@ -66,20 +128,52 @@ impl Profile {
             new_mail_on_save: false,
         }
     }
-}
 
-impl Profile {
-    /// The profile a target's profile name selects: `reference` and
-    /// `exchange2013` (also `exchange2016`, `exchange-online`, which share its
-    /// documented latitude); `None` for a name the model does not know.
+    /// Exchange 2013 / 2016 / 2019 / Online.
+    pub fn exchange2013() -> Self {
+        Profile {
+            name: "exchange2013",
+            soft_delete: SoftDelete::ToDumpster,
+            redelete: Redelete::SoftDelete,
+            ..Profile::exchange()
+        }
+    }
+
+    /// Exchange 2010 (SP1 and later): soft delete is a DeletedEvent, and
+    /// all-folder subscriptions report deletions like listed ones (C-DEL).
+    pub fn exchange2010() -> Self {
+        Profile {
+            name: "exchange2010",
+            soft_delete: SoftDelete::Deleted,
+            redelete: Redelete::SoftDelete,
+            all_folders_search_folder: false,
+            ..Profile::exchange()
+        }
+    }
+
+    /// The profile a target's profile name selects (the names of the
+    /// suite's profile files, and version names); `None` for a name the
+    /// model does not know.
     pub fn named(name: &str) -> Option<Profile> {
         match name.trim().to_ascii_lowercase().as_str() {
             "reference" => Some(Profile::reference()),
-            "exchange2013" | "exchange2016" | "exchange2019" | "exchange-online" | "exchange" => {
-                Some(Profile::exchange2013())
+            "exchange2010" | "exchange2010-sp1" | "exchange2010-sp2" | "exchange2010-sp3" => {
+                Some(Profile::exchange2010())
             }
+            "exchange2013"
+            | "exchange2013-and-online"
+            | "exchange2016"
+            | "exchange2019"
+            | "exchange-online" => Some(Profile::exchange2013()),
+            "exchange" => Some(Profile::exchange()),
             _ => None,
         }
+    }
+
+    /// Whether the profile lets a folder or item ModifiedEvent be extra or
+    /// missing: a rendered case then cannot expect exact batches.
+    pub fn loose(&self) -> bool {
+        self.extra_folder_modified || self.missing_folder_modified || self.extra_item_modified
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::mailbox::AllFolders;
 use super::*;
 use crate::ews::EventKind::{self, Copied, Created, Deleted, Modified, Moved, NewMail};
 
@@ -697,4 +698,190 @@ fn a_bulk_create_predicts_what_as_many_single_creates_do_and_names_no_item_later
         &Profile::reference(),
     );
     assert!(text.contains("count = 3"), "{text}");
+}
+
+// ------------------------------------------------ per-profile predictions
+
+fn logged_last(profile: &Profile, ops: &[Op]) -> Vec<LoggedEvent> {
+    let mut model = Model::for_profile(profile).with_unread_baseline(DELETED, 0);
+    let (last, setup) = ops.split_last().expect("at least one operation");
+    for op in setup {
+        model.apply(op).expect("setup is valid");
+    }
+    model.apply(last).expect("the operation is valid")
+}
+
+/// An unread item moved to Deleted Items, then deleted there again with
+/// MoveToDeletedItems.
+fn redelete() -> Vec<Op> {
+    vec![
+        create(1, CASE),
+        Op::DeleteItem {
+            item: i(1),
+            how: DeleteHow::MoveToDeletedItems,
+        },
+        create(2, DELETED),
+        Op::DeleteItem {
+            item: i(2),
+            how: DeleteHow::MoveToDeletedItems,
+        },
+    ]
+}
+
+#[test]
+fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchange() {
+    let ops = redelete();
+    let to_dumpster = moved(
+        Moved,
+        Handle::Remnant(i(2)),
+        FolderHandle::Dumpster,
+        Handle::Item(i(2)),
+        DELETED,
+    );
+    let deleted = item_ev(Deleted, 2, DELETED);
+    // i1 (unread) stays in Deleted Items; i2 leaves it: unread 2 -> 1.
+    let after = folder_mod(DELETED, ROOT, Some(1));
+
+    // Exchange 2013 / Online: a MovedEvent to the dumpster (R76).
+    let e13 = logged_last(&Profile::exchange2013(), &ops);
+    let events: Vec<_> = e13.iter().map(|l| l.event.clone()).collect();
+    assert_eq!(events, vec![to_dumpster.clone(), after.clone()]);
+    assert!(e13[0].alternatives.is_empty());
+
+    // Exchange 2010: a DeletedEvent.
+    let e10 = logged_last(&Profile::exchange2010(), &ops);
+    let events: Vec<_> = e10.iter().map(|l| l.event.clone()).collect();
+    assert_eq!(events, vec![deleted.clone(), after.clone()]);
+
+    // Unknown version: either, or R75 read literally (a move within Deleted
+    // Items), after which Deleted Items' unread count is unknown.
+    let any = logged_last(&Profile::exchange(), &ops);
+    let within = moved(
+        Moved,
+        Handle::Remnant(i(2)),
+        DELETED,
+        Handle::Item(i(2)),
+        DELETED,
+    );
+    assert_eq!(any[0].event, to_dumpster);
+    assert_eq!(any[0].alternatives, vec![deleted, within]);
+    assert_eq!(any[1].event, folder_mod(DELETED, ROOT, None));
+
+    // The reference server moves it within Deleted Items.
+    let reference = logged_last(&Profile::reference(), &ops);
+    let events: Vec<_> = reference.iter().map(|l| l.event.clone()).collect();
+    assert_eq!(
+        events,
+        vec![
+            moved(
+                Moved,
+                Handle::Remnant(i(2)),
+                DELETED,
+                Handle::Item(i(2)),
+                DELETED
+            ),
+            folder_mod(DELETED, ROOT, Some(2)),
+            folder_mod(DELETED, ROOT, Some(2)),
+        ]
+    );
+}
+
+#[test]
+fn soft_delete_follows_the_profile_and_all_folders_see_the_deleted_form() {
+    let ops = [
+        create(1, CASE),
+        Op::DeleteItem {
+            item: i(1),
+            how: DeleteHow::SoftDelete,
+        },
+    ];
+    let e10 = logged_last(&Profile::exchange2010(), &ops);
+    assert_eq!(e10[0].event, item_ev(Deleted, 1, CASE));
+    let e13 = logged_last(&Profile::exchange2013(), &ops);
+    assert_eq!(e13[0].event.kind, Moved);
+    assert_eq!(
+        e13[0].all_folders,
+        AllFolders::Also(item_ev(Deleted, 1, CASE))
+    );
+
+    // A SubscribeToAllFolders subscription on 2013 may get either form.
+    let mut all = vec![Op::Subscribe {
+        sub: SubHandle(1),
+        mode: Mode::Pull,
+        scope: Scope::AllFolders,
+        event_types: all_types(),
+    }];
+    all.extend(ops.iter().cloned());
+    all.push(poll(1));
+    let p = predict_for(&Profile::exchange2013(), &all).expect("valid");
+    let soft = &p.subscriptions[&SubHandle(1)].events[2];
+    assert_eq!(soft.event.kind, Moved);
+    assert_eq!(soft.alternatives, vec![item_ev(Deleted, 1, CASE)]);
+    // The reference model has one form only.
+    let p = predict(&all).expect("valid");
+    assert!(!p.subscriptions[&SubHandle(1)].events[2].has_latitude());
+}
+
+#[test]
+fn a_form_outside_the_subscription_makes_the_event_optional() {
+    // A copy from the case folder into f1, watched on the case folder only:
+    // the CopiedEvent names the case folder as old parent, a CreatedEvent (R77)
+    // would not, so the subscription may see nothing.
+    let ops = [
+        mkdir(1, CASE),
+        create(1, CASE),
+        subscribe(1, &[CASE], &[Copied, Created]),
+        Op::CopyItem {
+            item: i(1),
+            to: F1,
+            new: i(2),
+        },
+        poll(1),
+    ];
+    let p = predict(&ops).expect("valid");
+    let events = &p.subscriptions[&SubHandle(1)].events;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.kind, Copied);
+    assert!(
+        events[0].optional,
+        "the CreatedEvent form is outside the case folder"
+    );
+    // Watching f1 too, both forms are visible: the event must come.
+    let mut both = ops.to_vec();
+    both[2] = subscribe(1, &[CASE, F1], &[Copied, Created]);
+    let p = predict(&both).expect("valid");
+    let copy = &p.subscriptions[&SubHandle(1)].events[0];
+    assert!(!copy.optional);
+    assert_eq!(copy.alternatives[0].kind, Created);
+}
+
+#[test]
+fn a_move_to_deleted_items_is_optional_for_all_folders_on_exchange_2013_only() {
+    let ops = vec![
+        Op::Subscribe {
+            sub: SubHandle(1),
+            mode: Mode::Pull,
+            scope: Scope::AllFolders,
+            event_types: all_types(),
+        },
+        create(1, CASE),
+        Op::DeleteItem {
+            item: i(1),
+            how: DeleteHow::MoveToDeletedItems,
+        },
+        poll(1),
+    ];
+    let moved_of = |profile: &Profile| {
+        let p = predict_for(profile, &ops).expect("valid");
+        p.subscriptions[&SubHandle(1)]
+            .events
+            .iter()
+            .find(|e| e.event.kind == Moved)
+            .cloned()
+            .expect("a MovedEvent")
+    };
+    assert!(moved_of(&Profile::exchange2013()).optional);
+    assert!(moved_of(&Profile::exchange()).optional);
+    assert!(!moved_of(&Profile::exchange2010()).optional);
+    assert!(!moved_of(&Profile::reference()).optional);
 }

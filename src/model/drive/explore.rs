@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use super::{DriveError, Driver, SequenceRun, Signature};
 use crate::model::case::to_case_toml;
 use crate::model::generate::{GenConfig, ops_strategy};
-use crate::model::mailbox::predict;
+use crate::model::mailbox::predict_for;
 use crate::model::ops::{Mode, Op, describe_sequence};
 use crate::model::shrink::Minimizer;
 
@@ -27,7 +27,9 @@ pub struct ExploreConfig {
     pub generator: GenConfig,
     /// Stop after this many sequences (`None`: only the time budget counts).
     pub cases: Option<usize>,
-    /// Stop starting new sequences after this long.
+    /// The whole exploration's time, shrinking included: no new sequence
+    /// starts after it, and shrinking stops when it is spent (the smallest
+    /// failing sequence found so far is written).
     pub budget: Option<Duration>,
     /// The generator's seed: the same seed against the same target draws
     /// the same sequences.
@@ -70,6 +72,9 @@ pub struct Found {
     pub signature: Signature,
     /// Runs made while shrinking.
     pub shrink_runs: usize,
+    /// Why shrinking stopped before it ran out of candidates (the time
+    /// budget, the shrinking budget or the run limit), if it did.
+    pub shrink_cut_short: Option<String>,
     /// The case file rendered from the shrunk sequence.
     pub case_name: String,
     pub case_text: String,
@@ -91,6 +96,12 @@ impl Found {
             self.shrunk.ops.len(),
             self.shrink_runs
         );
+        if let Some(why) = &self.shrink_cut_short {
+            let _ = writeln!(
+                out,
+                "shrinking was cut short ({why}): a smaller failing sequence may exist"
+            );
+        }
         out.push_str(&describe_sequence(&self.shrunk.ops));
         if let Some(f) = &self.shrunk.failure {
             let _ = writeln!(out, "first problem:\n  {}", f.first().replace('\n', "\n  "));
@@ -210,7 +221,9 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
     let mut runner = TestRunner::new_with_rng(Config::default(), rng(config.seed));
     loop {
         let counted_out = config.cases.is_some_and(|n| report.sequences >= n);
-        let timed_out = config.budget.is_some_and(|b| started.elapsed() >= b);
+        // At least one sequence runs, however small the budget.
+        let timed_out =
+            report.sequences > 0 && config.budget.is_some_and(|b| started.elapsed() >= b);
         let unbounded = config.cases.is_none() && config.budget.is_none();
         if counted_out || timed_out || (unbounded && report.sequences > 0) {
             break;
@@ -234,7 +247,8 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
             "explored a sequence"
         );
         if run.failure.is_some() {
-            let mut found = shrink(driver, config, tree, run).await?;
+            let deadline = config.budget.map(|b| started + b);
+            let mut found = shrink(driver, config, tree, run, deadline).await?;
             if let Some(dir) = &config.found_dir {
                 match write_found_case(dir, &found.case_name, &found.case_text) {
                     Ok(path) => found.case_file = Some(path),
@@ -254,6 +268,7 @@ async fn shrink(
     config: &ExploreConfig,
     mut tree: Box<dyn ValueTree<Value = Vec<Op>>>,
     first: SequenceRun,
+    deadline: Option<Instant>,
 ) -> Result<Found, DriveError> {
     let Some(signature) = first.failure.as_ref().map(|f| f.signature()) else {
         return Err(DriveError::Harness("shrinking a run that passed".into()));
@@ -262,8 +277,22 @@ async fn shrink(
     let original = first.ops.clone();
     let mut best = first;
     let mut runs = 0usize;
-    let within =
-        |runs: usize| runs < config.shrink_runs && started.elapsed() < config.shrink_budget;
+    // Why shrinking may not go on, if it may not.
+    let stop = |runs: usize| -> Option<String> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some("the exploration's time budget is spent".to_string())
+        } else if started.elapsed() >= config.shrink_budget {
+            Some(format!(
+                "the shrinking budget of {:?} is spent",
+                config.shrink_budget
+            ))
+        } else if runs >= config.shrink_runs {
+            Some(format!("{} shrinking runs made", config.shrink_runs))
+        } else {
+            None
+        }
+    };
+    let within = |runs: usize| stop(runs).is_none();
     let same = |r: &SequenceRun| r.failure.as_ref().is_some_and(|f| f.shows(&signature));
 
     // Proptest's shrinking of the drawn numbers: it simplifies choices
@@ -297,10 +326,15 @@ async fn shrink(
     }
     // Then operation by operation.
     let mut m = Minimizer::new(&best.ops);
-    while within(runs) {
+    let mut cut_short = None;
+    loop {
         let Some(candidate) = m.candidate() else {
             break;
         };
+        if let Some(why) = stop(runs) {
+            cut_short = Some(why);
+            break;
+        }
         runs += 1;
         let r = driver.run(&candidate).await?;
         let fails = same(&r);
@@ -316,6 +350,7 @@ async fn shrink(
         shrunk: best,
         signature,
         shrink_runs: runs,
+        shrink_cut_short: cut_short,
         case_name,
         case_text,
         case_file: None,
@@ -376,7 +411,7 @@ pub fn render_found_case(
     signature: &Signature,
 ) -> Result<String, DriveError> {
     // Without the unread counts this mailbox had: the case must replay on another.
-    let prediction = predict(&shrunk.ops)?;
+    let prediction = predict_for(&driver.config.profile, &shrunk.ops)?;
     let title = format!(
         "{signature} in a {} sequence of {} operations (found by explore)",
         modes_of(&shrunk.ops),

@@ -77,18 +77,22 @@ pub struct DriverConfig {
     pub connection_timeout_minutes: i64,
     /// GetEvents calls one drain may make before it is given up.
     pub max_drain_calls: usize,
+    /// How long a sent message may take to reach the Inbox (Exchange's
+    /// transport delivers asynchronously, seconds after CreateItem returns).
+    pub delivery_wait: Duration,
 }
 
 impl DriverConfig {
     /// Defaults for a target: its profile (`reference` unless the target
     /// names another; an unknown or missing name against a live endpoint
-    /// means `exchange2013`), and waits scaled to its protocol minute.
+    /// means `exchange`, every version's latitude), and waits scaled to its
+    /// protocol minute.
     pub fn for_target(config: &TargetConfig) -> Self {
         let profile = config
             .profile
             .as_deref()
             .and_then(Profile::named)
-            .unwrap_or_else(Profile::exchange2013);
+            .unwrap_or_else(Profile::exchange);
         let minute = config.protocol_minute;
         DriverConfig {
             profile,
@@ -98,6 +102,7 @@ impl DriverConfig {
             push_status_frequency: 1,
             connection_timeout_minutes: 30,
             max_drain_calls: 50,
+            delivery_wait: (minute / 2).clamp(Duration::from_secs(2), Duration::from_secs(60)),
         }
     }
 }
@@ -313,7 +318,7 @@ impl Driver {
     /// Runs `ops` and judges what the target delivered.
     pub async fn run(&self, ops: &[Op]) -> Result<SequenceRun, DriveError> {
         // Invalid sequences are refused before anything is sent.
-        predict_with(Model::new(), ops)?;
+        predict_with(Model::for_profile(&self.config.profile), ops)?;
         let started = std::time::Instant::now();
         let mut s = Session::new(self);
         let outcome = s.execute(ops).await;
@@ -551,7 +556,7 @@ impl<'d> Session<'d> {
         if let Err(c) = self.bindings.bind_folder(FolderHandle::Case, id) {
             return Ok(Err(self.missing(c.to_string())));
         }
-        let mut model = Model::new();
+        let mut model = Model::for_profile(&self.d.config.profile);
         for folder in [
             FolderHandle::Root,
             FolderHandle::Inbox,
@@ -585,6 +590,58 @@ impl<'d> Session<'d> {
             }
         }
         Ok(Ok(model))
+    }
+
+    /// The Inbox's TotalCount (or, without one, its UnreadCount); `None`
+    /// when GetFolder does not say.
+    async fn inbox_count(&mut self) -> Result<Option<i64>, DriveError> {
+        let body = self.render(|w| {
+            GetFolder {
+                folder: FolderRef::distinguished("inbox"),
+            }
+            .render(w)
+        });
+        Ok(match self.item_call("GetFolder", body).await? {
+            Ok(r) => r.total_count.or(r.unread_count),
+            Err(_) => None,
+        })
+    }
+
+    /// Mail delivery is asynchronous on Exchange (the transport pipeline
+    /// takes seconds after CreateItem SendOnly returns): waits until the
+    /// Inbox holds one more message, so the delivery's events come before
+    /// the next operation's, as the model orders them. A delivery that has
+    /// not happened by the deadline is left to the oracle (a lost event).
+    async fn await_delivery(
+        &mut self,
+        index: usize,
+        before: Option<i64>,
+    ) -> Result<(), DriveError> {
+        let Some(before) = before else {
+            self.notes.push(format!(
+                "operation {index} ({}): the Inbox's count is unknown, so the delivery was not awaited",
+                self.at_label
+            ));
+            return Ok(());
+        };
+        let wait = self.d.config.delivery_wait;
+        let deadline = Instant::now() + wait;
+        let pause = (wait / 100).clamp(Duration::from_millis(20), Duration::from_millis(500));
+        loop {
+            if self.inbox_count().await?.is_some_and(|n| n > before) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.notes.push(format!(
+                    "operation {index} ({}): the message was not delivered within {wait:?}",
+                    self.at_label
+                ));
+                return Ok(());
+            }
+            // Nothing announces a delivery to a client without a subscription on
+            // the Inbox: ask again shortly.
+            tokio::time::sleep(pause).await;
+        }
     }
 
     fn folder_ref(&self, f: FolderHandle) -> StepResult<FolderRef> {
@@ -712,7 +769,9 @@ impl<'d> Session<'d> {
                     }
                     .render(w)
                 });
+                let before = self.inbox_count().await?;
                 tri!(self.item_call("CreateItem", body).await?);
+                self.await_delivery(index, before).await?;
             }
             Op::MarkRead { item, read } => {
                 let id = tri!(self.item_id(*item));

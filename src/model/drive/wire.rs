@@ -36,6 +36,8 @@ pub(super) struct ItemReply {
     pub item_ids: Vec<String>,
     pub folder_id: Option<String>,
     pub unread_count: Option<i64>,
+    /// A folder's TotalCount (GetFolder with the Default shape).
+    pub total_count: Option<i64>,
 }
 
 fn parse(status: u16, body: &str) -> Result<Document<'_>, Refusal> {
@@ -103,10 +105,13 @@ pub(super) fn item_reply(status: u16, body: &str) -> Result<ItemReply, Refusal> 
             .filter(|id| !id.is_empty())
             .map(str::to_string)
     };
-    let unread_count = msg
-        .descendants()
-        .find(|n| n.is(ns::TYPES, "UnreadCount"))
-        .and_then(|n| n.text_trimmed().parse::<i64>().ok());
+    let count = |local: &str| {
+        msg.descendants()
+            .find(|n| n.is(ns::TYPES, local))
+            .and_then(|n| n.text_trimmed().parse::<i64>().ok())
+    };
+    let unread_count = count("UnreadCount");
+    let total_count = count("TotalCount");
     let p = payload(status, &doc)?;
     let item_ids = p
         .descendants()
@@ -124,6 +129,7 @@ pub(super) fn item_reply(status: u16, body: &str) -> Result<ItemReply, Refusal> 
         item_ids,
         folder_id: first("FolderId"),
         unread_count,
+        total_count,
     })
 }
 
@@ -196,6 +202,7 @@ mod tests {
         let r = item_reply(200, &folder).expect("a success");
         assert_eq!(r.folder_id.as_deref(), Some("F9"));
         assert_eq!(r.unread_count, Some(4));
+        assert_eq!(r.total_count, None);
         let refused = OK_CREATE
             .replace("Success", "Error")
             .replace("NoError", "ErrorItemNotFound");
