@@ -242,14 +242,14 @@ pub fn patterns_arrived(
     vars: &crate::suite::template::Vars,
     events: &[&Event],
 ) -> Option<bool> {
-    let mut from = 0;
+    // `Some(None)`: no such field in the pattern; `None`: it cannot be rendered.
+    let r = |v: &Option<String>| match v {
+        None => Some(None),
+        Some(t) => vars.render(t).ok().map(Some),
+    };
+    let mut rendered = Vec::with_capacity(patterns.len());
     for p in patterns {
-        // `Some(None)`: no such field in the pattern; `None`: it cannot be rendered.
-        let r = |v: &Option<String>| match v {
-            None => Some(None),
-            Some(t) => vars.render(t).ok().map(Some),
-        };
-        let rendered = Rendered {
+        rendered.push(Rendered {
             line: p.line,
             kind: p.kind,
             ids: [
@@ -261,13 +261,9 @@ pub fn patterns_arrived(
                 r(&p.old_parent)?,
             ],
             unread_count: p.unread_count,
-        };
-        match events[from..].iter().position(|ev| rendered.matches(ev)) {
-            Some(pos) => from += pos + 1,
-            None => return Some(false),
-        }
+        });
     }
-    Some(true)
+    Some(event_match::in_order(&rendered, events).is_ok())
 }
 
 impl Rendered {
