@@ -1130,3 +1130,55 @@ fn rendered_responses_pass() {
         assert_eq!(found.len(), 2, "{found:#?}");
     }
 }
+
+/// A server that writes the messages namespace as the default must undeclare
+/// it (`xmlns=""`) on the fault's parts, which are in no namespace.
+#[test]
+fn fault_parts_under_an_undeclared_default_namespace() {
+    let fault = format!(
+        r#"<Envelope xmlns="{soap}"><Body><Fault><faultcode xmlns="" xmlns:a="{types}">a:ErrorSchemaValidation</faultcode><faultstring xmlns="">bad</faultstring><detail xmlns=""><ResponseCode xmlns="{errors}">ErrorSchemaValidation</ResponseCode></detail></Fault></Body></Envelope>"#,
+        soap = ns::SOAP,
+        types = ns::TYPES,
+        errors = ns::ERRORS,
+    );
+    assert_clean(&fault, Response, "Exchange2013");
+    let doc = parse_document(&fault).expect("well-formed");
+    let node = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "Fault")
+        .expect("has a fault");
+    assert_eq!(SoapFault::parse(node).fault_string, "bad");
+}
+
+/// A request outside its version's schema can only be refused with the
+/// operation's response element (or a fault): in an Error answer the
+/// version gate is a note, in a success it stays an error.
+#[test]
+fn an_error_answer_may_use_an_element_newer_than_the_request() {
+    let answer = |class: &str| {
+        format!(
+            r#"<s:Envelope xmlns:s="{soap}"><s:Body><m:GetStreamingEventsResponse xmlns:m="{m}"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="{class}"><m:ResponseCode>{code}</m:ResponseCode></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#,
+            soap = ns::SOAP,
+            m = ns::MESSAGES,
+            code = if class == "Error" {
+                "ErrorSchemaValidation"
+            } else {
+                "NoError"
+            },
+        )
+    };
+    assert_clean(&answer("Error"), Response, "Exchange2010");
+    let found = check(&answer("Error"), Response, "Exchange2010");
+    assert!(
+        found
+            .iter()
+            .any(|v| !v.is_error() && v.message.contains("not in the Exchange2010 schema"))
+    );
+    assert_single(
+        &answer("Success"),
+        Response,
+        "Exchange2010",
+        Rule::Unexpected,
+        "not in the Exchange2010 schema",
+    );
+}

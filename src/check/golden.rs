@@ -330,7 +330,10 @@ pub fn tolerant(text: &str) -> String {
     };
     let mut edits: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
     for n in doc.descendants().filter(|n| n.is_element()) {
-        let drop = match (n.tag_name().namespace(), n.tag_name().name()) {
+        let drop = match (
+            n.tag_name().namespace().filter(|u| !u.is_empty()),
+            n.tag_name().name(),
+        ) {
             (Some(ns::SOAP), "Header")
             | (Some(ns::MESSAGES), "MessageText" | "DescriptiveLinkKey")
             | (None, "faultstring" | "faultactor") => true,
@@ -427,7 +430,10 @@ pub fn diff(expected: &str, actual: &str) -> String {
                     similar::ChangeTag::Insert => '+',
                     similar::ChangeTag::Equal => ' ',
                 };
-                out.push_str(&format!("{tag} {}\n", change.value().trim_end_matches('\n')));
+                out.push_str(&format!(
+                    "{tag} {}\n",
+                    change.value().trim_end_matches('\n')
+                ));
                 lines += 1;
             }
         }

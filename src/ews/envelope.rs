@@ -231,7 +231,10 @@ impl SoapFault {
     pub fn parse(fault: Node<'_, '_>) -> Self {
         let plain = |name: &str| {
             element_children(fault)
-                .find(|c| c.tag_name().name() == name && c.tag_name().namespace().is_none())
+                .find(|c| {
+                    c.tag_name().name() == name
+                        && c.tag_name().namespace().is_none_or(str::is_empty)
+                })
                 .map(|c| c.text_trimmed())
         };
         let detail = element_children(fault).find(|c| c.tag_name().name() == "detail");

@@ -221,7 +221,9 @@ impl Ns {
     }
 
     fn holds(self, node: Node<'_, '_>) -> bool {
-        node.tag_name().namespace() == self.uri()
+        // `xmlns=""` undeclares a default namespace: the element is in no
+        // namespace, whichever way the parser reports it.
+        node.tag_name().namespace().filter(|u| !u.is_empty()) == self.uri()
     }
 }
 
@@ -833,6 +835,10 @@ struct Checker<'v> {
     /// `RequestServerVersion` (always one of [`SERVER_VERSIONS`]).
     version: &'v str,
     direction: Direction,
+    /// A response whose messages say Error: it may answer a request that is
+    /// outside its own version's schema, and can only do so with the
+    /// operation's response element (or a fault). Version gating is then a note.
+    error_answer: bool,
     out: Vec<Violation>,
     truncated: bool,
 }
@@ -843,6 +849,7 @@ impl<'v> Checker<'v> {
             level: Level::of(version),
             version,
             direction,
+            error_answer: false,
             out: Vec::new(),
             truncated: false,
         }
@@ -889,6 +896,11 @@ impl<'v> Checker<'v> {
             Direction::Request => (&REQUESTS, &RESPONSES, "request", "response"),
             Direction::Response => (&RESPONSES, &REQUESTS, "response", "request"),
         };
+        if self.direction == Direction::Response {
+            self.error_answer = op
+                .descendants()
+                .any(|n| n.is_element() && n.attribute("ResponseClass") == Some("Error"));
+        }
         if local == "Fault" && self.direction == Direction::Response {
             self.matched(op, &FAULT, parent, 0, 1);
         } else if let Some(def) = own.iter().find(|e| e.name == local) {
@@ -938,16 +950,21 @@ impl<'v> Checker<'v> {
         let path = At::element(parent, Seg::Schema(segment, def.name), index);
         self.namespace(node, def, &path);
         if def.since > self.level {
-            self.error(
-                &path,
-                Rule::Unexpected,
-                format!(
-                    "{} is not in the {} schema (it was added in {})",
-                    def.qname(),
-                    self.version,
-                    def.since.introduced_in()
-                ),
+            let message = format!(
+                "{} is not in the {} schema (it was added in {})",
+                def.qname(),
+                self.version,
+                def.since.introduced_in()
             );
+            if self.error_answer {
+                self.note(
+                    &path,
+                    Rule::Unexpected,
+                    format!("{message}; legal in an Error answer to a request outside that schema"),
+                );
+            } else {
+                self.error(&path, Rule::Unexpected, message);
+            }
         }
         if depth > MAX_DEPTH {
             self.error(
