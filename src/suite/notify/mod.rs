@@ -54,8 +54,13 @@
 //!   envelope and a line break in the Envelope start tag are notes.
 //!
 //! Default waits: `OpenStream`, `AwaitStream` and `AwaitPush` one protocol
-//! minute, `CollectPushes` two. A step on a stream that an earlier step
-//! failed to open fails like a step whose capture is missing.
+//! minute, `CollectPushes` two. In an assert case a step on a stream whose
+//! OpenStream step failed is skipped (see [`depend`](super::depend)); in a
+//! record case, a step on a stream that did not open fails like a step
+//! whose capture is missing.
+//!
+//! Waiting for mail delivery (`AwaitDelivery`, and pull steps that poll
+//! until their events arrive) is in the `delivery` module.
 //!
 //! **Time.** `within_minutes` and `for_minutes` are protocol minutes (the
 //! target's `protocol_minute`); `within_seconds`/`for_seconds` are
