@@ -471,6 +471,37 @@ async fn more_bytes_on_a_kept_connection_are_said_once_and_it_is_not_reused() {
 }
 
 #[tokio::test]
+async fn a_stream_connection_is_never_used_again() {
+    let server = Server::start(Mode::SecondAfterFault { delay_ms: 0 }).await;
+    let t = transport(&server.url);
+    let body = request_body("GetStreamingEvents");
+    let req = HttpRequest {
+        body: &body,
+        auth: &Auth::None,
+        headers: &[],
+        accept_auth_failure: false,
+    };
+    for round in 1..=2 {
+        let opened = t
+            .open(&req, Duration::from_secs(10))
+            .await
+            .expect("headers");
+        assert_eq!(opened.status, 200);
+        let text = opened.response.text().await.expect("the whole body");
+        assert!(text.contains("GetStreamingEventsResponse"), "{text}");
+        // Each stream had a connection of its own, kept by nobody.
+        assert_eq!(server.connections(), round);
+    }
+    let resp = post(&t, "GetEvents").await.expect("answer");
+    assert!(answers(&resp, "GetEvents"));
+    assert_eq!(
+        server.connections(),
+        3,
+        "the POST did not get a stream's connection"
+    );
+}
+
+#[tokio::test]
 async fn an_answer_to_another_operation_is_named() {
     let server = Server::start(Mode::WrongOperation).await;
     let t = transport(&server.url);
