@@ -471,6 +471,37 @@ async fn more_bytes_on_a_kept_connection_are_said_once_and_it_is_not_reused() {
 }
 
 #[tokio::test]
+async fn a_stream_connection_is_never_used_again() {
+    let server = Server::start(Mode::SecondAfterFault { delay_ms: 0 }).await;
+    let t = transport(&server.url);
+    let body = request_body("GetStreamingEvents");
+    let req = HttpRequest {
+        body: &body,
+        auth: &Auth::None,
+        headers: &[],
+        accept_auth_failure: false,
+    };
+    for round in 1..=2 {
+        let opened = t
+            .open(&req, Duration::from_secs(10))
+            .await
+            .expect("headers");
+        assert_eq!(opened.status, 200);
+        let text = opened.response.text().await.expect("the whole body");
+        assert!(text.contains("GetStreamingEventsResponse"), "{text}");
+        // Each stream had a connection of its own, kept by nobody.
+        assert_eq!(server.connections(), round);
+    }
+    let resp = post(&t, "GetEvents").await.expect("answer");
+    assert!(answers(&resp, "GetEvents"));
+    assert_eq!(
+        server.connections(),
+        3,
+        "the POST did not get a stream's connection"
+    );
+}
+
+#[tokio::test]
 async fn an_answer_to_another_operation_is_named() {
     let server = Server::start(Mode::WrongOperation).await;
     let t = transport(&server.url);
@@ -525,6 +556,8 @@ enum Relay {
     CloseAfterEach,
     /// Closes a kept connection when its second request arrives, unanswered.
     CloseOnSecond,
+    /// Answers an Unsubscribe with the connection's previous answer.
+    MisanswerUnsubscribe,
     /// After an HTTP 500 answer, sends the connection's previous answer
     /// again (a server answering one request twice, as seen in the wild).
     RepeatAfterFault,
@@ -565,6 +598,13 @@ async fn relay_connection(
     while let Some((head, body)) = read_request(&mut stream, &mut buf).await {
         if mode == Relay::CloseOnSecond && previous.is_some() {
             return Ok(());
+        }
+        if mode == Relay::MisanswerUnsubscribe
+            && op_of(&body) == "Unsubscribe"
+            && let Some(earlier) = &previous
+        {
+            stream.write_all(earlier).await?;
+            continue;
         }
         let mut forward = client
             .post(upstream)
@@ -736,6 +776,25 @@ async fn cases_meeting_connections_closed_as_requests_arrive_pass_with_notes() {
     // the Unsubscribe of each good case and the faulted request (the
     // runner's own setup and cleanup requests add more).
     assert!(notes >= 3, "{notes} notes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_requests_answer_is_one_finding_with_evidence() {
+    let outcomes = run_cases_through(Relay::MisanswerUnsubscribe, &[SUBSCRIBE_UNSUBSCRIBE]).await;
+    let fails = failures(&outcomes[0]);
+    assert_eq!(
+        fails,
+        [
+            "[transport] unsubscribe: step \"unsubscribe\": this answers another operation: sent Unsubscribe, got SubscribeResponse"
+        ],
+        "{fails:#?}"
+    );
+    let finding = outcomes[0].failures().next().expect("the finding");
+    let evidence = finding.evidence.as_deref().unwrap_or("");
+    assert!(
+        evidence.starts_with("HTTP 200") && evidence.contains("SubscribeResponse"),
+        "{evidence}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -597,3 +597,48 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_split_for_the_socket_and_the_request() {
+        let e = Endpoint::parse("https://mail.example.test/EWS/Exchange.asmx").expect("url");
+        assert!(e.https);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority(), e.target()),
+            (
+                "mail.example.test",
+                443,
+                "mail.example.test",
+                "/EWS/Exchange.asmx"
+            )
+        );
+        let e = Endpoint::parse("http://[::1]:8080/EWS/Exchange.asmx?x=1").expect("url");
+        assert!(!e.https);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority(), e.target()),
+            ("::1", 8080, "[::1]:8080", "/EWS/Exchange.asmx?x=1")
+        );
+        assert!(Endpoint::parse("ftp://x/EWS").is_err());
+        assert!(Endpoint::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn the_wire_counts_what_comes_after_an_answer() {
+        let wire = Wire::default();
+        wire.saw(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(wire.after_complete.load(Ordering::SeqCst), 0);
+        wire.complete.store(true, Ordering::SeqCst);
+        wire.saw(b"HTTP/1.1 200 again");
+        assert_eq!(wire.after_complete.load(Ordering::SeqCst), 18);
+        assert_eq!(&lock(&wire.extra)[..], b"HTTP/1.1 200 again");
+        assert_eq!(wire.read.load(Ordering::SeqCst), 19 + 18);
+        // The evidence stays bounded whatever arrives.
+        wire.saw(&vec![b'x'; 5 * TAIL]);
+        assert_eq!(lock(&wire.extra).len(), TAIL);
+        assert_eq!(lock(&wire.tail).len(), TAIL);
+        assert_eq!(wire.tail_text(3), "xxx");
+    }
+}

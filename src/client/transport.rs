@@ -3,6 +3,15 @@
 //!
 //! The error kinds map to the CLI's exit codes: a target that cannot be
 //! reached or refuses the credentials is not a conformance failure.
+//!
+//! Connections (the `conn` module): a POST goes over a kept HTTP/1.1
+//! connection when one is idle. A kept connection the server closed before
+//! any byte of the answer (legal at any time) gets the request once more on
+//! a new connection, with a note. Every answer must be its request's
+//! (`<Op>Response` or a fault); only a clean one leaves its connection open
+//! for the next request. Any other is watched briefly for a second response
+//! and the connection closed, so a server that answers twice is named
+//! once, in the step that got both, and never misread as the next answer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -356,8 +365,8 @@ pub fn body_operation(text: &str) -> Option<String> {
 
 /// A reusable HTTP client bound to one endpoint.
 ///
-/// POST exchanges go over the harness's own keep-alive connections
-/// ([`super::conn`]); a GetStreamingEvents response ([`Transport::open`])
+/// POST exchanges go over the harness's own keep-alive connections (the
+/// `conn` module); a GetStreamingEvents response ([`Transport::open`])
 /// goes over a reqwest client that keeps no idle connections, so a
 /// connection that carried a stream is never used for anything else.
 #[derive(Debug, Clone)]
