@@ -321,6 +321,14 @@ impl SelftestReport {
                     s.skipped,
                     r.duration.as_secs_f64()
                 )
+            } else if r.failing.is_empty() && r.errors.is_empty() {
+                format!(
+                    "suite ok: {} passed, {} recorded, {} skipped; EXPLORE DIVERGED ({:.1} s)",
+                    s.passed,
+                    s.recorded,
+                    s.skipped,
+                    r.duration.as_secs_f64()
+                )
             } else {
                 format!(
                     "FAILS {} case(s), {} error(s) ({:.1} s)",
