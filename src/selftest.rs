@@ -283,7 +283,7 @@ impl SelftestReport {
         }
         if clean == ExitStatus::Failed
             || self.runs.iter().any(|r| r.verdict.is_failure())
-            || self.dialect_runs.iter().any(|r| !r.failing.is_empty())
+            || self.dialect_runs.iter().any(|r| !r.passed())
         {
             return ExitStatus::Failed;
         }
@@ -316,6 +316,14 @@ impl SelftestReport {
             } else if r.passed() {
                 format!(
                     "ok: {} passed, {} recorded, {} skipped ({:.1} s)",
+                    s.passed,
+                    s.recorded,
+                    s.skipped,
+                    r.duration.as_secs_f64()
+                )
+            } else if r.failing.is_empty() && r.errors.is_empty() {
+                format!(
+                    "suite ok: {} passed, {} recorded, {} skipped; EXPLORE DIVERGED ({:.1} s)",
                     s.passed,
                     s.recorded,
                     s.skipped,
@@ -882,6 +890,7 @@ async fn run_dialects(
     explore: Option<ExploreBound>,
 ) -> Vec<DialectRun> {
     let mut tasks = JoinSet::new();
+    let mut crashed = Vec::new();
     for (index, dialects) in runs.into_iter().enumerate() {
         let mut settings = settings.clone();
         if let Some(p) = dialects.profile() {
@@ -945,9 +954,105 @@ async fn run_dialects(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(r) => done.push(r),
-            Err(e) => tracing::error!(error = %e, "a dialect run crashed"),
+            Err(e) => crashed.push(e.to_string()),
         }
     }
     done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    let mut runs: Vec<DialectRun> = done.into_iter().map(|(_, r)| r).collect();
+    // A crashed run still shows (and fails the self-test), never vanishes.
+    for e in crashed {
+        runs.push(DialectRun {
+            dialects: DialectSet::none(),
+            profile: String::new(),
+            cases_run: 0,
+            summary: Summary::of(&[], Duration::ZERO),
+            failing: Vec::new(),
+            errors: Vec::new(),
+            start_error: Some(format!("a dialect run crashed: {e}")),
+            explore: None,
+            duration: Duration::ZERO,
+        });
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialect_run(dialects: DialectSet) -> DialectRun {
+        DialectRun {
+            dialects,
+            profile: "reference".into(),
+            cases_run: 3,
+            summary: Summary::of(&[], Duration::ZERO),
+            failing: Vec::new(),
+            errors: Vec::new(),
+            start_error: None,
+            explore: None,
+            duration: Duration::from_secs(1),
+        }
+    }
+
+    fn report(dialect_runs: Vec<DialectRun>) -> SelftestReport {
+        SelftestReport {
+            scope: Scope::Full,
+            cases: 3,
+            clean: Vec::new(),
+            clean_summary: Summary::of(&[], Duration::ZERO),
+            clean_start_error: None,
+            runs: Vec::new(),
+            faults_ran: false,
+            dialect_runs,
+            parallel_servers: 1,
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_standard_runs_are_every_dialect_then_all() {
+        let runs = standard_dialect_runs();
+        assert_eq!(runs.len(), crate::server::DIALECTS.len() + 1);
+        assert_eq!(runs.last(), Some(&DialectSet::all_compatible()));
+        assert!(runs.iter().all(|r| r.check().is_ok()));
+    }
+
+    #[test]
+    fn a_dialect_run_that_cannot_be_judged_fails_the_selftest() {
+        let gzip = DialectSet::of([Dialect::Gzip]);
+        let clean = report(vec![dialect_run(gzip)]);
+        assert_eq!(clean.exit_status(), ExitStatus::Passed);
+        let table = clean.render(false);
+        assert!(
+            table.contains("gzip") && table.contains("1/1 dialect run(s) clean"),
+            "{table}"
+        );
+
+        let mut errored = dialect_run(gzip);
+        errored
+            .errors
+            .push(("a/case".into(), "bad case file".into()));
+        let r = report(vec![errored]);
+        assert_eq!(r.exit_status(), ExitStatus::HarnessError);
+        assert!(r.render(false).contains("a/case: could not be judged"));
+
+        let mut unstarted = dialect_run(DialectSet::all_compatible());
+        unstarted.start_error = Some("no port".into());
+        let r = report(vec![unstarted]);
+        assert_eq!(r.exit_status(), ExitStatus::Unreachable);
+        assert!(r.render(false).contains("all ("), "{}", r.render(false));
+
+        let mut diverged = dialect_run(gzip);
+        diverged.explore = Some(ExploreOutcome {
+            summary: String::new(),
+            divergence: Some("lost event".into()),
+            error: None,
+        });
+        assert!(!diverged.passed());
+        assert!(
+            report(vec![diverged])
+                .render(false)
+                .contains("explore DIVERGED: lost event")
+        );
+    }
 }
