@@ -146,11 +146,11 @@ async fn item_and_folder_errors() {
         ))
         .await;
     assert_eq!(gf.code(), "ErrorAccessDenied");
-    let unimplemented = alice.op("<m:FindItem Traversal=\"Shallow\"/>").await;
+    let unimplemented = alice.op("<m:FindFolder Traversal=\"Shallow\"/>").await;
     assert_eq!(unimplemented.status, 200);
     assert_eq!(unimplemented.code(), "ErrorInvalidOperation");
     assert_eq!(
-        unimplemented.one("//m:FindItemResponseMessage/@ResponseClass"),
+        unimplemented.one("//m:FindFolderResponseMessage/@ResponseClass"),
         "Error"
     );
 }
