@@ -1184,3 +1184,38 @@ fn an_all_folder_subscription_on_exchange_ignores_folders_the_model_does_not_kno
         "R32",
     );
 }
+
+#[test]
+fn a_tolerated_extra_inside_an_operation_leaves_its_optional_events_pending() {
+    let inbox = FolderHandle::Inbox;
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[inbox], all_types()),
+        create(1, inbox),
+        Op::Poll { sub: S1 },
+    ];
+    let any = Profile::exchange();
+    let prediction = predict_for(&any, &ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    // Created, NewMail (optional on Exchange for a saved message), Modified(inbox):
+    // the NewMail comes last, after a second ModifiedEvent of the Inbox.
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::Created, EventKind::NewMail, EventKind::Modified]
+    );
+    let new_mail = events.remove(1);
+    let again = events[1].clone();
+    events.push(again);
+    events.push(new_mail);
+    assert_clean(&check(&prediction, &observed, &any));
+    // A NewMail that really came twice is still a repeat.
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    let twice = events[3].clone();
+    events.push(twice);
+    expect_divergence(
+        &check(&prediction, &observed, &any),
+        DivergenceKind::Repeated,
+        "R32",
+    );
+}

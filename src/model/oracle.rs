@@ -664,6 +664,8 @@ impl<'a> SubJudge<'a> {
         let n = predicted.len();
         // Predicted events matched, or left out as the profile allows.
         let mut done = vec![false; n];
+        // Of those, the ones that arrived.
+        let mut matched = vec![false; n];
         // The first predicted event not yet done.
         let mut p = 0;
         // Tolerated extras since the last match: one of them may be the
@@ -712,6 +714,7 @@ impl<'a> SubJudge<'a> {
                         ));
                     }
                     done[q] = true;
+                    matched[q] = true;
                     skipped.clear();
                     continue 'received;
                 }
@@ -727,6 +730,15 @@ impl<'a> SubJudge<'a> {
                 if !droppable {
                     break;
                 }
+                // An extra the profile tolerates leaves the operation's
+                // optional events pending, unless it is a later operation's
+                // event (then they were left out).
+                let later = (burst.last().map_or(n, |&q| q + 1)..n)
+                    .filter(|&q| !done[q])
+                    .any(|q| unify_any(&predicted[q], r.event, bindings, self.profile).is_ok());
+                if !later && self.tolerated_extra(r.event, bindings) {
+                    break;
+                }
                 for &q in &burst {
                     if let Some(near) = self.near_miss(&received, &skipped, q, bindings) {
                         return Some(near);
@@ -738,7 +750,7 @@ impl<'a> SubJudge<'a> {
                 skipped.push(i);
                 continue;
             }
-            let div = self.classify(&received, i, p, &done, rule, bindings);
+            let div = self.classify(&received, i, p, &done, &matched, rule, bindings);
             if div.kind == DivergenceKind::Lost
                 && let Some(near) = self.near_miss(&received, &skipped, p, bindings)
             {
@@ -852,6 +864,7 @@ impl<'a> SubJudge<'a> {
         i: usize,
         p: usize,
         done: &[bool],
+        matched: &[bool],
         rule: &'static str,
         bindings: &Bindings,
     ) -> Divergence {
@@ -908,7 +921,7 @@ impl<'a> SubJudge<'a> {
         if let Some(earlier) = predicted
             .iter()
             .enumerate()
-            .filter(|(q, _)| done[*q])
+            .filter(|(q, _)| matched[*q])
             .map(|(_, pe)| pe)
             .rev()
             .filter(|_| !(folder_modified && fits_later))
