@@ -1219,3 +1219,25 @@ fn a_tolerated_extra_inside_an_operation_leaves_its_optional_events_pending() {
         "R32",
     );
 }
+
+#[test]
+fn a_tolerated_extra_that_looks_like_a_later_event_does_not_end_an_operation() {
+    let inbox = FolderHandle::Inbox;
+    let ops = vec![
+        subscribe(S1, Mode::Pull, &[inbox], all_types()),
+        create(1, inbox),
+        create(2, inbox),
+        Op::Poll { sub: S1 },
+    ];
+    // The Inbox's unread count is unknown: every ModifiedEvent of it fits.
+    let any = Profile::exchange();
+    let prediction = predict_for(&any, &ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    // i1: Created, Modified(inbox), a second Modified(inbox), then NewMail.
+    let new_mail = events.remove(1);
+    let again = events[1].clone();
+    events.insert(2, again);
+    events.insert(3, new_mail);
+    assert_clean(&check(&prediction, &observed, &any));
+}

@@ -327,10 +327,7 @@ async fn shrink(
     // Then operation by operation.
     let mut m = Minimizer::new(&best.ops);
     let mut cut_short = None;
-    loop {
-        let Some(candidate) = m.candidate() else {
-            break;
-        };
+    while let Some(candidate) = m.candidate() {
         if let Some(why) = stop(runs) {
             cut_short = Some(why);
             break;

@@ -38,6 +38,7 @@ use super::mailbox::{InvalidOp, Model, Prediction, predict_with};
 use super::ops::{FolderHandle, Handle, Mode, Op, Scope, SubHandle, WatermarkHandle};
 use super::oracle::{
     Bindings, Delivery, Divergence, DivergenceKind, Observed, ObservedSubscription, judge,
+    may_be_absent,
 };
 use super::profile::Profile;
 use crate::check::excerpt;
@@ -885,10 +886,14 @@ impl<'d> Session<'d> {
                 self.remembered.insert(*watermark, next);
             }
             Op::Poll { sub } => {
-                let want = prediction
-                    .subscriptions
-                    .get(sub)
-                    .map_or(0, |p| p.expected_by(index));
+                // Events the target may leave out are not waited for.
+                let profile = &self.d.config.profile;
+                let want = prediction.subscriptions.get(sub).map_or(0, |p| {
+                    p.events
+                        .iter()
+                        .filter(|e| e.due <= index && !may_be_absent(e, profile))
+                        .count()
+                });
                 tri!(self.poll(index, *sub, want).await?);
             }
             Op::Unsubscribe { sub } => {
