@@ -242,6 +242,9 @@ pub struct SequenceRun {
     /// What is worth knowing besides the verdict: stream problems, waits
     /// that ran out, a cleanup that failed.
     pub notes: Vec<String>,
+    /// The deadline of [`Driver::run_until`] passed before the sequence
+    /// ended: nothing was judged.
+    pub cut: bool,
 }
 
 impl SequenceRun {
@@ -318,14 +321,29 @@ impl Driver {
 
     /// Runs `ops` and judges what the target delivered.
     pub async fn run(&self, ops: &[Op]) -> Result<SequenceRun, DriveError> {
+        self.run_until(ops, None).await
+    }
+
+    /// [`Driver::run`] that stops before the next operation once `deadline`
+    /// has passed: the run is then cut ([`SequenceRun::cut`]), not judged.
+    pub async fn run_until(
+        &self,
+        ops: &[Op],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SequenceRun, DriveError> {
         // Invalid sequences are refused before anything is sent.
         predict_with(Model::for_profile(&self.config.profile), ops)?;
         let started = std::time::Instant::now();
         let mut s = Session::new(self);
-        let outcome = s.execute(ops).await;
+        let outcome = s.execute(ops, deadline).await;
         s.cleanup().await;
+        let mut cut = false;
         let (prediction, failure) = match outcome {
             Err(Stop::Fatal(e)) => return Err(e),
+            Err(Stop::Cut(prediction)) => {
+                cut = true;
+                (prediction, None)
+            }
             Err(Stop::Failed(step, prediction)) => (prediction, Some(Failure::Step(*step))),
             Ok(prediction) => {
                 let observed = s.observed();
@@ -342,6 +360,7 @@ impl Driver {
             requests: s.requests,
             duration: started.elapsed(),
             notes: s.notes,
+            cut,
         })
     }
 }
@@ -351,6 +370,8 @@ enum Stop {
     /// A step failure before the prediction exists carries an empty one.
     Failed(Box<StepFailure>, Prediction),
     Fatal(DriveError),
+    /// The deadline passed before the last operation.
+    Cut(Prediction),
 }
 
 /// How a subscription delivers in this run.
@@ -508,7 +529,11 @@ impl<'d> Session<'d> {
 
     // ------------------------------------------------------------ the run
 
-    async fn execute(&mut self, ops: &[Op]) -> Result<Prediction, Stop> {
+    async fn execute(
+        &mut self,
+        ops: &[Op],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Prediction, Stop> {
         let empty = Prediction::default();
         let model = match self.setup().await {
             Ok(Ok(m)) => m,
@@ -517,6 +542,12 @@ impl<'d> Session<'d> {
         };
         let prediction = predict_with(model, ops).map_err(|e| Stop::Fatal(e.into()))?;
         for (index, op) in ops.iter().enumerate() {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                self.notes.push(format!(
+                    "cut before operation {index}: the time budget is spent"
+                ));
+                return Err(Stop::Cut(prediction));
+            }
             self.at = Some(index);
             self.at_label = op.to_string();
             match self.step(index, op, &prediction).await {
