@@ -1241,3 +1241,36 @@ fn a_tolerated_extra_that_looks_like_a_later_event_does_not_end_an_operation() {
     events.insert(3, new_mail);
     assert_clean(&check(&prediction, &observed, &any));
 }
+
+#[test]
+fn a_left_out_event_followed_by_an_extra_kind_of_event_is_not_waited_for() {
+    // A copy out of Deleted Items, watched there: its CopiedEvent may be
+    // absent (its CreatedEvent form is outside the folder, R77). The next
+    // operation's item ModifiedEvent, a kind Exchange may also send extra,
+    // is that operation's event.
+    let deleted = FolderHandle::DeletedItems;
+    let ops = vec![
+        subscribe(S1, Mode::Push, &[deleted], all_types()),
+        create(1, deleted),
+        Op::CopyItem {
+            item: ItemHandle(1),
+            to: CASE,
+            new: ItemHandle(2),
+        },
+        Op::MarkRead {
+            item: ItemHandle(1),
+            read: true,
+        },
+        Op::Poll { sub: S1 },
+    ];
+    let any = Profile::exchange();
+    let prediction = predict_for(&any, &ops).expect("valid");
+    let mut observed = simulate(&prediction);
+    let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
+    let at = events
+        .iter()
+        .position(|e| e.kind == EventKind::Copied)
+        .expect("the copy");
+    events.remove(at);
+    assert_clean(&check(&prediction, &observed, &any));
+}

@@ -749,13 +749,19 @@ impl<'a> SubJudge<'a> {
                 if !droppable {
                     break;
                 }
-                // An extra the profile tolerates leaves the operation's
-                // optional events pending: it proves nothing about them,
-                // even when it looks like a later operation's event (a folder
-                // ModifiedEvent whose count the model does not know fits
-                // many).
+                // An extra the profile tolerates may be a later operation's
+                // event (the optional ones were left out) or just an extra
+                // (a folder ModifiedEvent whose count the model does not
+                // know fits many): what arrives later tells which.
                 if self.tolerated_extra(r.event, bindings) {
-                    break;
+                    let still_coming = burst.iter().any(|&q| {
+                        received[i + 1..].iter().any(|x| {
+                            unify_any(&predicted[q], x.event, bindings, self.profile).is_ok()
+                        })
+                    });
+                    if still_coming {
+                        break;
+                    }
                 }
                 for &q in &burst {
                     if let Some(near) = self.near_miss(&received, &skipped, q, bindings) {

@@ -38,7 +38,6 @@ use super::mailbox::{InvalidOp, Model, Prediction, predict_with};
 use super::ops::{FolderHandle, Handle, Mode, Op, Scope, SubHandle, WatermarkHandle};
 use super::oracle::{
     Bindings, Delivery, Divergence, DivergenceKind, Observed, ObservedSubscription, judge,
-    may_be_absent,
 };
 use super::profile::Profile;
 use crate::check::excerpt;
@@ -917,15 +916,11 @@ impl<'d> Session<'d> {
                 self.remembered.insert(*watermark, next);
             }
             Op::Poll { sub } => {
-                // Events the target may leave out are not waited for.
-                let profile = &self.d.config.profile;
-                let want = prediction.subscriptions.get(sub).map_or(0, |p| {
-                    p.events
-                        .iter()
-                        .filter(|e| e.due <= index && !may_be_absent(e, profile))
-                        .count()
-                });
-                tri!(self.poll(index, *sub, want).await?);
+                let want = prediction
+                    .subscriptions
+                    .get(sub)
+                    .map_or(0, |p| p.expected_by(index));
+                tri!(self.poll(index, *sub, want, prediction).await?);
             }
             Op::Unsubscribe { sub } => {
                 tri!(self.unsubscribe(*sub).await?);
@@ -1084,9 +1079,12 @@ impl<'d> Session<'d> {
         index: usize,
         sub: SubHandle,
         want: usize,
+        prediction: &Prediction,
     ) -> Result<StepResult<()>, DriveError> {
         let wait = match self.subs.get(&sub).map(|s| (&s.feed, s.missed)) {
-            Some((Feed::Pull { .. }, _)) => return self.poll_pull(index, sub, want).await,
+            Some((Feed::Pull { .. }, _)) => {
+                return self.poll_pull(index, sub, want, prediction).await;
+            }
             Some((Feed::Streaming(_) | Feed::Push(_), true)) => self.d.config.settle,
             Some((Feed::Streaming(_) | Feed::Push(_), false)) => self.d.config.event_wait,
             Some((Feed::Closed, _)) | None => {
@@ -1099,12 +1097,12 @@ impl<'d> Session<'d> {
         loop {
             let arrived = self.take(sub).await;
             self.record(sub, index, arrived);
+            if !self.awaiting(sub, index, prediction) {
+                break;
+            }
             let Some(run) = self.subs.get_mut(&sub) else {
                 break;
             };
-            if run.events >= want {
-                break;
-            }
             let woke = match &mut run.feed {
                 Feed::Streaming(f) => f.wait(deadline).await,
                 Feed::Push(f) => match self.d.target.push_listener() {
@@ -1119,7 +1117,7 @@ impl<'d> Session<'d> {
             let arrived = self.take(sub).await;
             self.record(sub, index, arrived);
             let have = self.subs.get(&sub).map_or(0, |r| r.events);
-            if have < want {
+            if self.awaiting(sub, index, prediction) {
                 if let Some(run) = self.subs.get_mut(&sub) {
                     run.missed = true;
                 }
@@ -1136,6 +1134,30 @@ impl<'d> Session<'d> {
             break;
         }
         Ok(Ok(()))
+    }
+
+    /// Whether events due by the poll at `index` may still come: judging
+    /// what arrived so far finds only that the next required event has not
+    /// (events the profile lets a target leave out are not waited for, and
+    /// a divergence already seen will not heal by waiting).
+    fn awaiting(&self, sub: SubHandle, index: usize, prediction: &Prediction) -> bool {
+        let (Some(pred), Some(run)) = (prediction.subscriptions.get(&sub), self.subs.get(&sub))
+        else {
+            return false;
+        };
+        let mut due = pred.clone();
+        due.events.retain(|e| e.due <= index);
+        let partial = Prediction {
+            subscriptions: BTreeMap::from([(sub, due)]),
+            log: prediction.log.clone(),
+        };
+        let observed = Observed {
+            bindings: self.bindings.clone(),
+            subscriptions: BTreeMap::from([(sub, run.observed.clone())]),
+        };
+        judge(&partial, &observed, &self.d.config.profile)
+            .iter()
+            .any(|d| d.kind == DivergenceKind::Lost && d.delivery_index.is_none())
     }
 
     /// What arrived for a streaming or push subscription since the last take.
@@ -1179,6 +1201,7 @@ impl<'d> Session<'d> {
         index: usize,
         sub: SubHandle,
         want: usize,
+        prediction: &Prediction,
     ) -> Result<StepResult<()>, DriveError> {
         let synchronous = self.d.config.profile.synchronous_pull;
         let deadline = Instant::now() + self.d.config.event_wait;
@@ -1189,8 +1212,9 @@ impl<'d> Session<'d> {
             }
             let have = self.subs.get(&sub).map_or(0, |s| s.events);
             // An asynchronous target may queue events late: drain again.
-            if synchronous || have >= want || Instant::now() >= deadline {
-                if have < want && !synchronous {
+            let awaiting = !synchronous && self.awaiting(sub, index, prediction);
+            if !awaiting || Instant::now() >= deadline {
+                if awaiting {
                     self.notes.push(format!(
                         "operation {index} (Poll({sub})): {have} of {want} predicted events arrived by {:?}",
                         self.d.config.event_wait
