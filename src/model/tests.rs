@@ -898,3 +898,19 @@ fn a_move_to_deleted_items_is_optional_for_all_folders_on_exchange_2013_only() {
     assert!(!moved_of(&Profile::exchange2010()).optional);
     assert!(!moved_of(&Profile::reference()).optional);
 }
+
+#[test]
+fn profile_names_follow_the_suite_profiles_and_versions() {
+    let name = |n: &str| Profile::named(n).map(|p| p.name);
+    assert_eq!(name("exchange2010"), Some("exchange2010"));
+    assert_eq!(name("Exchange2013-and-Online"), Some("exchange2013"));
+    assert_eq!(name("exchange-online"), Some("exchange2013"));
+    assert_eq!(name("exchange"), Some("exchange"));
+    assert_eq!(name("reference"), Some("reference"));
+    assert_eq!(name("something else"), None);
+    assert_eq!(Profile::exchange2010().soft_delete, SoftDelete::Deleted);
+    assert_eq!(Profile::exchange2013().soft_delete, SoftDelete::ToDumpster);
+    assert_eq!(Profile::exchange().soft_delete, SoftDelete::Either);
+    // R77 is open in every profile.
+    assert!(Profile::reference().copy_as_created);
+}

@@ -1399,3 +1399,23 @@ fn real_events(n: &Notification) -> usize {
 fn transport_detail(e: &TransportError) -> String {
     e.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_without_a_known_profile_is_judged_with_every_versions_latitude() {
+        let build = |profile: Option<&str>| {
+            TargetConfig::builder("http://127.0.0.1:1/EWS/Exchange.asmx")
+                .profile(profile.map(str::to_string))
+                .build()
+                .map(|c| DriverConfig::for_target(&c).profile.name)
+                .ok()
+        };
+        assert_eq!(build(None), Some("exchange"));
+        assert_eq!(build(Some("a lab server")), Some("exchange"));
+        assert_eq!(build(Some("exchange2010")), Some("exchange2010"));
+        assert_eq!(build(Some("reference")), Some("reference"));
+    }
+}
