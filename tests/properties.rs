@@ -768,6 +768,34 @@ fn a_late_delivery_is_awaited_before_the_next_operation() {
 }
 
 #[test]
+fn a_run_past_its_deadline_is_cut_and_not_judged() {
+    runtime().block_on(async {
+        let server = reference_server(ServerConfig::default()).await;
+        let driver = Driver::for_target(pull_target(&server.url(), Duration::from_secs(10)))
+            .expect("a driver");
+        let past = Instant::now();
+        let run = driver
+            .run_until(&tiny_sequence(), Some(past))
+            .await
+            .expect("answers");
+        assert!(run.cut && run.failure.is_none(), "{:?}", run.notes);
+        assert!(
+            run.notes
+                .iter()
+                .any(|n| n.contains("cut before operation 0")),
+            "{:?}",
+            run.notes
+        );
+        let later = Instant::now() + Duration::from_secs(600);
+        let run = driver
+            .run_until(&tiny_sequence(), Some(later))
+            .await
+            .expect("answers");
+        assert!(!run.cut && run.passed(), "{:?}", run.failure);
+    });
+}
+
+#[test]
 fn shrinking_stops_when_the_time_budget_is_spent_and_writes_the_smallest_case_so_far() {
     runtime().block_on(async {
         let broken = reference_server(faulty_server_config(&["stale-previous-watermark"])).await;

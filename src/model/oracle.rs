@@ -330,6 +330,17 @@ pub fn judge(prediction: &Prediction, observed: &Observed, profile: &Profile) ->
     out
 }
 
+/// Whether a target of `profile` may leave `pe` out: a legal outcome has
+/// no such event for the subscription, or the profile tolerates its absence.
+pub fn may_be_absent(pe: &PredictedEvent, profile: &Profile) -> bool {
+    let e = &pe.event;
+    pe.optional
+        || (profile.missing_folder_modified
+            && e.kind == EventKind::Modified
+            && e.object.is_folder())
+        || (pe.new_mail_on_save && !profile.new_mail_on_save)
+}
+
 fn subscribe_rule(mode: Mode) -> &'static str {
     match mode {
         Mode::Pull => "R7",
@@ -353,6 +364,14 @@ struct SubJudge<'a> {
     obs: &'a ObservedSubscription,
     profile: &'a Profile,
     log: &'a [LoggedEvent],
+}
+
+/// Which predicted events are done with (arrived, or left out as allowed),
+/// and which of them arrived.
+#[derive(Clone, Copy)]
+struct Progress<'a> {
+    done: &'a [bool],
+    matched: &'a [bool],
 }
 
 /// A received non-status event and where it came from.
@@ -664,6 +683,8 @@ impl<'a> SubJudge<'a> {
         let n = predicted.len();
         // Predicted events matched, or left out as the profile allows.
         let mut done = vec![false; n];
+        // Of those, the ones that arrived.
+        let mut matched = vec![false; n];
         // The first predicted event not yet done.
         let mut p = 0;
         // Tolerated extras since the last match: one of them may be the
@@ -712,6 +733,7 @@ impl<'a> SubJudge<'a> {
                         ));
                     }
                     done[q] = true;
+                    matched[q] = true;
                     skipped.clear();
                     continue 'received;
                 }
@@ -727,6 +749,20 @@ impl<'a> SubJudge<'a> {
                 if !droppable {
                     break;
                 }
+                // An extra the profile tolerates may be a later operation's
+                // event (the optional ones were left out) or just an extra
+                // (a folder ModifiedEvent whose count the model does not
+                // know fits many): what arrives later tells which.
+                if self.tolerated_extra(r.event, bindings) {
+                    let still_coming = burst.iter().any(|&q| {
+                        received[i + 1..].iter().any(|x| {
+                            unify_any(&predicted[q], x.event, bindings, self.profile).is_ok()
+                        })
+                    });
+                    if still_coming {
+                        break;
+                    }
+                }
                 for &q in &burst {
                     if let Some(near) = self.near_miss(&received, &skipped, q, bindings) {
                         return Some(near);
@@ -738,7 +774,11 @@ impl<'a> SubJudge<'a> {
                 skipped.push(i);
                 continue;
             }
-            let div = self.classify(&received, i, p, &done, rule, bindings);
+            let progress = Progress {
+                done: &done,
+                matched: &matched,
+            };
+            let div = self.classify(&received, i, p, progress, rule, bindings);
             if div.kind == DivergenceKind::Lost
                 && let Some(near) = self.near_miss(&received, &skipped, p, bindings)
             {
@@ -779,12 +819,7 @@ impl<'a> SubJudge<'a> {
 
     /// A predicted event the profile lets the target leave out.
     fn optional(&self, pe: &PredictedEvent) -> bool {
-        let e = &pe.event;
-        pe.optional
-            || (self.profile.missing_folder_modified
-                && e.kind == EventKind::Modified
-                && e.object.is_folder())
-            || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
+        may_be_absent(pe, self.profile)
     }
 
     /// An extra folder ModifiedEvent the profile tolerates; it must still
@@ -851,7 +886,7 @@ impl<'a> SubJudge<'a> {
         received: &[Received<'_>],
         i: usize,
         p: usize,
-        done: &[bool],
+        Progress { done, matched }: Progress<'_>,
         rule: &'static str,
         bindings: &Bindings,
     ) -> Divergence {
@@ -908,7 +943,7 @@ impl<'a> SubJudge<'a> {
         if let Some(earlier) = predicted
             .iter()
             .enumerate()
-            .filter(|(q, _)| done[*q])
+            .filter(|(q, _)| matched[*q])
             .map(|(_, pe)| pe)
             .rev()
             .filter(|_| !(folder_modified && fits_later))

@@ -50,7 +50,9 @@ pub struct Profile {
     pub copy_as_created: bool,
     /// The event a soft delete raises (R76).
     pub soft_delete: SoftDelete,
-    /// MoveToDeletedItems of an item already in Deleted Items.
+    /// MoveToDeletedItems of an item already in Deleted Items. Exchange
+    /// soft-deletes it; the docs (R75) do not single the case out, so every
+    /// Exchange profile also accepts the literal reading, a move.
     pub redelete: Redelete,
     /// SubscribeToAllFolders subscriptions see deletions through the
     /// AllItems search folder (Exchange 2013+, digest 2.2 C-DEL): a
@@ -134,7 +136,6 @@ impl Profile {
         Profile {
             name: "exchange2013",
             soft_delete: SoftDelete::ToDumpster,
-            redelete: Redelete::SoftDelete,
             ..Profile::exchange()
         }
     }
@@ -145,7 +146,6 @@ impl Profile {
         Profile {
             name: "exchange2010",
             soft_delete: SoftDelete::Deleted,
-            redelete: Redelete::SoftDelete,
             all_folders_search_folder: false,
             ..Profile::exchange()
         }

@@ -739,23 +739,7 @@ fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchang
         DELETED,
     );
     let deleted = item_ev(Deleted, 2, DELETED);
-    // i1 (unread) stays in Deleted Items; i2 leaves it: unread 2 -> 1.
-    let after = folder_mod(DELETED, ROOT, Some(1));
-
-    // Exchange 2013 / Online: a MovedEvent to the dumpster (R76).
-    let e13 = logged_last(&Profile::exchange2013(), &ops);
-    let events: Vec<_> = e13.iter().map(|l| l.event.clone()).collect();
-    assert_eq!(events, vec![to_dumpster.clone(), after.clone()]);
-    assert!(e13[0].alternatives.is_empty());
-
-    // Exchange 2010: a DeletedEvent.
-    let e10 = logged_last(&Profile::exchange2010(), &ops);
-    let events: Vec<_> = e10.iter().map(|l| l.event.clone()).collect();
-    assert_eq!(events, vec![deleted.clone(), after.clone()]);
-
-    // Unknown version: either, or R75 read literally (a move within Deleted
-    // Items), after which Deleted Items' unread count is unknown.
-    let any = logged_last(&Profile::exchange(), &ops);
+    // R75 read literally: a move within Deleted Items.
     let within = moved(
         Moved,
         Handle::Remnant(i(2)),
@@ -763,23 +747,52 @@ fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchang
         Handle::Item(i(2)),
         DELETED,
     );
+    let events = |profile: &Profile| -> Vec<ExpectedEvent> {
+        logged_last(profile, &ops)
+            .into_iter()
+            .map(|l| l.event)
+            .collect()
+    };
+
+    // Only Exchange's soft delete: i1 (unread) stays in Deleted Items, i2
+    // leaves it: unread 2 -> 1.
+    let soft_only = Profile {
+        redelete: Redelete::SoftDelete,
+        ..Profile::exchange2013()
+    };
+    let after = folder_mod(DELETED, ROOT, Some(1));
+    assert_eq!(events(&soft_only), vec![to_dumpster.clone(), after]);
+    assert!(logged_last(&soft_only, &ops)[0].alternatives.is_empty());
+
+    // Exchange 2013 / Online: a MovedEvent to the dumpster (R76), or the
+    // literal move; Deleted Items' unread count is then unknown.
+    let unknown = folder_mod(DELETED, ROOT, None);
+    let e13 = logged_last(&Profile::exchange2013(), &ops);
+    assert_eq!(
+        events(&Profile::exchange2013()),
+        vec![to_dumpster.clone(), unknown.clone()]
+    );
+    assert_eq!(e13[0].alternatives, vec![within.clone()]);
+
+    // Exchange 2010: a DeletedEvent.
+    let e10 = logged_last(&Profile::exchange2010(), &ops);
+    assert_eq!(
+        events(&Profile::exchange2010()),
+        vec![deleted.clone(), unknown.clone()]
+    );
+    assert_eq!(e10[0].alternatives, vec![within.clone()]);
+
+    // Unknown version: any of the three.
+    let any = logged_last(&Profile::exchange(), &ops);
     assert_eq!(any[0].event, to_dumpster);
-    assert_eq!(any[0].alternatives, vec![deleted, within]);
-    assert_eq!(any[1].event, folder_mod(DELETED, ROOT, None));
+    assert_eq!(any[0].alternatives, vec![deleted, within.clone()]);
+    assert_eq!(any[1].event, unknown);
 
     // The reference server moves it within Deleted Items.
-    let reference = logged_last(&Profile::reference(), &ops);
-    let events: Vec<_> = reference.iter().map(|l| l.event.clone()).collect();
     assert_eq!(
-        events,
+        events(&Profile::reference()),
         vec![
-            moved(
-                Moved,
-                Handle::Remnant(i(2)),
-                DELETED,
-                Handle::Item(i(2)),
-                DELETED
-            ),
+            within,
             folder_mod(DELETED, ROOT, Some(2)),
             folder_mod(DELETED, ROOT, Some(2)),
         ]
@@ -884,4 +897,20 @@ fn a_move_to_deleted_items_is_optional_for_all_folders_on_exchange_2013_only() {
     assert!(moved_of(&Profile::exchange()).optional);
     assert!(!moved_of(&Profile::exchange2010()).optional);
     assert!(!moved_of(&Profile::reference()).optional);
+}
+
+#[test]
+fn profile_names_follow_the_suite_profiles_and_versions() {
+    let name = |n: &str| Profile::named(n).map(|p| p.name);
+    assert_eq!(name("exchange2010"), Some("exchange2010"));
+    assert_eq!(name("Exchange2013-and-Online"), Some("exchange2013"));
+    assert_eq!(name("exchange-online"), Some("exchange2013"));
+    assert_eq!(name("exchange"), Some("exchange"));
+    assert_eq!(name("reference"), Some("reference"));
+    assert_eq!(name("something else"), None);
+    assert_eq!(Profile::exchange2010().soft_delete, SoftDelete::Deleted);
+    assert_eq!(Profile::exchange2013().soft_delete, SoftDelete::ToDumpster);
+    assert_eq!(Profile::exchange().soft_delete, SoftDelete::Either);
+    // R77 is open in every profile.
+    assert!(Profile::reference().copy_as_created);
 }

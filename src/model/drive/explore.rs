@@ -148,6 +148,8 @@ pub struct ExploreReport {
     pub elapsed: Duration,
     pub modes: Vec<Mode>,
     pub found: Option<Found>,
+    /// Sequences stopped unjudged because the time budget ran out.
+    pub cut_sequences: usize,
 }
 
 impl ExploreReport {
@@ -158,8 +160,13 @@ impl ExploreReport {
             None => "no divergence".to_string(),
             Some(f) => format!("FAILED: {}", f.signature),
         };
+        let cut = if self.cut_sequences > 0 {
+            " (one more was cut short by the time budget)"
+        } else {
+            ""
+        };
         format!(
-            "explored {} sequences ({} operations, {} predicted events, {} requests; {}) in {:.1}s with seed {}: {verdict}",
+            "explored {} sequences{cut} ({} operations, {} predicted events, {} requests; {}) in {:.1}s with seed {}: {verdict}",
             self.sequences,
             self.operations,
             self.events,
@@ -209,6 +216,7 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
         elapsed: Duration::ZERO,
         modes: generator.modes.clone(),
         found: None,
+        cut_sequences: 0,
     };
     let long = GenConfig {
         min_ops: generator.min_ops.max(200),
@@ -235,7 +243,15 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
             .new_tree(&mut runner)
             .map_err(|r| DriveError::Harness(format!("the generator gave up: {r}")))?;
         let ops = tree.current();
-        let run = driver.run(&ops).await?;
+        let deadline = config.budget.map(|b| started + b);
+        let run = driver
+            .run_until(&ops, deadline.filter(|_| report.sequences > 0))
+            .await?;
+        if run.cut {
+            // The budget ran out in the middle: nothing was judged.
+            report.cut_sequences += 1;
+            break;
+        }
         report.sequences += 1;
         report.operations += ops.len();
         report.requests += run.requests;
@@ -247,7 +263,6 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
             "explored a sequence"
         );
         if run.failure.is_some() {
-            let deadline = config.budget.map(|b| started + b);
             let mut found = shrink(driver, config, tree, run, deadline).await?;
             if let Some(dir) = &config.found_dir {
                 match write_found_case(dir, &found.case_name, &found.case_text) {
@@ -305,7 +320,7 @@ async fn shrink(
         while within(runs) && runs < proptest_runs && stalled < PROPTEST_STALL {
             let candidate = tree.current();
             runs += 1;
-            let r = driver.run(&candidate).await?;
+            let r = driver.run_until(&candidate, deadline).await?;
             if same(&r) {
                 stalled = if r.ops.len() < best.ops.len() {
                     0
@@ -327,16 +342,13 @@ async fn shrink(
     // Then operation by operation.
     let mut m = Minimizer::new(&best.ops);
     let mut cut_short = None;
-    loop {
-        let Some(candidate) = m.candidate() else {
-            break;
-        };
+    while let Some(candidate) = m.candidate() {
         if let Some(why) = stop(runs) {
             cut_short = Some(why);
             break;
         }
         runs += 1;
-        let r = driver.run(&candidate).await?;
+        let r = driver.run_until(&candidate, deadline).await?;
         let fails = same(&r);
         if fails {
             best = r;

@@ -241,6 +241,9 @@ pub struct SequenceRun {
     /// What is worth knowing besides the verdict: stream problems, waits
     /// that ran out, a cleanup that failed.
     pub notes: Vec<String>,
+    /// The deadline of [`Driver::run_until`] passed before the sequence
+    /// ended: nothing was judged.
+    pub cut: bool,
 }
 
 impl SequenceRun {
@@ -317,14 +320,29 @@ impl Driver {
 
     /// Runs `ops` and judges what the target delivered.
     pub async fn run(&self, ops: &[Op]) -> Result<SequenceRun, DriveError> {
+        self.run_until(ops, None).await
+    }
+
+    /// [`Driver::run`] that stops before the next operation once `deadline`
+    /// has passed: the run is then cut ([`SequenceRun::cut`]), not judged.
+    pub async fn run_until(
+        &self,
+        ops: &[Op],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SequenceRun, DriveError> {
         // Invalid sequences are refused before anything is sent.
         predict_with(Model::for_profile(&self.config.profile), ops)?;
         let started = std::time::Instant::now();
         let mut s = Session::new(self);
-        let outcome = s.execute(ops).await;
+        let outcome = s.execute(ops, deadline).await;
         s.cleanup().await;
+        let mut cut = false;
         let (prediction, failure) = match outcome {
             Err(Stop::Fatal(e)) => return Err(e),
+            Err(Stop::Cut(prediction)) => {
+                cut = true;
+                (prediction, None)
+            }
             Err(Stop::Failed(step, prediction)) => (prediction, Some(Failure::Step(*step))),
             Ok(prediction) => {
                 let observed = s.observed();
@@ -341,6 +359,7 @@ impl Driver {
             requests: s.requests,
             duration: started.elapsed(),
             notes: s.notes,
+            cut,
         })
     }
 }
@@ -350,6 +369,8 @@ enum Stop {
     /// A step failure before the prediction exists carries an empty one.
     Failed(Box<StepFailure>, Prediction),
     Fatal(DriveError),
+    /// The deadline passed before the last operation.
+    Cut(Prediction),
 }
 
 /// How a subscription delivers in this run.
@@ -507,7 +528,11 @@ impl<'d> Session<'d> {
 
     // ------------------------------------------------------------ the run
 
-    async fn execute(&mut self, ops: &[Op]) -> Result<Prediction, Stop> {
+    async fn execute(
+        &mut self,
+        ops: &[Op],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Prediction, Stop> {
         let empty = Prediction::default();
         let model = match self.setup().await {
             Ok(Ok(m)) => m,
@@ -516,6 +541,12 @@ impl<'d> Session<'d> {
         };
         let prediction = predict_with(model, ops).map_err(|e| Stop::Fatal(e.into()))?;
         for (index, op) in ops.iter().enumerate() {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                self.notes.push(format!(
+                    "cut before operation {index}: the time budget is spent"
+                ));
+                return Err(Stop::Cut(prediction));
+            }
             self.at = Some(index);
             self.at_label = op.to_string();
             match self.step(index, op, &prediction).await {
@@ -889,7 +920,7 @@ impl<'d> Session<'d> {
                     .subscriptions
                     .get(sub)
                     .map_or(0, |p| p.expected_by(index));
-                tri!(self.poll(index, *sub, want).await?);
+                tri!(self.poll(index, *sub, want, prediction).await?);
             }
             Op::Unsubscribe { sub } => {
                 tri!(self.unsubscribe(*sub).await?);
@@ -1048,9 +1079,12 @@ impl<'d> Session<'d> {
         index: usize,
         sub: SubHandle,
         want: usize,
+        prediction: &Prediction,
     ) -> Result<StepResult<()>, DriveError> {
         let wait = match self.subs.get(&sub).map(|s| (&s.feed, s.missed)) {
-            Some((Feed::Pull { .. }, _)) => return self.poll_pull(index, sub, want).await,
+            Some((Feed::Pull { .. }, _)) => {
+                return self.poll_pull(index, sub, want, prediction).await;
+            }
             Some((Feed::Streaming(_) | Feed::Push(_), true)) => self.d.config.settle,
             Some((Feed::Streaming(_) | Feed::Push(_), false)) => self.d.config.event_wait,
             Some((Feed::Closed, _)) | None => {
@@ -1063,12 +1097,12 @@ impl<'d> Session<'d> {
         loop {
             let arrived = self.take(sub).await;
             self.record(sub, index, arrived);
+            if !self.awaiting(sub, index, prediction) {
+                break;
+            }
             let Some(run) = self.subs.get_mut(&sub) else {
                 break;
             };
-            if run.events >= want {
-                break;
-            }
             let woke = match &mut run.feed {
                 Feed::Streaming(f) => f.wait(deadline).await,
                 Feed::Push(f) => match self.d.target.push_listener() {
@@ -1083,7 +1117,7 @@ impl<'d> Session<'d> {
             let arrived = self.take(sub).await;
             self.record(sub, index, arrived);
             let have = self.subs.get(&sub).map_or(0, |r| r.events);
-            if have < want {
+            if self.awaiting(sub, index, prediction) {
                 if let Some(run) = self.subs.get_mut(&sub) {
                     run.missed = true;
                 }
@@ -1100,6 +1134,30 @@ impl<'d> Session<'d> {
             break;
         }
         Ok(Ok(()))
+    }
+
+    /// Whether events due by the poll at `index` may still come: judging
+    /// what arrived so far finds only that the next required event has not
+    /// (events the profile lets a target leave out are not waited for, and
+    /// a divergence already seen will not heal by waiting).
+    fn awaiting(&self, sub: SubHandle, index: usize, prediction: &Prediction) -> bool {
+        let (Some(pred), Some(run)) = (prediction.subscriptions.get(&sub), self.subs.get(&sub))
+        else {
+            return false;
+        };
+        let mut due = pred.clone();
+        due.events.retain(|e| e.due <= index);
+        let partial = Prediction {
+            subscriptions: BTreeMap::from([(sub, due)]),
+            log: prediction.log.clone(),
+        };
+        let observed = Observed {
+            bindings: self.bindings.clone(),
+            subscriptions: BTreeMap::from([(sub, run.observed.clone())]),
+        };
+        judge(&partial, &observed, &self.d.config.profile)
+            .iter()
+            .any(|d| d.kind == DivergenceKind::Lost && d.delivery_index.is_none())
     }
 
     /// What arrived for a streaming or push subscription since the last take.
@@ -1143,6 +1201,7 @@ impl<'d> Session<'d> {
         index: usize,
         sub: SubHandle,
         want: usize,
+        prediction: &Prediction,
     ) -> Result<StepResult<()>, DriveError> {
         let synchronous = self.d.config.profile.synchronous_pull;
         let deadline = Instant::now() + self.d.config.event_wait;
@@ -1153,8 +1212,9 @@ impl<'d> Session<'d> {
             }
             let have = self.subs.get(&sub).map_or(0, |s| s.events);
             // An asynchronous target may queue events late: drain again.
-            if synchronous || have >= want || Instant::now() >= deadline {
-                if have < want && !synchronous {
+            let awaiting = !synchronous && self.awaiting(sub, index, prediction);
+            if !awaiting || Instant::now() >= deadline {
+                if awaiting {
                     self.notes.push(format!(
                         "operation {index} (Poll({sub})): {have} of {want} predicted events arrived by {:?}",
                         self.d.config.event_wait
@@ -1338,4 +1398,24 @@ fn real_events(n: &Notification) -> usize {
 
 fn transport_detail(e: &TransportError) -> String {
     e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_without_a_known_profile_is_judged_with_every_versions_latitude() {
+        let build = |profile: Option<&str>| {
+            TargetConfig::builder("http://127.0.0.1:1/EWS/Exchange.asmx")
+                .profile(profile.map(str::to_string))
+                .build()
+                .map(|c| DriverConfig::for_target(&c).profile.name)
+                .ok()
+        };
+        assert_eq!(build(None), Some("exchange"));
+        assert_eq!(build(Some("a lab server")), Some("exchange"));
+        assert_eq!(build(Some("exchange2010")), Some("exchange2010"));
+        assert_eq!(build(Some("reference")), Some("reference"));
+    }
 }
