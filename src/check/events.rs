@@ -209,27 +209,11 @@ pub(crate) fn render_pattern(
     check: &str,
     p: &EventPattern,
 ) -> Result<Rendered, Box<Finding>> {
-    let r = |v: &Option<String>| -> Result<Option<String>, Box<Finding>> {
-        v.as_deref()
-            .map(|t| input.render(check, t))
-            .transpose()
-            .map_err(|mut f| {
-                f.line = p.line;
-                f
-            })
-    };
-    Ok(Rendered {
-        line: p.line,
-        kind: p.kind,
-        ids: [
-            r(&p.item)?,
-            r(&p.folder)?,
-            r(&p.parent)?,
-            r(&p.old_item)?,
-            r(&p.old_folder)?,
-            r(&p.old_parent)?,
-        ],
-        unread_count: p.unread_count,
+    Rendered::from_pattern(p, |t| {
+        input.render(check, t).map_err(|mut f| {
+            f.line = p.line;
+            f
+        })
     })
 }
 
@@ -242,14 +226,22 @@ pub fn patterns_arrived(
     vars: &crate::suite::template::Vars,
     events: &[&Event],
 ) -> Option<bool> {
-    // `Some(None)`: no such field in the pattern; `None`: it cannot be rendered.
-    let r = |v: &Option<String>| match v {
-        None => Some(None),
-        Some(t) => vars.render(t).ok().map(Some),
-    };
-    let mut rendered = Vec::with_capacity(patterns.len());
-    for p in patterns {
-        rendered.push(Rendered {
+    let rendered: Vec<Rendered> = patterns
+        .iter()
+        .map(|p| Rendered::from_pattern(p, |t| vars.render(t).map_err(|_| ())))
+        .collect::<Result<_, ()>>()
+        .ok()?;
+    Some(event_match::in_order(&rendered, events).is_ok())
+}
+
+impl Rendered {
+    /// The pattern with each template field passed through `render`.
+    fn from_pattern<E>(
+        p: &EventPattern,
+        render: impl Fn(&str) -> Result<String, E>,
+    ) -> Result<Self, E> {
+        let r = |v: &Option<String>| v.as_deref().map(&render).transpose();
+        Ok(Rendered {
             line: p.line,
             kind: p.kind,
             ids: [
@@ -261,12 +253,9 @@ pub fn patterns_arrived(
                 r(&p.old_parent)?,
             ],
             unread_count: p.unread_count,
-        });
+        })
     }
-    Some(event_match::in_order(&rendered, events).is_ok())
-}
 
-impl Rendered {
     pub(crate) fn item(&self) -> Option<&str> {
         self.ids[0].as_deref()
     }
