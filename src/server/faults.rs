@@ -31,6 +31,7 @@ pub enum Fault {
     ResumeRefused,
     EventTypeFilterIgnored,
     FolderFilterIgnored,
+    ChildFolderLeak,
     DelegateSubscribeAllowed,
     PushUrlUnchecked,
     // GetEvents
@@ -62,6 +63,8 @@ pub enum Fault {
     StreamNeverCloses,
     ConnectionStatusOkOnError,
     StreamDuplicateDeclaration,
+    StreamNoHeartbeats,
+    StreamingAnyVersion,
     // Push
     PushNoStatusEvent,
     PushIgnoresUnsubscribe,
@@ -151,6 +154,19 @@ pub const CATALOGUE: &[FaultInfo] = &[
         &["R42"],
         &["getevents/folder-filter"],
         &["events", "asserts"],
+    ),
+    f(
+        Fault::ChildFolderLeak,
+        "child-folder-leak",
+        "Subscribe",
+        "a subscription to a folder also delivers the events of the folders below it (and only R42 says they must stay out)",
+        &["R42"],
+        &[
+            "getevents/filter-exact-decoys",
+            "streaming/filter-exact-decoys",
+            "push/filter-exact-decoys",
+        ],
+        &["events"],
     ),
     f(
         Fault::DelegateSubscribeAllowed,
@@ -420,6 +436,24 @@ pub const CATALOGUE: &[FaultInfo] = &[
         &["R1", "R45"],
         &["streaming/open-and-close", "streaming/two-subscriptions"],
         &["notify", "structure"],
+    ),
+    f(
+        Fault::StreamNoHeartbeats,
+        "stream-no-heartbeats",
+        "GetStreamingEvents",
+        "an idle connection gets its first envelope, then silence until ConnectionTimeout: no heartbeats",
+        &["R49"],
+        &["streaming/idle-heartbeats"],
+        &["notify"],
+    ),
+    f(
+        Fault::StreamingAnyVersion,
+        "streaming-any-version",
+        "Subscribe, GetStreamingEvents",
+        "streaming is accepted under every RequestServerVersion, also Exchange2007_SP1 and Exchange2010 (it came with Exchange2010_SP1)",
+        &["R17"],
+        &["subscribe/streaming-old-version", "streaming/old-version"],
+        &["codes"],
     ),
     f(
         Fault::PushNoStatusEvent,

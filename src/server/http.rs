@@ -352,8 +352,20 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
     tracing::debug!(user = call.user, operation = name, "request");
     match name {
         "Subscribe" | "GetEvents" | "GetStreamingEvents" | "Unsubscribe" => {
+            // The fault judges streaming requests by the newest schema,
+            // whatever version they ask for.
+            let version = if call.state.faults.has(Fault::StreamingAnyVersion)
+                && (name == "GetStreamingEvents"
+                    || op
+                        .descendants()
+                        .any(|n| n.tag_name().name() == "StreamingSubscriptionRequest"))
+            {
+                "Exchange2013"
+            } else {
+                call.version.as_str()
+            };
             if !call.state.faults.has(Fault::SkipRequestValidation)
-                && let Err(v) = notification_request(op, &call.version)
+                && let Err(v) = notification_request(op, version)
             {
                 return Reply::Schema(SchemaError::new(v).in_operation(op));
             }

@@ -101,6 +101,13 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             Err(u) => return subscribe_error(call, u.code(), u.text()),
         }
     }
+    if call.state.faults.has(Fault::ChildFolderLeak)
+        && let Some(mailbox) = call.state.mailbox(call.user)
+    {
+        let below: Vec<u64> =
+            mailbox.with(|d| folders.iter().flat_map(|f| d.folders_below(*f)).collect());
+        folders.extend(below);
+    }
     let to_all = req
         .attribute("SubscribeToAllFolders")
         .is_some_and(|v| matches!(v.trim(), "true" | "1"));

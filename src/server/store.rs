@@ -515,6 +515,13 @@ impl MailboxData {
         Ok(n)
     }
 
+    /// Every folder below `root` (children, their children, …).
+    pub fn folders_below(&self, root: u64) -> Vec<u64> {
+        let mut all = self.subtree(root);
+        all.retain(|f| *f != root);
+        all
+    }
+
     fn subtree(&self, root: u64) -> Vec<u64> {
         let mut all = vec![root];
         let mut i = 0;

@@ -365,6 +365,11 @@ impl Connection {
                     if Instant::now() >= deadline {
                         return self.send(status_only(&self.state, ConnectionStatus::Closed)).await;
                     }
+                    if self.state.faults.has(Fault::StreamNoHeartbeats) {
+                        // Silent until the deadline: wake only for it.
+                        last_sent = deadline;
+                        continue;
+                    }
                     self.send(status_only(&self.state, ConnectionStatus::Ok)).await?;
                     last_sent = Instant::now();
                 }
