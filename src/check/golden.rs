@@ -581,7 +581,7 @@ mod tests {
             (2, created.clone()),
             (3, beat.clone()),
         ]);
-        assert_eq!(texts(got), [created.clone()]);
+        assert_eq!(texts(got), [created]);
         // Any number of heartbeats before Closed: just Closed.
         let got = timing_free(vec![
             (0, beat.clone()),
