@@ -591,7 +591,7 @@ mod tests {
         assert_eq!(texts(got), [closed]);
         // Only heartbeats: one of them.
         let got = timing_free(vec![(0, beat.clone()), (1, beat.clone())]);
-        assert_eq!(texts(got), [beat.clone()]);
+        assert_eq!(texts(got), [beat]);
         // A single document stays, even a status-only one.
         assert_eq!(texts(timing_free(vec![(0, status.clone())])), [status]);
     }
