@@ -81,3 +81,33 @@ impl Reporter for Json {
         std::fs::write(&self.path, text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_push_listeners_counts_reach_the_report() {
+        let summary = Summary::of(&[], std::time::Duration::ZERO);
+        let stats = PushStats {
+            accepted: 3,
+            wrong_path: 2,
+            too_large: 1,
+            ..PushStats::default()
+        };
+        let text = render_with("t", &[], &summary, Some(stats)).expect("json");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(doc["push_listener"]["wrong_path"], 2);
+        assert_eq!(doc["push_listener"]["too_large"], 1);
+        assert_eq!(doc["push_listener"]["accepted"], 3);
+        let without = render("t", &[], &summary).expect("json");
+        assert!(!without.contains("push_listener"), "{without}");
+        let xml = crate::report::junit::render_with(&[], &summary, Some(&stats));
+        let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+        let refused = doc
+            .descendants()
+            .find(|n| n.attribute("name") == Some("push-refused"))
+            .and_then(|n| n.attribute("value"));
+        assert_eq!(refused, Some("3"));
+    }
+}
