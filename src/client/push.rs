@@ -88,7 +88,8 @@ pub struct ReceivedPush {
     pub headers: Vec<(String, String)>,
     /// The body (at most the body limit).
     pub body: Bytes,
-    /// The body was longer than the limit, or could not be read to its end.
+    /// The body could not be read to its end (a body over the limit is
+    /// refused, never recorded).
     pub body_truncated: bool,
     /// The body as `m:SendNotification`, or why it is not one.
     pub parsed: Result<SendNotification, String>,
@@ -781,7 +782,8 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             let answer = shared.answer_for(read.1.as_deref());
             (read, answer)
         }
-        Some(Cut::Incomplete) | Some(Cut::TooLarge) => (
+        // Too large was answered above.
+        Some(_) => (
             (
                 Err("the body was not delivered in full (stalled or broken)".into()),
                 None,
