@@ -486,8 +486,18 @@ async fn a_flood_keeps_memory_bounded_and_is_counted() {
     let stats = listener.stats();
     let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
     let refused = statuses.iter().filter(|s| **s == 503).count() as u64;
+    // Peak RSS is shown, not asserted: other tests share the process.
+    let peak_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
     eprintln!(
-        "flood: {} POSTs, {ok} kept, {refused} refused, {} bytes retained (bound {}), {stats}",
+        "flood: {} POSTs, {ok} kept, {refused} refused, {} bytes retained (bound {}), \
+         peak RSS {peak_rss_kib} KiB; {stats}",
         statuses.len(),
         stats.retained_bytes,
         config.memory_bound()
