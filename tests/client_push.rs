@@ -63,7 +63,13 @@ fn status_of(reply: &str) -> SubscriptionStatus {
 async fn records_a_push_and_answers_ok() {
     let listener = PushListener::start(local(), None).await.expect("start");
     let url = listener.url().to_string();
-    assert_eq!(url, format!("http://{}/push", listener.local_addr()));
+    let token = listener.token().to_string();
+    assert_eq!(token.len(), 32, "128 bits in hex");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert_eq!(
+        url,
+        format!("http://{}/ews-push/{token}", listener.local_addr())
+    );
 
     let (status, reply) = post(&url, notification("sub-A")).await;
     assert_eq!(status, 200);
@@ -73,7 +79,7 @@ async fn records_a_push_and_answers_ok() {
     assert_eq!(all.len(), 1);
     let push = &all[0];
     assert_eq!(push.seq, 1);
-    assert_eq!(push.path, "/push");
+    assert_eq!(push.path, format!("/ews-push/{token}"));
     assert_eq!(push.subscription_id.as_deref(), Some("sub-A"));
     assert_eq!(push.answered, Answer::Ok);
     assert!(!push.body_truncated);
@@ -222,7 +228,10 @@ async fn wait_for_times_out_with_a_clear_message() {
     );
     assert!(message.contains("1 push(es) arrived"), "{message}");
     assert!(
-        message.contains("#1 /push subscription sub-X events [StatusEvent]"),
+        message.contains(&format!(
+            "#1 /ews-push/{} subscription sub-X events [StatusEvent]",
+            listener.token()
+        )),
         "{message}"
     );
     assert!(message.contains("answered OK"), "{message}");
@@ -309,36 +318,197 @@ async fn malformed_bodies_are_recorded_with_the_reason() {
 }
 
 #[tokio::test]
-async fn limits_bound_bodies_and_history() {
+async fn limits_bound_bodies_and_queues() {
     let listener = PushListener::start_with(PushConfig {
-        public_url: Some("http://harness.example:8080/cb".into()),
-        body_limit: 1_000,
+        public_url: Some("http://harness.example:8080/cb/".into()),
+        body_limit: 4_000,
         history_limit: 3,
+        per_subscription_limit: 2,
+        token: Some("t0k".into()),
         ..PushConfig::default()
     })
     .await
     .expect("start");
-    assert_eq!(listener.url(), "http://harness.example:8080/cb");
-    let url = format!("http://{}/cb?x=1", listener.local_addr());
+    assert_eq!(
+        listener.url(),
+        "http://harness.example:8080/cb/ews-push/t0k"
+    );
+    // A proxy in front may keep its own prefix and a query.
+    let url = format!("http://{}/cb/ews-push/t0k?x=1", listener.local_addr());
 
     let (status, _) = post(&url, "x".repeat(5_000)).await;
     assert_eq!(status, 413);
-    let big = &listener.received()[0];
-    assert!(big.body_truncated);
-    assert_eq!(big.body.len(), 1_000);
-    assert_eq!(big.answered, Answer::HttpError(413));
-    assert_eq!(big.path, "/cb?x=1");
+    assert!(notification("sub-A").len() < 4_000);
+    assert!(
+        listener.received().is_empty(),
+        "an oversized body is not kept"
+    );
 
-    for i in 0..4 {
-        post(&url, notification(&format!("sub-{i}"))).await;
+    for _ in 0..3 {
+        post(&url, notification("sub-A")).await;
     }
-    let seqs: Vec<u64> = listener.received().iter().map(|p| p.seq).collect();
-    assert_eq!(seqs, vec![3, 4, 5]);
-    assert_eq!(listener.mark(), 5);
+    let (status, _) = post(&url, notification("sub-B")).await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&url, notification("sub-C")).await;
+    assert_eq!(status, 503, "the listener's queue is full");
+    let ids: Vec<String> = listener
+        .received()
+        .iter()
+        .filter_map(|p| p.subscription_id.clone())
+        .collect();
+    assert_eq!(ids, ["sub-A", "sub-A", "sub-B"]);
+    assert_eq!(listener.mark(), 3);
 
     let get = reqwest::get(&url).await.expect("the listener answers");
     assert_eq!(get.status(), 405);
-    assert_eq!(listener.mark(), 5, "only POSTs are recorded");
+    assert_eq!(listener.mark(), 3, "only POSTs are recorded");
+    let stats = listener.stats();
+    assert_eq!(stats.accepted, 3);
+    assert_eq!(stats.too_large, 1);
+    assert_eq!(stats.subscription_full, 1);
+    assert_eq!(stats.listener_full, 1);
+    assert_eq!(stats.retained_pushes, 3);
+    let kept: usize = listener.received().iter().map(|p| p.body.len()).sum();
+    assert_eq!(stats.retained_bytes, kept as u64);
+    listener.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_without_the_token_get_404_and_are_never_recorded() {
+    let listener = PushListener::start(local(), None).await.expect("start");
+    let base = format!("http://{}", listener.local_addr());
+    let token = listener.token().to_string();
+    let wrong = [
+        format!("{base}/push"),
+        format!("{base}/"),
+        format!("{base}/ews-push/"),
+        format!("{base}/ews-push/{}", "0".repeat(32)),
+        format!("{base}/ews-push/{token}x"),
+        format!("{base}/{token}"),
+    ];
+    for url in &wrong {
+        let (status, _) = post(url, notification("forged")).await;
+        assert_eq!(status, 404, "{url}");
+    }
+    assert!(listener.received().is_empty());
+    assert_eq!(listener.mark(), 0);
+    assert_eq!(listener.stats().wrong_path, wrong.len() as u64);
+    let (status, _) = post(listener.url(), notification("real")).await;
+    assert_eq!(status, 200);
+    assert_eq!(listener.received().len(), 1);
+
+    let other = PushListener::start(local(), None).await.expect("start");
+    assert_ne!(
+        other.token(),
+        listener.token(),
+        "a fresh token per listener"
+    );
+    other.shutdown().await;
+    listener.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let listener = PushListener::start_with(PushConfig {
+        max_connections: 2,
+        ..PushConfig::default()
+    })
+    .await
+    .expect("start");
+    // Two idle connections take every place.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            tokio::net::TcpStream::connect(listener.local_addr())
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut third = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("the listener closes the third connection");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert_eq!(listener.stats().connections_refused, 1);
+    drop(held);
+    // Places free up once connections close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = reqwest::Client::new()
+            .post(listener.url())
+            .body(notification("sub-A"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no place freed");
+        tokio::task::yield_now().await;
+    }
+    listener.shutdown().await;
+}
+
+/// Many senders POSTing large bodies at once: the listener keeps at most
+/// its retained-byte cap, refuses and counts the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_keeps_memory_bounded_and_is_counted() {
+    let listener = PushListener::start(local(), None).await.expect("start");
+    let config = PushConfig::default();
+    let url = listener.url().to_string();
+    let body = bytes::Bytes::from(vec![b'x'; 900 * 1024]);
+    let senders = 8;
+    let per_sender = 250;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..per_sender {
+                let status = match client.post(&url).body(body.clone()).send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                statuses.push(status);
+            }
+            statuses
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.extend(t.await.expect("a sender"));
+    }
+    let stats = listener.stats();
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let refused = statuses.iter().filter(|s| **s == 503).count() as u64;
+    // Peak RSS is shown, not asserted: other tests share the process.
+    let peak_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "flood: {} POSTs, {ok} kept, {refused} refused, {} bytes retained (bound {}), \
+         peak RSS {peak_rss_kib} KiB; {stats}",
+        statuses.len(),
+        stats.retained_bytes,
+        config.memory_bound()
+    );
+    assert_eq!(statuses.len(), senders * per_sender);
+    assert!(stats.retained_bytes <= config.retained_bytes_limit as u64);
+    assert_eq!(stats.accepted, ok);
+    assert_eq!(stats.listener_full, refused);
+    assert!(refused > 0, "the flood reaches the cap");
+    assert!(ok + refused + stats.connections_refused >= statuses.len() as u64);
+    assert!(config.memory_bound() <= 128 * 1024 * 1024);
     listener.shutdown().await;
 }
 
@@ -355,7 +525,13 @@ async fn a_sender_stalling_mid_body_is_recorded_and_answered_400() {
         .await
         .expect("connect");
     socket
-        .write_all(b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<s:Envelope")
+        .write_all(
+            format!(
+                "POST /ews-push/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<s:Envelope",
+                listener.token()
+            )
+            .as_bytes(),
+        )
         .await
         .expect("write");
     let mut reply = Vec::new();

@@ -7,7 +7,10 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -17,17 +20,27 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::ews::{SendNotification, SubscriptionStatus, envelope};
 use crate::xml::{XmlWriter, ns, parse_document};
 
-/// Largest notification body kept; a longer one is cut and answered 413
-/// (one that stalls or breaks is answered 400).
-pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
-/// Pushes remembered (oldest dropped first).
-pub const DEFAULT_HISTORY: usize = 10_000;
+/// Largest notification body accepted; a longer one is answered 413 and not
+/// kept (one that stalls or breaks is answered 400). A notification of 50
+/// events is a few tens of KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Pushes remembered in all; once full, further pushes are refused (503).
+pub const DEFAULT_HISTORY: usize = 4096;
+/// Pushes remembered per subscription id (pushes without one share a slot).
+pub const DEFAULT_PER_SUBSCRIPTION: usize = 1024;
+/// Body bytes remembered in all; past this further pushes are refused (503).
+pub const DEFAULT_RETAINED_BYTES: usize = 64 * 1024 * 1024;
+/// Connections served at once; further ones are closed on accept.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// The path segment before the run's token: `/ews-push/<token>`.
+pub const PATH_PREFIX: &str = "ews-push";
 /// How long a `Hang` answer holds the request before giving up with 503.
 pub const DEFAULT_HANG_LIMIT: Duration = Duration::from_secs(120);
 /// How long a sender may take to deliver a body.
@@ -75,7 +88,8 @@ pub struct ReceivedPush {
     pub headers: Vec<(String, String)>,
     /// The body (at most the body limit).
     pub body: Bytes,
-    /// The body was longer than the limit, or could not be read to its end.
+    /// The body could not be read to its end (a body over the limit is
+    /// refused, never recorded).
     pub body_truncated: bool,
     /// The body as `m:SendNotification`, or why it is not one.
     pub parsed: Result<SendNotification, String>,
@@ -178,8 +192,82 @@ pub struct PushConfig {
     pub public_url: Option<String>,
     pub body_limit: usize,
     pub history_limit: usize,
+    pub per_subscription_limit: usize,
+    pub retained_bytes_limit: usize,
+    pub max_connections: usize,
     pub hang_limit: Duration,
     pub body_timeout: Duration,
+    /// The secret path segment; `None` draws 128 random bits (hex).
+    pub token: Option<String>,
+}
+
+impl PushConfig {
+    /// The most body bytes the listener holds at once: those remembered
+    /// plus those being read on every open connection.
+    pub fn memory_bound(&self) -> usize {
+        let remembered = self
+            .retained_bytes_limit
+            .min(self.history_limit.saturating_mul(self.body_limit));
+        remembered.saturating_add(self.max_connections.saturating_mul(self.body_limit))
+    }
+}
+
+/// What the listener turned away, and what it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PushStats {
+    /// Pushes remembered.
+    pub accepted: u64,
+    /// Requests without the run's token in their path (answered 404).
+    pub wrong_path: u64,
+    /// Bodies over the size cap (413).
+    pub too_large: u64,
+    /// Pushes refused because their subscription's queue was full (503).
+    pub subscription_full: u64,
+    /// Pushes refused because the listener's total queue or byte cap was reached (503).
+    pub listener_full: u64,
+    /// Connections closed on accept because too many were open.
+    pub connections_refused: u64,
+    /// Body bytes remembered now.
+    pub retained_bytes: u64,
+    /// Pushes remembered now.
+    pub retained_pushes: u64,
+}
+
+impl PushStats {
+    /// Requests refused for any reason.
+    pub fn refused(&self) -> u64 {
+        self.wrong_path
+            + self.too_large
+            + self.subscription_full
+            + self.listener_full
+            + self.connections_refused
+    }
+}
+
+impl fmt::Display for PushStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} push(es) kept; refused: {} without the run's token, {} too large, \
+             {} over a subscription's queue, {} over the listener's queue, {} connection(s) over the limit",
+            self.accepted,
+            self.wrong_path,
+            self.too_large,
+            self.subscription_full,
+            self.listener_full,
+            self.connections_refused
+        )
+    }
+}
+
+/// The listener's counters, readable after it stopped (for the reports).
+#[derive(Debug, Clone)]
+pub struct PushStatsHandle(Arc<Shared>);
+
+impl PushStatsHandle {
+    pub fn get(&self) -> PushStats {
+        self.0.stats()
+    }
 }
 
 impl Default for PushConfig {
@@ -189,8 +277,12 @@ impl Default for PushConfig {
             public_url: None,
             body_limit: DEFAULT_BODY_LIMIT,
             history_limit: DEFAULT_HISTORY,
+            per_subscription_limit: DEFAULT_PER_SUBSCRIPTION,
+            retained_bytes_limit: DEFAULT_RETAINED_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             hang_limit: DEFAULT_HANG_LIMIT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            token: None,
         }
     }
 }
@@ -205,10 +297,32 @@ struct Policy {
 struct Record {
     history: VecDeque<ReceivedPush>,
     next_seq: u64,
+    /// Pushes remembered per subscription id ("" for none).
+    per_subscription: HashMap<String, usize>,
+    retained_bytes: usize,
 }
 
+#[derive(Debug, Default)]
+struct Counters {
+    wrong_path: AtomicU64,
+    too_large: AtomicU64,
+    subscription_full: AtomicU64,
+    listener_full: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// Why a push was not remembered.
+enum Refusal {
+    Subscription,
+    Listener,
+}
+
+#[derive(Debug)]
 struct Shared {
     config: PushConfig,
+    /// The path segment after [`PATH_PREFIX`].
+    token: String,
+    counters: Counters,
     policy: Mutex<Policy>,
     record: Mutex<Record>,
     /// The seq of the latest push, to wake waiters.
@@ -230,20 +344,63 @@ impl Shared {
             .unwrap_or(policy.default)
     }
 
-    fn record(&self, mut push: ReceivedPush) -> u64 {
+    /// Remembers a push, unless a queue cap refuses it.
+    fn record(&self, mut push: ReceivedPush) -> Result<u64, Refusal> {
         let seq = {
             let mut r = lock(&self.record);
+            let key = push.subscription_id.clone().unwrap_or_default();
+            if r.history.len() >= self.config.history_limit.max(1)
+                || r.retained_bytes + push.body.len() > self.config.retained_bytes_limit
+            {
+                return Err(Refusal::Listener);
+            }
+            let queued = r.per_subscription.get(&key).copied().unwrap_or(0);
+            if queued >= self.config.per_subscription_limit.max(1) {
+                return Err(Refusal::Subscription);
+            }
+            r.per_subscription.insert(key, queued + 1);
+            r.retained_bytes += push.body.len();
             r.next_seq += 1;
             push.seq = r.next_seq;
             r.history.push_back(push);
-            while r.history.len() > self.config.history_limit.max(1) {
-                r.history.pop_front();
-            }
             r.next_seq
         };
         self.latest.send_replace(seq);
-        seq
+        Ok(seq)
     }
+
+    fn stats(&self) -> PushStats {
+        let c = &self.counters;
+        let r = lock(&self.record);
+        PushStats {
+            accepted: r.next_seq,
+            wrong_path: c.wrong_path.load(Ordering::Relaxed),
+            too_large: c.too_large.load(Ordering::Relaxed),
+            subscription_full: c.subscription_full.load(Ordering::Relaxed),
+            listener_full: c.listener_full.load(Ordering::Relaxed),
+            connections_refused: c.connections_refused.load(Ordering::Relaxed),
+            retained_bytes: r.retained_bytes as u64,
+            retained_pushes: r.history.len() as u64,
+        }
+    }
+
+    /// Whether `path` carries `/ews-push/<token>` as whole segments (a
+    /// proxy in front may add a prefix or keep a suffix).
+    fn path_has_token(&self, path: &str) -> bool {
+        let mut segments = path.split('/');
+        while let Some(s) = segments.next() {
+            if s == PATH_PREFIX {
+                return segments.next() == Some(self.token.as_str());
+            }
+        }
+        false
+    }
+}
+
+/// 128 random bits as 32 hex digits.
+fn random_token() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
 }
 
 /// A running push listener. Dropping it stops the server too; `shutdown`
@@ -274,12 +431,17 @@ impl PushListener {
         let addr = listener
             .local_addr()
             .map_err(|source| PushError::Bind { addr: bind, source })?;
-        let url = config
+        let token = config.token.clone().unwrap_or_else(random_token);
+        let base = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}/push"));
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let url = format!("{}/{PATH_PREFIX}/{token}", base.trim_end_matches('/'));
+        let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let shared = Arc::new(Shared {
             config,
+            token,
+            counters: Counters::default(),
             policy: Mutex::new(Policy {
                 default: Answer::Ok,
                 by_subscription: HashMap::new(),
@@ -287,6 +449,8 @@ impl PushListener {
             record: Mutex::new(Record {
                 history: VecDeque::new(),
                 next_seq: 0,
+                per_subscription: HashMap::new(),
+                retained_bytes: 0,
             }),
             latest: watch::channel(0).0,
             closing: watch::channel(false).0,
@@ -295,6 +459,11 @@ impl PushListener {
             .fallback(receive)
             .with_state(Arc::clone(&shared));
         let mut closing = shared.closing.subscribe();
+        let listener = Limited {
+            inner: listener,
+            connections,
+            shared: Arc::clone(&shared),
+        };
         let task = tokio::spawn(async move {
             let stop = async move {
                 let _ = closing.wait_for(|c| *c).await;
@@ -315,10 +484,32 @@ impl PushListener {
         })
     }
 
-    /// The URL to put in a push Subscribe: the public URL if one was given,
-    /// else `http://<bound address>/push`.
+    /// The URL to put in a push Subscribe: `<base>/ews-push/<token>`, the
+    /// base being the public URL if one was given, else
+    /// `http://<bound address>`. Requests to any other path are answered
+    /// 404 and never recorded.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The run's secret path segment.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// The counters now: pushes kept, refused, and body bytes held.
+    pub fn stats(&self) -> PushStats {
+        self.shared.stats()
+    }
+
+    /// A handle on the counters that outlives the listener.
+    pub fn stats_handle(&self) -> PushStatsHandle {
+        PushStatsHandle(Arc::clone(&self.shared))
+    }
+
+    /// The most body bytes this listener holds at once (see [`PushConfig::memory_bound`]).
+    pub fn memory_bound(&self) -> usize {
+        self.shared.config.memory_bound()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -535,6 +726,10 @@ async fn read_bounded(body: Body, limit: usize, timeout: Duration) -> (Bytes, Op
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if !shared.path_has_token(request.uri().path()) {
+        shared.counters.wrong_path.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
     if request.method() != Method::POST {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -561,18 +756,34 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         })
         .collect();
     let limit = shared.config.body_limit;
-    let (body, cut) = read_bounded(body, limit, shared.config.body_timeout).await;
+    // A declared length over the cap is refused before reading anything.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (body, cut) = if declared.is_some_and(|n| n > limit as u64) {
+        (Bytes::new(), Some(Cut::TooLarge))
+    } else {
+        read_bounded(body, limit, shared.config.body_timeout).await
+    };
+    if cut == Some(Cut::TooLarge) {
+        shared.counters.too_large.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(limit, "push refused: body too large");
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("push bodies are limited to {limit} bytes\n"),
+        )
+            .into_response();
+    }
     let ((parsed, subscription_id), answered) = match cut {
         None => {
             let read = read_notification(&body);
             let answer = shared.answer_for(read.1.as_deref());
             (read, answer)
         }
-        Some(Cut::TooLarge) => (
-            (Err(format!("the body exceeds {limit} bytes")), None),
-            Answer::HttpError(StatusCode::PAYLOAD_TOO_LARGE.as_u16()),
-        ),
-        Some(Cut::Incomplete) => (
+        // Too large was answered above.
+        Some(_) => (
             (
                 Err("the body was not delivered in full (stalled or broken)".into()),
                 None,
@@ -580,7 +791,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             Answer::HttpError(StatusCode::BAD_REQUEST.as_u16()),
         ),
     };
-    let seq = shared.record(ReceivedPush {
+    let recorded = shared.record(ReceivedPush {
         seq: 0,
         arrived,
         path,
@@ -591,8 +802,99 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         subscription_id,
         answered,
     });
+    let seq = match recorded {
+        Ok(seq) => seq,
+        Err(refusal) => {
+            let counter = match refusal {
+                Refusal::Subscription => &shared.counters.subscription_full,
+                Refusal::Listener => &shared.counters.listener_full,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("push refused: queue full");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "push listener queue is full\n",
+            )
+                .into_response();
+        }
+    };
     tracing::debug!(seq, %answered, "push received");
     respond(&shared, answered).await
+}
+
+/// The TCP listener with a cap on open connections: one over the cap is
+/// closed as soon as it is accepted (and counted).
+struct Limited {
+    inner: tokio::net::TcpListener,
+    connections: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+/// A connection holding its place under the cap until it closes.
+struct LimitedIo {
+    stream: tokio::net::TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = LimitedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            match Arc::clone(&self.connections).try_acquire_owned() {
+                Ok(permit) => {
+                    return (
+                        LimitedIo {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(_) => {
+                    self.shared
+                        .counters
+                        .connections_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for LimitedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 async fn respond(shared: &Shared, answer: Answer) -> Response {

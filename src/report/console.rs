@@ -1,9 +1,14 @@
 //! The human-readable report: one line per case as it finishes, then the
 //! details of every failure (and of recorded observations), then a summary.
+//!
+//! Everything printed goes through [`escape_controls`]: reasons and
+//! excerpts quote the target, and a raw ESC or CR from it would drive the
+//! reader's terminal.
 
 use std::io::{self, Write};
 
-use super::{Reporter, explain, observations};
+use super::{Reporter, escape_controls, explain, observations};
+use crate::client::push::PushStatsHandle;
 use crate::suite::exec::{Outcome, Verdict};
 use crate::suite::run::Summary;
 
@@ -11,11 +16,22 @@ pub struct Console {
     out: Box<dyn Write + Send>,
     /// Print every finished case, not only the ones that did not pass.
     pub verbose: bool,
+    push: Option<PushStatsHandle>,
 }
 
 impl Console {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Console { out, verbose: true }
+        Console {
+            out,
+            verbose: true,
+            push: None,
+        }
+    }
+
+    /// Prints the push listener's counters when it refused anything.
+    pub fn with_push_stats(mut self, push: PushStatsHandle) -> Self {
+        self.push = Some(push);
+        self
     }
 
     pub fn stdout() -> Self {
@@ -47,14 +63,14 @@ impl Reporter for Console {
             }
             _ => String::new(),
         };
-        let _ = writeln!(
-            self.out,
+        let line = format!(
             "{:<11} {}{} [{} ms]",
             tag(&o.verdict),
             o.id,
             reason,
             o.duration.as_millis()
         );
+        let _ = writeln!(self.out, "{}", escape_controls(&line));
     }
 
     fn finished(&mut self, outcomes: &[Outcome], s: &Summary) -> io::Result<()> {
@@ -75,7 +91,7 @@ impl Reporter for Console {
         }
         for o in troubled {
             writeln!(self.out)?;
-            write!(self.out, "{}", explain(o))?;
+            write!(self.out, "{}", escape_controls(&explain(o)))?;
         }
         let recorded: Vec<&Outcome> = outcomes
             .iter()
@@ -85,8 +101,14 @@ impl Reporter for Console {
             writeln!(self.out, "\nrecorded observations:")?;
         }
         for o in recorded {
-            writeln!(self.out, "\n---- {}: {} ----", o.id, o.title)?;
-            write!(self.out, "{}", observations(o))?;
+            let head = format!("\n---- {}: {} ----", o.id, o.title);
+            writeln!(self.out, "{}", escape_controls(&head))?;
+            write!(self.out, "{}", escape_controls(&observations(o)))?;
+        }
+        if let Some(stats) = self.push.as_ref().map(PushStatsHandle::get)
+            && stats.refused() > 0
+        {
+            writeln!(self.out, "\npush listener: {stats}")?;
         }
         writeln!(
             self.out,

@@ -70,6 +70,83 @@ impl Reporter for Fanout {
     }
 }
 
+/// Target-provided text made safe to show: every control character but
+/// newline and tab (C0, DEL, C1, so ESC and CR too) and the XML
+/// non-characters U+FFFE/U+FFFF become a visible `\u{..}`. The result
+/// cannot drive a terminal and is legal in an XML 1.0 document.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Bytes of a stored body kept at each end in reports (the middle is cut).
+pub const REPORT_BODY_KEEP: usize = 64 * 1024;
+
+/// `text` whole when it is short; else its first and last
+/// [`REPORT_BODY_KEEP`] bytes around `… [N bytes cut] …`.
+pub fn cap_body(text: &str) -> std::borrow::Cow<'_, str> {
+    cap_text(text, REPORT_BODY_KEEP)
+}
+
+fn cap_text(text: &str, keep: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= 2 * keep {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let head = text.floor_char_boundary(keep);
+    let tail = text.ceil_char_boundary(text.len() - keep);
+    std::borrow::Cow::Owned(format!(
+        "{}… [{} bytes cut] …{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    ))
+}
+
+fn cap_in_place(text: &mut String) {
+    if let std::borrow::Cow::Owned(cut) = cap_body(text) {
+        *text = cut;
+    }
+}
+
+/// A copy of `o` fit for a report file: every request, response, error,
+/// finding message and evidence capped by [`cap_body`]. Checks judged the
+/// whole bodies before; only what is written is cut.
+pub fn capped_outcome(o: &Outcome) -> Outcome {
+    let mut c = o.clone();
+    let findings = c
+        .exchanges
+        .iter_mut()
+        .flat_map(|e| e.findings.iter_mut())
+        .chain(c.findings.iter_mut());
+    for f in findings {
+        cap_in_place(&mut f.message);
+        if let Some(ev) = &mut f.evidence {
+            cap_in_place(ev);
+        }
+    }
+    for e in &mut c.exchanges {
+        cap_in_place(&mut e.request);
+        cap_in_place(&mut e.response_text);
+        if let Some(err) = &mut e.error {
+            cap_in_place(err);
+        }
+    }
+    c
+}
+
 /// The reason line of a verdict that carries one.
 pub fn verdict_reason(v: &Verdict) -> Option<&str> {
     match v {
@@ -278,6 +355,33 @@ fn indent(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_controls_shows_what_a_terminal_or_xml_cannot_take() {
+        assert_eq!(escape_controls("plain\ttext\nline"), "plain\ttext\nline");
+        assert!(matches!(
+            escape_controls("é ✓"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_controls("a\0b\x1b[2Jc\rd\u{7f}\u{9b}e\u{fffe}"),
+            "a\\u{0}b\\u{1b}[2Jc\\u{d}d\\u{7f}\\u{9b}e\\u{fffe}"
+        );
+    }
+
+    #[test]
+    fn cap_text_keeps_both_ends_and_says_how_much_was_cut() {
+        assert_eq!(cap_text("short", 4), "short");
+        assert_eq!(cap_text("12345678", 4), "12345678");
+        assert_eq!(cap_text("123456789", 4), "1234… [1 bytes cut] …6789");
+        // Cuts fall on character boundaries.
+        let shown = cap_text("ééééé", 3);
+        assert_eq!(shown, "é… [6 bytes cut] …é");
+        let big = "x".repeat(1_000_000);
+        let shown = cap_body(&big);
+        assert!(shown.len() < 2 * REPORT_BODY_KEEP + 64);
+        assert!(shown.contains(&format!("[{} bytes cut]", 1_000_000 - 2 * REPORT_BODY_KEEP)));
+    }
 
     #[test]
     fn pretty_xml_indents_and_keeps_text_inline() {

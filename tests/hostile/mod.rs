@@ -93,6 +93,9 @@ pub enum Behaviour {
     HugeAttribute,
     /// Well-formed XML that is not SOAP.
     NotSoap,
+    /// The real answer with terminal escapes (ESC, C1 CSI, BEL, CR) and NUL
+    /// bytes in a text node: not XML, and dangerous on a console.
+    ControlBytes,
     /// A SOAP envelope with two Bodies.
     TwoBodies,
     /// A fault whose detail is nonsense and whose code is not a code.
@@ -758,6 +761,15 @@ async fn sabotage_with(
             let body = match body.find("Response ") {
                 Some(p) => format!("{}{huge}{}", &body[..p + 8], &body[p + 8..]),
                 None => body,
+            };
+            out.whole("200 OK", XML, body.as_bytes()).await?;
+        }
+        B::ControlBytes => {
+            let body = String::from_utf8_lossy(&real().await).into_owned();
+            let nasty = "\u{1b}[2J\u{1b}]0;pwned\u{7}\0\0\r\u{9b}31mred\u{1b}[0m\u{1}\u{ffff}";
+            let body = match body.find("NoError") {
+                Some(p) => format!("{}{nasty}{}", &body[..p], &body[p..]),
+                None => format!("{nasty}{body}"),
             };
             out.whole("200 OK", XML, body.as_bytes()).await?;
         }
