@@ -531,6 +531,8 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
                 return Ok(ExitStatus::HarnessError);
             }
         };
+        // What the push listener refused reaches every report.
+        let push_stats = target.push_listener().map(|l| l.stats_handle());
         let executor = match Executor::new(target) {
             Ok(x) => x.with_checks(checks).with_profile(profile),
             Err(e) => {
@@ -563,12 +565,19 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         );
         let mut console = Console::stdout();
         console.verbose = !args.quiet;
-        let mut reporters = Fanout::new().with(Box::new(console));
-        if let Some(path) = args.json {
-            reporters.push(Box::new(Json::new(path, label.clone())));
+        let mut json = args.json.map(|path| Json::new(path, label.clone()));
+        let mut junit = args.junit.map(Junit::new);
+        if let Some(h) = push_stats {
+            console = console.with_push_stats(h.clone());
+            json = json.map(|j| j.with_push_stats(h.clone()));
+            junit = junit.map(|j| j.with_push_stats(h));
         }
-        if let Some(path) = args.junit {
-            reporters.push(Box::new(Junit::new(path)));
+        let mut reporters = Fanout::new().with(Box::new(console));
+        if let Some(j) = json {
+            reporters.push(Box::new(j));
+        }
+        if let Some(j) = junit {
+            reporters.push(Box::new(j));
         }
         let options = RunOptions {
             concurrency: args.concurrency,

@@ -33,7 +33,9 @@ const USER: &str = "alice@example.com";
 const PASSWORD: &str = "alice-Secret-1";
 const DEADLINE: Duration = Duration::from_secs(1);
 /// How far past its deadline an exchange may end (a loaded two-core machine).
-const SLACK: Duration = Duration::from_secs(2);
+// Generous: these tests prove that waits are bounded, not how fast they end
+// (a loaded 2-core CI machine once took more than 2 s extra).
+const SLACK: Duration = Duration::from_secs(8);
 
 /// The suite's own cases used as probes: one that polls (GetEvents) and two that do not.
 const PROBES: &[&str] = &[
