@@ -145,10 +145,11 @@ struct SelftestArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on. Loopback by default; anything else exposes the
-    /// test users' fixed passwords to the network.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
+    /// Address to listen on (default: the config file's `listen`, else
+    /// 127.0.0.1:8080). Anything but loopback exposes the test users'
+    /// fixed passwords to the network.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
     /// A TOML file with users and server settings (see README).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -162,7 +163,16 @@ struct ServeArgs {
     /// (repeatable; `all` = every compatible one; `list` prints them).
     #[arg(long = "dialect", value_name = "NAME")]
     dialects: Vec<String>,
+    /// Push notifications go only to this network (repeatable, CIDR or a
+    /// single address; replaces the config's `push_allow`). Without any,
+    /// everything but link-local and cloud metadata addresses is allowed.
+    #[arg(long = "push-allow", value_name = "CIDR")]
+    push_allow: Vec<String>,
 }
+
+/// Where `serve` listens when neither the flag nor the config file says.
+const SERVE_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
 /// Flags that override the environment (see the settings module for every variable).
 #[derive(Args, Default)]
@@ -319,10 +329,21 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     let mut config = match &args.config {
-        Some(path) => ews_conformance::server::ServerConfig::from_file(path)?,
-        None => ews_conformance::server::ServerConfig::default(),
+        Some(path) => {
+            ews_conformance::server::ServerConfig::from_file_listening(path, SERVE_LISTEN)?
+        }
+        None => ews_conformance::server::ServerConfig {
+            listen: SERVE_LISTEN,
+            ..Default::default()
+        },
     };
-    config.listen = args.listen;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if !args.push_allow.is_empty() {
+        config.push_destinations =
+            ews_conformance::server::PushDestinations::allow_only(&args.push_allow)?;
+    }
     if let Some(ms) = args.protocol_minute_ms {
         config.protocol_minute = std::time::Duration::from_millis(ms.max(10));
     }
@@ -343,6 +364,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             .await
             .context("starting the reference server")?;
         println!("EWS reference server listening at {}", server.url());
+        println!(
+            "  push notifications go {}",
+            config.push_destinations.describe()
+        );
+        println!(
+            "  limits: request head {} ms (also the idle keep-alive wait), request body {} ms, {} connections",
+            config.limits.header_timeout.as_millis(),
+            config.limits.body_timeout.as_millis(),
+            config.limits.max_connections
+        );
         for user in &config.users {
             println!("  user {} ({})", user.smtp, user.display_name);
         }

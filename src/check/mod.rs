@@ -183,7 +183,7 @@ impl<'a> StepInput<'a> {
     pub fn document(
         &self,
         index: usize,
-    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
         self.parsed
             .get(self.exchanges, index, |ex| &ex.response_text)
     }
@@ -196,7 +196,7 @@ impl<'a> StepInput<'a> {
         Item = (
             usize,
             &'a Exchange,
-            Result<&roxmltree::Document<'a>, &roxmltree::Error>,
+            Result<&roxmltree::Document<'a>, &crate::xml::XmlError>,
         ),
     > + '_ {
         let exchanges: &'a [Exchange] = self.exchanges;
@@ -212,7 +212,7 @@ impl<'a> StepInput<'a> {
     pub fn request_document(
         &self,
         index: usize,
-    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
         self.requests.get(self.exchanges, index, |ex| &ex.request)
     }
 
@@ -292,7 +292,7 @@ impl<'a> StepInput<'a> {
     }
 }
 
-type ParseResult<'a> = Result<roxmltree::Document<'a>, roxmltree::Error>;
+type ParseResult<'a> = Result<roxmltree::Document<'a>, crate::xml::XmlError>;
 
 impl<'a> Parsed<'a> {
     fn all(
@@ -313,7 +313,7 @@ impl<'a> Parsed<'a> {
         exchanges: &'a [Exchange],
         index: usize,
         body: impl Fn(&'a Exchange) -> &'a str,
-    ) -> Option<Result<&roxmltree::Document<'a>, &roxmltree::Error>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
         self.all(exchanges, body).get(index).map(Result::as_ref)
     }
 }
@@ -598,7 +598,7 @@ impl Answer {
     /// [`Answer::read`] on a body already parsed.
     pub fn read_parsed(
         body: &str,
-        parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+        parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
     ) -> Answer {
         if body.trim().is_empty() {
             return Answer::NotSoap {
@@ -690,7 +690,7 @@ pub fn notifications(body: &str) -> Result<Vec<Notification>, String> {
 
 /// [`notifications`] on a body already parsed.
 pub fn notifications_parsed(
-    parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
 ) -> Result<Vec<Notification>, String> {
     let doc = parsed.map_err(|e| format!("the body is not well-formed XML: {e}"))?;
     let opened = open(doc).map_err(|e| e.to_string())?;

@@ -30,7 +30,7 @@ pub const MAX_DEPTH: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum NormalizeError {
     #[error("not well-formed XML: {0}")]
-    NotXml(#[from] roxmltree::Error),
+    NotXml(#[from] crate::xml::XmlError),
     #[error("elements nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
 }

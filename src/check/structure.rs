@@ -64,20 +64,21 @@ impl Check for Structure {
                 .requested_version(i)
                 .filter(|v| SERVER_VERSIONS.contains(&v.as_str()))
                 .unwrap_or_else(|| DEFAULT_VERSION.to_string());
-            let visit = |d, count, text: &str, parsed: Result<&Document<'_>, &roxmltree::Error>| {
-                let place = Place {
-                    step: &input.step.name,
-                    call: i,
-                    calls: total,
-                    doc: d,
-                    docs: count,
+            let visit =
+                |d, count, text: &str, parsed: Result<&Document<'_>, &crate::xml::XmlError>| {
+                    let place = Place {
+                        step: &input.step.name,
+                        call: i,
+                        calls: total,
+                        doc: d,
+                        docs: count,
+                    };
+                    out.extend(
+                        judge_parsed(input, &place, status, text, parsed, &version)
+                            .into_iter()
+                            .map(|f| f.about(i)),
+                    );
                 };
-                out.extend(
-                    judge_parsed(input, &place, status, text, parsed, &version)
-                        .into_iter()
-                        .map(|f| f.about(i)),
-                );
-            };
             each_document_parsed(&ex.response_text, whole, visit);
         }
         out
@@ -137,7 +138,7 @@ fn judge_parsed(
     place: &dyn std::fmt::Display,
     status: u16,
     text: &str,
-    parsed: Result<&Document<'_>, &roxmltree::Error>,
+    parsed: Result<&Document<'_>, &crate::xml::XmlError>,
     version: &str,
 ) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -36,8 +36,8 @@ pub fn documents(text: &str) -> Vec<String> {
 /// the whole body (so a body that is one document is parsed only once).
 pub fn each_document_parsed(
     text: &str,
-    whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
-    mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &roxmltree::Error>),
+    whole: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+    mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &crate::xml::XmlError>),
 ) {
     let whole = match whole {
         Ok(doc) => return f(0, 1, text, Ok(doc)),
@@ -158,7 +158,9 @@ pub fn read_request(text: &str) -> Request {
 }
 
 /// [`read_request`] on a body already parsed.
-pub fn read_request_parsed(parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>) -> Request {
+pub fn read_request_parsed(
+    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+) -> Request {
     let Ok(doc) = parsed else {
         return Request::Unreadable;
     };
@@ -295,7 +297,7 @@ pub fn read_reply(text: &str) -> Option<Reply> {
 /// [`read_reply`] given the parse of the whole body.
 pub fn read_reply_parsed(
     text: &str,
-    whole: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+    whole: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
 ) -> Option<Reply> {
     let mut out: Option<Reply> = None;
     each_document_parsed(text, whole, |_, _, _, parsed| {
@@ -365,7 +367,7 @@ pub fn requested_version(request: &str) -> Option<String> {
 
 /// [`requested_version`] on a body already parsed.
 pub fn requested_version_parsed(
-    parsed: Result<&roxmltree::Document<'_>, &roxmltree::Error>,
+    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
 ) -> Option<String> {
     let doc = parsed.ok()?;
     let header = element_children(doc.root_element()).find(|c| c.tag_name().name() == "Header")?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ServerError;
+use super::destinations::PushDestinations;
 use super::dialects::DialectSet;
 use super::faults::FaultSet;
 use crate::ews::ServerVersionInfo;
@@ -53,6 +54,40 @@ pub struct ServerConfig {
     /// Legal variations of Exchange's wire behaviour (the dialect
     /// catalogue); empty for the reference server's own form.
     pub dialects: DialectSet,
+    /// How long a client may take over its connection: see [`ConnectionLimits`].
+    pub limits: ConnectionLimits,
+    /// Where push notifications may be POSTed.
+    pub push_destinations: PushDestinations,
+}
+
+/// Bounds on what one client may hold: a connection that sends half a
+/// header or a body that never ends is closed, not kept forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a whole request head, counted from the connection's
+    /// start or the end of the previous response: the idle keep-alive wait
+    /// is bounded by it too (hyper's header read timeout).
+    pub header_timeout: Duration,
+    /// Time from the head to the end of the request body.
+    pub body_timeout: Duration,
+    /// Connections open at once; more are answered 503 (ErrorServerBusy)
+    /// and closed.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            // hyper's own default, and far above any real client's pause
+            // between the bytes of one request head.
+            header_timeout: Duration::from_secs(30),
+            // IIS closes a connection idle for 120 s (its connectionTimeout).
+            body_timeout: Duration::from_secs(120),
+            // Streaming connections stay open for up to 30 minutes each:
+            // room for many users' streams, far below the descriptor limit.
+            max_connections: 512,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -70,6 +105,8 @@ impl Default for ServerConfig {
             max_streaming_connections_per_user: 10,
             faults: FaultSet::none(),
             dialects: DialectSet::none(),
+            limits: ConnectionLimits::default(),
+            push_destinations: PushDestinations::default(),
         }
     }
 }
@@ -89,6 +126,12 @@ struct FileConfig {
     faults: Option<Vec<String>>,
     /// Dialect names from the catalogue (`dialects = ["gzip"]`, or `["all"]`).
     dialects: Option<Vec<String>>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    /// Networks push notifications may go to (`push_allow = ["10.0.0.0/8"]`);
+    /// when given, nothing else is allowed.
+    push_allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,26 +155,35 @@ struct FileUser {
 impl ServerConfig {
     /// Reads a TOML configuration; errors say "<string>" as the origin.
     pub fn from_toml_str(s: &str) -> Result<Self, ServerError> {
-        Self::parse_named(s, "<string>")
+        Self::parse_named(s, "<string>", ServerConfig::default().listen)
     }
 
     /// Reads a TOML configuration file; errors name the file.
     pub fn from_file(p: &Path) -> Result<Self, ServerError> {
+        Self::from_file_listening(p, ServerConfig::default().listen)
+    }
+
+    /// Reads a TOML configuration file whose `listen`, when it has none,
+    /// is `listen`.
+    pub fn from_file_listening(p: &Path, listen: SocketAddr) -> Result<Self, ServerError> {
         let origin = p.display().to_string();
         let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config {
             origin: origin.clone(),
             problem: format!("cannot read the file: {e}"),
         })?;
-        Self::parse_named(&text, &origin)
+        Self::parse_named(&text, &origin, listen)
     }
 
-    fn parse_named(text: &str, origin: &str) -> Result<Self, ServerError> {
+    fn parse_named(text: &str, origin: &str, listen: SocketAddr) -> Result<Self, ServerError> {
         let fail = |problem: String| ServerError::Config {
             origin: origin.to_string(),
             problem,
         };
         let file: FileConfig = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
-        let mut cfg = ServerConfig::default();
+        let mut cfg = ServerConfig {
+            listen,
+            ..ServerConfig::default()
+        };
         if let Some(listen) = file.listen {
             cfg.listen = listen.parse().map_err(|_| {
                 fail(format!(
@@ -166,6 +218,19 @@ impl ServerConfig {
         if let Some(names) = file.dialects {
             cfg.dialects = DialectSet::parse(&names).map_err(|e| fail(e.to_string()))?;
         }
+        if let Some(ms) = file.header_timeout_ms {
+            cfg.limits.header_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = file.body_timeout_ms {
+            cfg.limits.body_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = file.max_connections {
+            cfg.limits.max_connections = n;
+        }
+        if let Some(nets) = file.push_allow {
+            cfg.push_destinations =
+                PushDestinations::allow_only(&nets).map_err(|e| fail(e.to_string()))?;
+        }
         if let Some(users) = file.users {
             cfg.users = users
                 .into_iter()
@@ -192,6 +257,14 @@ impl ServerConfig {
         }
         if self.max_subscriptions_per_user == 0 || self.max_streaming_connections_per_user == 0 {
             return Err("the per-user limits must be at least 1".into());
+        }
+        if self.limits.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.limits.header_timeout < Duration::from_millis(10)
+            || self.limits.body_timeout < Duration::from_millis(10)
+        {
+            return Err("header_timeout_ms and body_timeout_ms must be at least 10".into());
         }
         self.dialects.check().map_err(|e| e.to_string())?;
         if self.users.is_empty() {
@@ -234,6 +307,10 @@ mod tests {
             listen = "127.0.0.1:0"
             faults = ["batch-51"]
             dialects = ["gzip", "fault-lang"]
+            header_timeout_ms = 1500
+            body_timeout_ms = 2500
+            max_connections = 7
+            push_allow = ["10.1.0.0/16", "::1/128"]
             [[users]]
             smtp = "carol@example.org"
             password = "pw"
@@ -254,6 +331,11 @@ mod tests {
             ])
         );
         assert!(ServerConfig::default().dialects.is_empty());
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.body_timeout, Duration::from_millis(2500));
+        assert_eq!(c.limits.max_connections, 7);
+        assert!(c.push_destinations.allows("10.1.2.3".parse().expect("ip")));
+        assert!(!c.push_destinations.allows("127.0.0.1".parse().expect("ip")));
     }
 
     #[test]
@@ -275,6 +357,10 @@ mod tests {
         let e = ServerConfig::from_toml_str("dialects = ['soap-prefix', 'default-namespace']")
             .expect_err("conflict");
         assert!(e.to_string().contains("exclude each other"), "{e}");
+        let e = ServerConfig::from_toml_str("push_allow = ['10.0.0.0/33']").expect_err("cidr");
+        assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
+        let e = ServerConfig::from_toml_str("max_connections = 0").expect_err("cap");
+        assert!(e.to_string().contains("max_connections"), "{e}");
         let e = ServerConfig::from_file(Path::new("no-such-config.toml")).expect_err("missing");
         assert!(e.to_string().contains("no-such-config.toml"), "{e}");
     }

@@ -1,26 +1,16 @@
-//! The HTTP dialects: the extra headers Exchange's front end adds, gzip
-//! bodies when the client allows them (IIS dynamic compression), and
-//! connections the server closes after every response without saying so
-//! in a `Connection: close` header (RFC 9112 section 9.6).
+//! The HTTP dialects of an answer: the extra headers Exchange's front end
+//! adds, and gzip bodies when the client allows them (IIS dynamic
+//! compression). Connections closed after every response live with the
+//! accept loop (`listen`).
 
-use std::convert::Infallible;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
-use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Response, header};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures_util::StreamExt;
-use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tower::ServiceExt;
 
 use super::dialects::Dialect;
 use super::lock;
@@ -141,101 +131,6 @@ fn gzip(response: Response<Body>) -> Response<Body> {
         .chain(end)
         .filter(|r| futures_util::future::ready(!matches!(r, Ok(b) if b.is_empty())));
     Response::from_parts(parts, Body::from_stream(stream))
-}
-
-/// Serves `app` closing each connection once its response (or stream) has
-/// been written, with no `Connection: close` header: keep-alive is only
-/// switched off after the head went out, so hyper never adds the header.
-pub async fn serve_closing(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
-    let mut connections = tokio::task::JoinSet::new();
-    let signal = stop.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                match accepted {
-                    Ok((stream, _)) => {
-                        connections.spawn(serve_one(stream, app.clone(), signal.clone()));
-                    }
-                    Err(e) => tracing::debug!(error = %e, "accept failed"),
-                }
-            }
-            _ = stop.wait_for(|v| *v) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    // Open streams close themselves on shutdown; wait for them, bounded.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-}
-
-async fn serve_one(stream: tokio::net::TcpStream, app: Router, mut stop: watch::Receiver<bool>) {
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
-    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let app = app.clone();
-        let done = done_tx.clone();
-        async move {
-            let response = match app.oneshot(req.map(Body::new)).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            let (parts, body) = response.into_parts();
-            let body = Body::new(Announcing {
-                inner: body,
-                done: Some(done),
-            });
-            Ok::<_, Infallible>(Response::from_parts(parts, body))
-        }
-    });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = done_rx.recv() => {}
-        _ = stop.wait_for(|v| *v) => {}
-    }
-    // The body is handed over whole; stop keep-alive: an idle connection
-    // closes at once, a busy one after the message in flight. No delay, so
-    // the FIN follows the response as closely as it can.
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-}
-
-/// A response body that says when hyper is done with it (dropped after
-/// its last byte, or on a broken connection).
-struct Announcing {
-    inner: Body,
-    done: Option<mpsc::UnboundedSender<()>>,
-}
-
-impl Drop for Announcing {
-    fn drop(&mut self) {
-        if let Some(d) = self.done.take() {
-            let _ = d.send(());
-        }
-    }
-}
-
-impl HttpBody for Announcing {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

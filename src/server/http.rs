@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use roxmltree::{Document, ParsingOptions};
+use roxmltree::Document;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::auth::authenticate;
 use super::faults::{Fault, rewrite_response};
@@ -24,7 +27,7 @@ use super::validate::{SchemaViolation, notification_request};
 use super::{front, items, pull, streaming};
 use crate::ews::envelope::open;
 use crate::ews::{ResponseCode, SERVER_VERSIONS};
-use crate::xml::{ElementExt, child, display_name, element_children, ns};
+use crate::xml::{ElementExt, XmlError, child, display_name, element_children, ns, parse_bounded};
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -149,11 +152,87 @@ const OTHER_EWS_OPERATIONS: &[&str] = &[
 
 pub fn router(state: Arc<State>) -> Router {
     let path = state.config.path.clone();
+    let body_timeout = state.config.limits.body_timeout;
+    let late = state.clone();
     Router::new()
         .route(&path, post(handle))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A Content-Length over the limit is refused before any body byte
+        // is read.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // A body that has not arrived whole by then is given up: 408, as a
+        // SOAP fault like every other refusal of the request.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            body_timeout,
+        ))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            let state = late.clone();
+            async move { fault_for_bare_refusal(&state, response) }
+        }))
         .with_state(state)
+}
+
+/// A request refused before it was read whole, answered as a SOAP fault
+/// with the HTTP status that says why (413 too large, 400 unreadable,
+/// 408 too slow, 503 too many connections).
+fn refusal(state: &State, status: StatusCode, code: ResponseCode, text: &str) -> Response<Bytes> {
+    let actor = format!("http://localhost{}", state.config.path);
+    let xml = match finish(state, Reply::Fault(exchange_fault(code, text)), &actor) {
+        Answer::Document(_, xml) => xml,
+        Answer::Stream(_) => String::new(),
+    };
+    let mut r = Response::new(Bytes::from(xml));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(XML_CONTENT_TYPE),
+    );
+    r
+}
+
+fn into_axum(r: Response<Bytes>) -> Response {
+    let (parts, body) = r.into_parts();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer a connection over the server's connection cap gets.
+pub fn busy_answer(state: &State) -> Response<Bytes> {
+    let mut r = refusal(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        ResponseCode::ErrorServerBusy,
+        "The server cannot service this request right now. Try again later.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The layers' bare refusals (408 from the body deadline, 413 from the
+/// announced length) become SOAP faults.
+fn fault_for_bare_refusal(state: &State, response: Response) -> Response {
+    let status = response.status();
+    let bare = !response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
+    match status {
+        StatusCode::REQUEST_TIMEOUT if bare => into_axum(refusal(
+            state,
+            status,
+            ResponseCode::ErrorTimeoutExpired,
+            "The request was not received in time.",
+        )),
+        StatusCode::PAYLOAD_TOO_LARGE if bare => into_axum(refusal(
+            state,
+            status,
+            ResponseCode::ErrorInvalidRequest,
+            &format!("The request is larger than {BODY_LIMIT} bytes."),
+        )),
+        _ => response,
+    }
 }
 
 const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
@@ -170,8 +249,34 @@ fn xml_response(status: StatusCode, body: Body) -> Response {
 async fn handle(
     AxumState(state): AxumState<Arc<State>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejected) => {
+            let too_large = rejected.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            let (status, text) = if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The request is larger than {BODY_LIMIT} bytes."),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "The request body could not be read: {}",
+                        rejected.body_text()
+                    ),
+                )
+            };
+            return into_axum(refusal(
+                &state,
+                status,
+                ResponseCode::ErrorInvalidRequest,
+                &text,
+            ));
+        }
+    };
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -267,14 +372,10 @@ pub(crate) fn answer(state: &Arc<State>, user: usize, body: &[u8]) -> (u16, Opti
 }
 
 /// Parsing limits for untrusted requests: no DTDs (Exchange refuses them
-/// too), and a node budget far above any real request.
-fn parse(text: &str) -> Result<Document<'_>, roxmltree::Error> {
-    let opts = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 1_000_000,
-        ..ParsingOptions::default()
-    };
-    Document::parse_with_options(text, opts)
+/// too), a node budget far above any real request, and a bound on
+/// attributes per element that keeps the parse linear.
+fn parse(text: &str) -> Result<Document<'_>, XmlError> {
+    parse_bounded(text, false, 1_000_000)
 }
 
 fn schema(path: &str, message: impl Into<String>) -> Reply {
@@ -294,8 +395,7 @@ fn process(state: &Arc<State>, user: usize, body: &[u8], subscribe: &mut bool) -
                 "/",
                 format!("the request is not well-formed XML: {e}"),
             ));
-            let pos = e.pos();
-            err.at = Some((pos.row, pos.col));
+            err.at = Some(e.pos());
             return Reply::Schema(err);
         }
     };

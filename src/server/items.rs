@@ -29,6 +29,20 @@ fn required<'a, 'i>(op: Node<'a, 'i>, local: &str) -> Result<Node<'a, 'i>, Schem
     })
 }
 
+/// A required list element, which the schema's NonEmptyArrayOf… types
+/// require to hold at least one entry (Exchange answers an empty one with
+/// ErrorSchemaValidation).
+fn required_list<'a, 'i>(op: Node<'a, 'i>, local: &str) -> Result<Node<'a, 'i>, SchemaViolation> {
+    let list = required(op, local)?;
+    if element_children(list).next().is_none() {
+        return Err(SchemaViolation::new(
+            &format!("/{}/m:{local}", display_name(op)),
+            format!("m:{local} is empty: it needs at least one entry"),
+        ));
+    }
+    Ok(list)
+}
+
 /// The single folder reference inside a wrapper such as `m:SavedItemFolderId`.
 fn folder_in<'a, 'i>(wrapper: Node<'a, 'i>) -> Result<Node<'a, 'i>, SchemaViolation> {
     element_children(wrapper)
@@ -134,7 +148,7 @@ pub fn create_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
         Some(w) => Some(folder_in(w)?),
         None => None,
     };
-    let items = required(op, "Items")?;
+    let items = required_list(op, "Items")?;
     let mailbox = own_mailbox(call)?;
     let default_folder = match disposition {
         Disposition::SendAndSaveCopy => "sentitems",
@@ -257,7 +271,7 @@ fn field_changes(updates: Node<'_, '_>) -> Vec<FieldChange> {
 }
 
 pub fn update_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
-    let item_changes = required(op, "ItemChanges")?;
+    let item_changes = required_list(op, "ItemChanges")?;
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for change in children(item_changes, T, "ItemChange") {
@@ -289,7 +303,7 @@ pub fn update_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
 /// MoveItem (`copy == false`) and CopyItem.
 pub fn move_or_copy_item(call: &Call<'_>, op: Node<'_, '_>, copy: bool) -> Outcome {
     let target = folder_in(required(op, "ToFolderId")?)?;
-    let ids = required(op, "ItemIds")?;
+    let ids = required_list(op, "ItemIds")?;
     let mailbox = own_mailbox(call)?;
     let target = resolve::folder(call, target);
     let mut out = Vec::new();
@@ -314,7 +328,7 @@ pub fn move_or_copy_item(call: &Call<'_>, op: Node<'_, '_>, copy: bool) -> Outco
 
 pub fn delete_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let how = delete_type(op)?;
-    let ids = required(op, "ItemIds")?;
+    let ids = required_list(op, "ItemIds")?;
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for id_node in children(ids, T, "ItemId") {
@@ -326,7 +340,7 @@ pub fn delete_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
 
 pub fn create_folder(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let parent = folder_in(required(op, "ParentFolderId")?)?;
-    let folders = required(op, "Folders")?;
+    let folders = required_list(op, "Folders")?;
     let mailbox = own_mailbox(call)?;
     let parent = resolve::folder(call, parent);
     let mut out = Vec::new();
@@ -372,7 +386,7 @@ fn folder_refs<'a, 'i>(list: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>>
 
 pub fn delete_folder(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
     let how = delete_type(op)?;
-    let ids = required(op, "FolderIds")?;
+    let ids = required_list(op, "FolderIds")?;
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for f in folder_refs(ids) {
@@ -409,7 +423,7 @@ fn render_folder(w: &mut XmlWriter, v: &FolderView) {
 }
 
 pub fn get_folder(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
-    let ids = required(op, "FolderIds")?;
+    let ids = required_list(op, "FolderIds")?;
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for f in folder_refs(ids) {
@@ -439,7 +453,7 @@ fn render_item(w: &mut XmlWriter, v: &ItemView) {
 }
 
 pub fn get_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
-    let ids = required(op, "ItemIds")?;
+    let ids = required_list(op, "ItemIds")?;
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();
     for id_node in children(ids, T, "ItemId") {
@@ -527,7 +541,7 @@ pub fn find_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
         || child(shape, T, "AdditionalProperties").is_some_and(|a| {
             children(a, T, "FieldURI").any(|f| f.attribute("FieldURI") == Some("item:Subject"))
         });
-    let folders = required(op, "ParentFolderIds")?;
+    let folders = required_list(op, "ParentFolderIds")?;
     let restriction = subject_restriction(op);
     let mailbox = own_mailbox(call)?;
     let mut out = Vec::new();

@@ -6,12 +6,14 @@
 
 mod auth;
 mod config;
+pub mod destinations;
 pub mod dialects;
 pub mod faults;
 mod front;
 mod http;
 mod ids;
 mod items;
+mod listen;
 mod log;
 mod pull;
 mod push;
@@ -32,7 +34,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{ServerConfig, UserConfig};
+pub use config::{ConnectionLimits, ServerConfig, UserConfig};
+pub use destinations::PushDestinations;
 pub use dialects::{DIALECTS, Dialect, DialectError, DialectInfo, DialectSet};
 pub use faults::{CATALOGUE, Fault, FaultInfo, FaultSet, UnknownFault};
 pub use validate::SchemaViolation;
@@ -122,22 +125,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (shutdown, signal) = watch::channel(false);
     let state = Arc::new(State::new(config, signal.clone()));
     let app = http::router(state.clone());
-    let mut stop = signal.clone();
-    let closing = state.dialects.has(Dialect::CloseAfterResponse);
-    let server = tokio::spawn(async move {
-        if closing {
-            front::serve_closing(listener, app, stop).await;
-            return;
-        }
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|v| *v).await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the server stopped");
-        }
-    });
+    let serving = listen::Serving {
+        limits: state.config.limits,
+        close_after_response: state.dialects.has(Dialect::CloseAfterResponse),
+        busy: http::busy_answer(&state),
+    };
+    let server = tokio::spawn(listen::serve(listener, app, signal.clone(), serving));
     let sweeper = tokio::spawn(sweep(state));
     tracing::info!(%addr, "reference server listening");
     Ok(RunningServer {

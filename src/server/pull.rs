@@ -79,6 +79,17 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             "The push subscription URL is invalid.",
         );
     }
+    // A literal address the push policy refuses is refused at once; a
+    // name is checked when it is resolved for each POST.
+    if kind == "PushSubscriptionRequest"
+        && !call.state.config.push_destinations.allows_literal(&url)
+    {
+        return subscribe_error(
+            call,
+            ResponseCode::ErrorInvalidPushSubscriptionUrl,
+            "The push subscription URL is not an allowed destination for notifications.",
+        );
+    }
     let listed: Vec<Node<'_, '_>> = child(req, T, "FolderIds")
         .map(|f| element_children(f).collect())
         .unwrap_or_default();

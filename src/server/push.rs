@@ -182,6 +182,11 @@ async fn post_with_retries(
 
 /// One POST with a deadline; the listener's status if it gave a usable answer.
 async fn post_once(state: &State, url: &str, body: &str) -> Option<SubscriptionStatus> {
+    // Names are checked by the client's resolver; literal addresses here.
+    if !state.config.push_destinations.allows_literal(url) {
+        tracing::warn!(%url, "push destination refused by the push policy");
+        return None;
+    }
     let deadline = (state.minute() / 2).clamp(Duration::from_millis(250), Duration::from_secs(30));
     let attempt = async {
         let mut r = state
@@ -211,15 +216,7 @@ async fn post_once(state: &State, url: &str, body: &str) -> Option<SubscriptionS
 
 /// Reads `m:SendNotificationResult/m:SubscriptionStatus` from the listener's envelope.
 pub fn read_result(text: &str) -> Option<SubscriptionStatus> {
-    let doc = roxmltree::Document::parse_with_options(
-        text,
-        roxmltree::ParsingOptions {
-            allow_dtd: false,
-            nodes_limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .ok()?;
+    let doc = crate::xml::parse_bounded(text, false, 10_000).ok()?;
     let opened = open(&doc).ok()?;
     let version = opened.requested_version().unwrap_or("Exchange2013");
     notification_request(opened.payload, version).ok()?;

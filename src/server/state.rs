@@ -57,14 +57,19 @@ impl State {
                 m.with(|d| d.log.drop_one_in(100));
             }
         }
+        let resolver = config.push_destinations.resolver();
         let mut registry = Registry::default();
         registry.immortal = faults.has(Fault::NeverExpire);
         State {
             config,
             mailboxes,
             registry: Mutex::new(registry),
+            // No redirects and no proxy: the push policy must see where a
+            // notification really goes.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(resolver)
                 .build()
                 .unwrap_or_default(),
             shutdown,

@@ -5,7 +5,10 @@ pub mod path;
 mod read;
 mod write;
 
-pub use read::{ElementExt, child, children, element_children, parse_document, text_of};
+pub use read::{
+    ElementExt, MAX_ATTRIBUTES, XmlError, child, children, crowded_element, element_children,
+    parse_bounded, parse_document, text_of,
+};
 pub use write::XmlWriter;
 
 /// Namespace names, exactly as the protocol fixes them (`http`, never `https`).
