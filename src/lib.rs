@@ -10,5 +10,6 @@ pub mod report;
 pub mod selftest;
 pub mod server;
 pub mod settings;
+pub mod stress;
 pub mod suite;
 pub mod xml;

@@ -3,5 +3,6 @@
 
 mod conn;
 pub mod push;
+pub mod session;
 pub mod stream;
 pub mod transport;

@@ -540,6 +540,15 @@ impl PushListener {
         lock(&self.shared.record).history.iter().cloned().collect()
     }
 
+    /// Takes every push kept so far out of the listener, freeing its place
+    /// under the caps: for long runs that consume pushes as they come.
+    pub fn drain(&self) -> Vec<ReceivedPush> {
+        let mut r = lock(&self.shared.record);
+        r.per_subscription.clear();
+        r.retained_bytes = 0;
+        r.history.drain(..).collect()
+    }
+
     /// The seq of the latest push (0 before the first): `p.seq > mark`
     /// selects the pushes that arrive after this call.
     pub fn mark(&self) -> u64 {
