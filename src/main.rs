@@ -20,6 +20,7 @@ use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
+use ews_conformance::report::progress::{Progress, RunProgress};
 use ews_conformance::report::{Fanout, Reporter};
 use ews_conformance::selftest::{self, Scope, SelftestOptions};
 use ews_conformance::server::{CATALOGUE, DIALECTS, DialectSet, Fault, FaultSet};
@@ -697,6 +698,11 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
             junit = junit.map(|j| j.with_push_stats(h));
         }
         let mut reporters = Fanout::new().with(Box::new(console));
+        // On a terminal, a progress line; in logs the console's lines suffice.
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let total = suite.cases.len() + suite.errors.len();
+            reporters.push(Box::new(RunProgress(Progress::stderr("cases", total))));
+        }
         if let Some(j) = json {
             reporters.push(Box::new(j));
         }
@@ -807,7 +813,16 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
         }
         return Ok(ExitStatus::HarnessError);
     }
+    let servers = if args.dialects_only {
+        0
+    } else if faults.is_empty() {
+        1 + ews_conformance::server::Fault::all().count()
+    } else {
+        1 + faults.len()
+    } + dialect_runs.len();
+    let progress = std::sync::Arc::new(Progress::stderr("servers", servers));
     let options = SelftestOptions {
+        progress: Some(progress.clone()),
         faults,
         scope: if args.quick {
             Scope::Catalogue
@@ -828,6 +843,7 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = runtime.block_on(selftest::run(&settings, suite.cases, &options));
+    progress.clear();
     print!("{}", report.render(args.verbose));
     Ok(report.exit_status())
 }

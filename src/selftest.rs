@@ -26,6 +26,7 @@ use crate::check::CheckRegistry;
 use crate::check::Finding;
 use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
+use crate::report::progress::Progress;
 use crate::server::{Dialect, DialectSet, Fault, FaultInfo, FaultSet};
 use crate::settings::Settings;
 use crate::suite::Case;
@@ -69,6 +70,8 @@ pub struct SelftestOptions {
     pub dialect_runs: Vec<DialectSet>,
     /// A bounded explore run against each dialect server, after its suite run.
     pub explore: Option<ExploreBound>,
+    /// Told when each server's run starts and ends.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for SelftestOptions {
@@ -81,6 +84,7 @@ impl Default for SelftestOptions {
             run_faults: true,
             dialect_runs: standard_dialect_runs(),
             explore: None,
+            progress: None,
         }
     }
 }
@@ -114,11 +118,7 @@ pub struct DialectRun {
 impl DialectRun {
     /// The run's label: the dialect's name, or `all (N dialects)`.
     pub fn label(&self) -> String {
-        if self.dialects == DialectSet::all_compatible() && self.dialects.len() > 1 {
-            format!("all ({} dialects)", self.dialects.len())
-        } else {
-            self.dialects.to_string()
-        }
+        dialect_label(self.dialects)
     }
 
     pub fn passed(&self) -> bool {
@@ -792,16 +792,37 @@ pub async fn run(
         let cases = cases.clone();
         let runs = options.dialect_runs.clone();
         let explore = options.explore;
+        let progress = options.progress.clone();
         tokio::spawn(async move {
-            run_dialects(&settings, &cases, runs, slots, case_concurrency, explore).await
+            run_dialects(
+                &settings,
+                &cases,
+                runs,
+                slots,
+                case_concurrency,
+                explore,
+                progress,
+            )
+            .await
         })
     };
+    let progress = options.progress.clone();
     let (clean, clean_start_error) = if options.run_faults {
         let _slot = slots.acquire().await.ok();
-        match run_against(&settings, FaultSet::none(), cases.clone(), case_concurrency).await {
-            Ok(o) => (o, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+        let name = "clean reference server";
+        if let Some(p) = &progress {
+            p.started(name);
         }
+        let result =
+            match run_against(&settings, FaultSet::none(), cases.clone(), case_concurrency).await {
+                Ok(o) => (o, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+        if let Some(p) = &progress {
+            let failed = result.0.iter().filter(|o| !o.verdict.is_ok()).count();
+            p.finished(name, &format!("{failed} case(s) not passing"));
+        }
+        result
     } else {
         (Vec::new(), None)
     };
@@ -832,21 +853,36 @@ pub async fn run(
         let slots = slots.clone();
         let settings = settings.clone();
         let suite = suite.clone();
+        let progress = progress.clone();
         let handle = tasks.spawn(async move {
             let began = Instant::now();
             let ran = chosen.len();
+            let name = format!("fault {fault}");
             if ran == 0 {
-                return judge(fault, &suite, 0, Vec::new(), Duration::ZERO);
+                let r = judge(fault, &suite, 0, Vec::new(), Duration::ZERO);
+                if let Some(p) = &progress {
+                    p.finished(&name, r.verdict.label());
+                }
+                return r;
             }
             let _slot = slots.acquire().await.ok();
-            match run_against(&settings, FaultSet::of([fault]), chosen, case_concurrency).await {
+            if let Some(p) = &progress {
+                p.started(&name);
+            }
+            let r = match run_against(&settings, FaultSet::of([fault]), chosen, case_concurrency)
+                .await
+            {
                 Ok(outcomes) => judge(fault, &suite, ran, outcomes, began.elapsed()),
                 Err(e) => {
                     let mut r = judge(fault, &suite, 0, Vec::new(), began.elapsed());
                     r.start_error = Some(e.to_string());
                     r
                 }
+            };
+            if let Some(p) = &progress {
+                p.finished(&name, r.verdict.label());
             }
+            r
         });
         ids.insert(handle.id(), fault);
     }
@@ -879,6 +915,15 @@ pub async fn run(
     }
 }
 
+/// A dialect set's name: the dialect's, or `all (N dialects)`.
+fn dialect_label(dialects: DialectSet) -> String {
+    if dialects == DialectSet::all_compatible() && dialects.len() > 1 {
+        format!("all ({} dialects)", dialects.len())
+    } else {
+        dialects.to_string()
+    }
+}
+
 /// The specificity half: the whole suite against one server per dialect
 /// set, each with the profile (and version) its dialects need.
 async fn run_dialects(
@@ -888,6 +933,7 @@ async fn run_dialects(
     slots: Arc<Semaphore>,
     case_concurrency: usize,
     explore: Option<ExploreBound>,
+    progress: Option<Arc<Progress>>,
 ) -> Vec<DialectRun> {
     let mut tasks = JoinSet::new();
     let mut crashed = Vec::new();
@@ -905,8 +951,13 @@ async fn run_dialects(
             .unwrap_or_else(|| "reference".into());
         let cases = cases.to_vec();
         let slots = slots.clone();
+        let progress = progress.clone();
         tasks.spawn(async move {
             let _slot = slots.acquire().await.ok();
+            let name = format!("dialects {}", dialect_label(dialects));
+            if let Some(p) = &progress {
+                p.started(&name);
+            }
             let began = Instant::now();
             let ran = cases.len();
             let outcome = run_variant(
@@ -946,6 +997,14 @@ async fn run_dialects(
                     run.failing.sort_by(|a, b| a.id.cmp(&b.id));
                 }
                 Err(e) => run.start_error = Some(e.to_string()),
+            }
+            if let Some(p) = &progress {
+                let note = if run.start_error.is_some() {
+                    "did not start".to_string()
+                } else {
+                    format!("{} case(s) failing", run.failing.len() + run.errors.len())
+                };
+                p.finished(&name, &note);
             }
             (index, run)
         });

@@ -7,6 +7,7 @@
 pub mod console;
 pub mod json;
 pub mod junit;
+pub mod progress;
 
 use std::io;
 
