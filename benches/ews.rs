@@ -84,8 +84,8 @@ fn ms(d: Duration) -> String {
 // ------------------------------------------------------------------ suite
 
 async fn suite() {
-    let mut times = Vec::new();
-    let mut summary = None;
+    let mut runs = Vec::new();
+    let options = RunOptions::default();
     for _ in 0..3 {
         let target = target::embedded(&Settings::default())
             .await
@@ -98,26 +98,34 @@ async fn suite() {
             Arc::new(executor),
             suite.cases,
             &suite.errors,
-            &RunOptions::default(),
+            &options,
             &mut Silent,
         )
         .await;
-        times.push(started.elapsed());
-        summary = Some(result.summary);
+        runs.push((started.elapsed(), result.summary));
     }
-    times.sort();
-    let s = summary.expect("three runs");
+    runs.sort_by_key(|(wall, _)| *wall);
+    let (wall, s) = &runs[1];
+    let longest = s.longest_case_duration;
     println!(
-        "suite     whole default suite, embedded server: median {} (min {}, max {}) for {} cases \
-         ({} passed, {} recorded, {} skipped, {} failed); concurrency 4",
-        ms(times[1]),
-        ms(times[0]),
-        ms(times[2]),
+        "suite     whole default suite, embedded server, concurrency {}: median wall {} (min {}, max {}) \
+         for {} cases ({} passed, {} recorded, {} skipped, {} failed); {:.1} cases/s",
+        options.concurrency,
+        ms(*wall),
+        ms(runs[0].0),
+        ms(runs[2].0),
         s.total,
         s.passed,
         s.recorded,
         s.skipped,
-        s.failed
+        s.failed,
+        s.total as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "suite     critical path: the longest case {} took {}; wall / longest = {:.2}",
+        s.longest_case.as_deref().unwrap_or("-"),
+        ms(longest),
+        wall.as_secs_f64() / longest.as_secs_f64().max(1e-9)
     );
 }
 

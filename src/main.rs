@@ -281,8 +281,9 @@ struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Cases run at once (serial cases always run alone).
-    #[arg(long, default_value_t = 4)]
+    /// Cases run at once (serial cases always run alone). Most cases spend
+    /// their time waiting on the target's clock, so more than the cores.
+    #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Print only the cases that did not pass.
     #[arg(long)]

@@ -130,6 +130,16 @@ impl Reporter for Console {
             s.total,
             s.duration.as_secs_f64()
         )?;
+        // The critical path: the run cannot be shorter than its longest case.
+        if let Some(id) = &s.longest_case {
+            writeln!(
+                self.out,
+                "longest case: {} {:.1} s ({:.2} of the run)",
+                escape_controls(id),
+                s.longest_case_duration.as_secs_f64(),
+                s.longest_case_duration.as_secs_f64() / s.duration.as_secs_f64().max(1e-9)
+            )?;
+        }
         self.out.flush()
     }
 }

@@ -402,7 +402,7 @@ pub const CATALOGUE: &[FaultInfo] = &[
         Fault::StreamFirstEnvelopeHeld,
         "stream-first-envelope-held",
         "GetStreamingEvents",
-        "an idle connection sends its first envelope only after two protocol minutes (or with the first event), not at once",
+        "an idle connection sends its first envelope only after three protocol minutes (or with the first event), not at once",
         &["R45", "R49"],
         &["streaming/first-envelope"],
         &["notify"],

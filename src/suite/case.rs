@@ -240,6 +240,26 @@ impl Case {
         step.expect.golden.unwrap_or(self.golden)
     }
 
+    /// How many protocol minutes the case may spend waiting, from what its
+    /// steps declare (sleeps, `within_minutes`, `for_minutes`, …): the
+    /// runner starts the longest cases first so none is left to run alone
+    /// at the end. An estimate for ordering only, never a deadline.
+    pub fn declared_minutes(&self) -> f64 {
+        self.steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Sleep { minutes } => *minutes,
+                Action::Op { args, .. } => args
+                    .0
+                    .iter()
+                    .filter(|(k, _)| k.ends_with("minutes"))
+                    .filter_map(|(_, v)| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                    .sum(),
+                Action::Send { .. } => 0.0,
+            })
+            .sum()
+    }
+
     /// Whether any step is compared with a golden snapshot.
     pub fn uses_golden(&self) -> bool {
         self.steps.iter().any(|s| self.golden_step(s))

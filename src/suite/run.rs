@@ -1,12 +1,12 @@
 //! A whole run: cases concurrently (bounded), `serial` cases alone, every
 //! outcome to the reporters, and the summary that decides the exit code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{RwLock, Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::case::Case;
@@ -17,7 +17,8 @@ use crate::report::Reporter;
 /// How a run is shaped.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Cases running at once (serial cases always run alone). Default 4.
+    /// Cases running at once (serial cases always run alone). Default 8:
+    /// most cases spend their time waiting on the target's clock.
     pub concurrency: usize,
     /// Only cases whose id contains this.
     pub filter: Option<String>,
@@ -26,7 +27,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            concurrency: 4,
+            concurrency: 8,
             filter: None,
         }
     }
@@ -67,6 +68,10 @@ pub struct Summary {
     pub unexpected_passes: usize,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+    /// The case that took longest: the run's critical path.
+    pub longest_case: Option<String>,
+    #[serde(rename = "longest_case_ms", serialize_with = "millis")]
+    pub longest_case_duration: Duration,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -80,6 +85,10 @@ impl Summary {
             duration,
             ..Summary::default()
         };
+        if let Some(o) = outcomes.iter().max_by_key(|o| o.duration) {
+            s.longest_case = Some(o.id.clone());
+            s.longest_case_duration = o.duration;
+        }
         for o in outcomes {
             match o.verdict {
                 Verdict::Pass => s.passed += 1,
@@ -147,41 +156,40 @@ pub async fn run_suite(
         outcomes.push(o);
     }
 
-    let alone = Arc::new(RwLock::new(()));
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(String, String)>();
+    // Serial cases first, each holding every slot so it runs alone; then
+    // the others, longest first, so no long case is left to run alone at
+    // the end. A case is started only when its slots are free, in this
+    // order: tasks that raced for slots would start in any order.
+    let mut queue: VecDeque<Case> = cases.into_iter().filter(|c| keep(&c.id)).collect();
+    queue.make_contiguous().sort_by(|a, b| {
+        b.serial
+            .cmp(&a.serial)
+            .then(b.declared_minutes().total_cmp(&a.declared_minutes()))
+            .then(a.id.cmp(&b.id))
+    });
+    let width = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(width as usize));
     let mut tasks = JoinSet::new();
     let mut ids = HashMap::new();
-    for case in cases.into_iter().filter(|c| keep(&c.id)) {
-        let executor = executor.clone();
-        let alone = alone.clone();
-        let slots = slots.clone();
-        let tx = started_tx.clone();
-        let id = case.id.clone();
-        let handle = tasks.spawn(async move {
-            // Serial cases hold the write side: no other case runs beside them.
-            let (_write, _read, _slot);
-            if case.serial {
-                _write = Some(alone.write().await);
-                _read = None;
-                _slot = None;
-            } else {
-                _write = None;
-                _read = Some(alone.read().await);
-                _slot = slots.acquire().await.ok();
-            }
-            let _ = tx.send((case.id.clone(), case.title.clone()));
-            executor.run_case(&case).await
-        });
-        ids.insert(handle.id(), id);
-    }
-    drop(started_tx);
 
     loop {
+        let next_needs = queue.front().map(|c| if c.serial { width } else { 1 });
         tokio::select! {
-            Some((id, title)) = started_rx.recv() => reporter.case_started(&id, &title),
-            joined = tasks.join_next_with_id() => match joined {
-                None => break,
+            Ok(permit) = async {
+                slots.clone().acquire_many_owned(next_needs.unwrap_or(1)).await
+            }, if next_needs.is_some() => {
+                let Some(case) = queue.pop_front() else { continue };
+                reporter.case_started(&case.id, &case.title);
+                let executor = executor.clone();
+                let id = case.id.clone();
+                let handle = tasks.spawn(async move {
+                    let _slots = permit;
+                    executor.run_case(&case).await
+                });
+                ids.insert(handle.id(), id);
+            }
+            joined = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                None => {}
                 Some(Ok((_, outcome))) => {
                     reporter.case_finished(&outcome);
                     outcomes.push(outcome);
@@ -200,6 +208,7 @@ pub async fn run_suite(
                     outcomes.push(outcome);
                 }
             },
+            else => break,
         }
     }
     outcomes.sort_by(|a, b| a.id.cmp(&b.id));

@@ -305,7 +305,7 @@ pub fn live(settings: &Settings, endpoint: &str) -> Result<TargetConfig, TargetE
 /// heartbeat and push cases finish in seconds, long enough that a busy
 /// two-core machine does not expire a one-minute subscription between two
 /// steps of a case.
-pub const EMBEDDED_PROTOCOL_MINUTE_MS: u64 = 2_000;
+pub const EMBEDDED_PROTOCOL_MINUTE_MS: u64 = 1_500;
 
 /// A target the run holds for its whole duration: its configuration, the
 /// reference server when it is the embedded one, and the harness's push
