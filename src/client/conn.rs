@@ -465,10 +465,10 @@ impl Connector {
                 match tokio::time::timeout(self.connect_timeout, handshake).await {
                     Ok(Ok(s)) => Box::new(s),
                     Ok(Err(e)) => {
-                        return Err(unreachable(format!(
+                        return Err(unreachable(super::transport::with_tls_hint(format!(
                             "TLS handshake with {} failed: {e}",
                             self.endpoint.authority
-                        )));
+                        ))));
                     }
                     Err(_) => {
                         return Err(unreachable(format!(

@@ -250,6 +250,66 @@ pub fn encoding_problem(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// What a response says of its own encoding that is not UTF-8: a
+/// `charset` in Content-Type, or an `encoding` in the XML declaration.
+/// EWS answers are UTF-8, and the harness reads them as such, so another
+/// declared encoding is named (with the byte-level problem, if any).
+pub fn declared_encoding_problem(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    let is_utf8 = |name: &str| {
+        let n = name
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_ascii_lowercase();
+        n == "utf-8" || n == "utf8"
+    };
+    let charset = content_type.and_then(|ct| {
+        ct.split(';').skip(1).find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+    });
+    let declared = xml_declared_encoding(body);
+    let mut said = Vec::new();
+    if let Some(c) = charset.as_deref().filter(|c| !is_utf8(c)) {
+        said.push(format!("Content-Type says charset={c}"));
+    }
+    if let Some(d) = declared.as_deref().filter(|d| !is_utf8(d)) {
+        said.push(format!("the XML declaration says encoding=\"{d}\""));
+    }
+    if said.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}; EWS responses are UTF-8, and the body was read as UTF-8",
+        said.join(" and ")
+    ))
+}
+
+/// The `encoding` pseudo-attribute of a leading `<?xml …?>` declaration.
+fn xml_declared_encoding(body: &[u8]) -> Option<String> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let head = &body[..body.len().min(200)];
+    let text = std::str::from_utf8(head).ok().or_else(|| {
+        // Cut inside a character: the declaration itself is ASCII.
+        let end = head
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(head.len());
+        std::str::from_utf8(&head[..end]).ok()
+    })?;
+    let decl = text.strip_prefix("<?xml")?.split("?>").next()?;
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = rest[1..].split(quote).next()?;
+    Some(value.to_string())
+}
+
 /// Many zero bytes in alternate positions: ASCII text in UTF-16.
 fn looks_like_utf16(bytes: &[u8]) -> bool {
     let sample = &bytes[..bytes.len().min(512)];
@@ -676,6 +736,13 @@ impl Transport {
         conn.answer_complete();
         let body = decode(response.headers(), body, cap)?;
         let text = String::from_utf8_lossy(&body).into_owned();
+        let encoding = encoding_problem(&body).or_else(|| {
+            let ct = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            declared_encoding_problem(ct, &body)
+        });
         let fate = match reply(req.body, &text) {
             Reply::Other(got) => Fate::Drop(got),
             Reply::Answers if (200..300).contains(&status) => Fate::Reuse,
@@ -685,7 +752,7 @@ impl Transport {
             response: HttpResponse {
                 status,
                 headers,
-                encoding_problem: encoding_problem(&body),
+                encoding_problem: encoding,
                 body: text,
                 elapsed: started.elapsed(),
                 notes,
@@ -800,13 +867,27 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn classify(e: reqwest::Error, deadline: Duration) -> TransportError {
-    let detail = error_chain(&e);
+    let detail = with_tls_hint(error_chain(&e));
     if e.is_connect() || e.is_builder() {
         TransportError::Unreachable { detail }
     } else if e.is_timeout() {
         TransportError::Timeout { after: deadline }
     } else {
         TransportError::Protocol { detail }
+    }
+}
+
+/// What to do about a certificate the harness does not trust, added to an
+/// error that is about one.
+pub(crate) fn with_tls_hint(detail: String) -> String {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        format!(
+            "{detail} (the target's TLS certificate is not trusted: for a test server with a \
+             self-signed certificate, use --insecure-tls or EWS_INSECURE_TLS=1)"
+        )
+    } else {
+        detail
     }
 }
 
@@ -893,6 +974,37 @@ mod tests {
             "text/xml; charset=utf-8|Basic <redacted>|u@example.test|<x/>"
         );
         assert_eq!(resp.encoding_problem, None);
+    }
+
+    #[test]
+    fn a_declared_encoding_other_than_utf8_is_named() {
+        let xml = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>";
+        let p = declared_encoding_problem(Some("text/xml; charset=utf-8"), xml).expect("named");
+        assert!(
+            p.contains("encoding=\"ISO-8859-1\"") && p.contains("UTF-8"),
+            "{p}"
+        );
+        let p = declared_encoding_problem(Some("text/xml; Charset=\"windows-1252\""), b"<a/>")
+            .expect("named");
+        assert!(p.contains("charset=windows-1252"), "{p}");
+        assert_eq!(
+            declared_encoding_problem(
+                Some("text/xml; charset=UTF-8"),
+                b"\xEF\xBB\xBF<?xml version='1.0' encoding='utf-8'?><a/>"
+            ),
+            None
+        );
+        assert_eq!(declared_encoding_problem(None, b"<a/>"), None);
+    }
+
+    #[test]
+    fn certificate_errors_carry_the_insecure_tls_hint() {
+        let hinted = with_tls_hint("invalid peer certificate: UnknownIssuer".into());
+        assert!(hinted.contains("--insecure-tls") && hinted.contains("EWS_INSECURE_TLS=1"));
+        assert_eq!(
+            with_tls_hint("connection refused".into()),
+            "connection refused"
+        );
     }
 
     #[test]
