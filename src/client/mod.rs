@@ -2,6 +2,7 @@
 //! responses, and receiving push notifications.
 
 mod conn;
+pub mod health;
 pub mod push;
 pub mod session;
 pub mod stream;

@@ -25,6 +25,7 @@ use reqwest::header::{
 };
 
 use super::conn::{Conn, Connector, Endpoint};
+use super::health::TargetHealth;
 
 /// How a request authenticates.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -434,6 +435,7 @@ pub struct Transport {
     conns: Arc<Connector>,
     streams: reqwest::Client,
     config: TransportConfig,
+    health: Arc<TargetHealth>,
 }
 
 /// Where a connection goes once its answer is read.
@@ -476,6 +478,7 @@ impl Transport {
             conns: Arc::new(conns),
             streams,
             config,
+            health: Arc::default(),
         })
     }
 
@@ -493,6 +496,23 @@ impl Transport {
     /// followed by a short watch of its connection (see
     /// [`TransportConfig::second_response_grace`]), outside the deadline.
     pub async fn post(&self, req: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+        if let Some(detail) = self.health.dead() {
+            return Err(TransportError::Unreachable { detail });
+        }
+        let result = self.post_watched(req).await;
+        match &result {
+            Ok(_) => self.health.answered(),
+            Err(e) => self.health.failed(e),
+        }
+        result
+    }
+
+    /// Whether the target is still taken for alive (see [`TargetHealth`]).
+    pub fn health(&self) -> &TargetHealth {
+        &self.health
+    }
+
+    async fn post_watched(&self, req: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
         let started = Instant::now();
         let deadline = self.config.deadline;
         let secrets = req.auth.secrets();
@@ -552,6 +572,22 @@ impl Transport {
     /// the body is not compressed (no `Accept-Encoding`), so what the
     /// reader times is when the target sent each envelope.
     pub async fn open(
+        &self,
+        req: &HttpRequest<'_>,
+        deadline: Duration,
+    ) -> Result<OpenResponse, TransportError> {
+        if let Some(detail) = self.health.dead() {
+            return Err(TransportError::Unreachable { detail });
+        }
+        let result = self.open_unwatched(req, deadline).await;
+        match &result {
+            Ok(_) => self.health.answered(),
+            Err(e) => self.health.failed(e),
+        }
+        result
+    }
+
+    async fn open_unwatched(
         &self,
         req: &HttpRequest<'_>,
         deadline: Duration,
