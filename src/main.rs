@@ -28,7 +28,7 @@ use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage};
 use ews_conformance::suite::{
-    Executor, ExitStatus, Loader, Profile, RunOptions, run_suite, target,
+    Executor, ExitStatus, Loader, Profile, RunOptions, Signal, run_suite, target,
 };
 
 #[derive(Parser)]
@@ -710,9 +710,12 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         if let Some(j) = junit {
             reporters.push(Box::new(j));
         }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(watch_signals(stop_tx));
         let options = RunOptions {
             concurrency: args.concurrency,
             filter: args.filter,
+            stop: Some(stop_rx),
         };
         let result = run_suite(
             Arc::new(executor),
@@ -727,6 +730,32 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         }
         Ok(result.exit_status())
     })
+}
+
+/// The first SIGINT or SIGTERM stops the run (the reports are finished
+/// with the cases done so far); a second one ends the process at once.
+async fn watch_signals(stop: tokio::sync::watch::Sender<Option<Signal>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let first = tokio::select! {
+        _ = int.recv() => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+    };
+    eprintln!(
+        "\n{}: stopping; the reports are written with the cases finished so far (send it again to quit at once)",
+        first.name()
+    );
+    let _ = stop.send(Some(first));
+    let second = tokio::select! {
+        _ = int.recv() => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+    };
+    std::process::exit(i32::from(second.exit_code()));
 }
 
 /// The dialect catalogue, one line each: name, class, profile, exclusions,

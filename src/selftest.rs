@@ -621,7 +621,7 @@ async fn run_variant(
         .with_checks(checks_for(settings));
     let options = RunOptions {
         concurrency: case_concurrency,
-        filter: None,
+        ..RunOptions::default()
     };
     let result = run_suite(Arc::new(executor), cases, &[], &options, &mut Silent).await;
     let explored = match explore {

@@ -12,7 +12,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn harness(endpoint: &str, json: &std::path::Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ews-conformance"));
     cmd.args(["run", "--quiet", "--endpoint", endpoint])
-        .args(["--user", "alice@example.com", "--password", "alice-Secret-1"])
+        .args([
+            "--user",
+            "alice@example.com",
+            "--password",
+            "alice-Secret-1",
+        ])
         .arg("--json")
         .arg(json)
         .args(extra)
@@ -79,7 +84,10 @@ async fn a_target_that_never_answers_ends_the_run_fast_with_exit_2() {
     assert!(took < Duration::from_secs(40), "took {took:?}");
     let all = verdicts(&json);
     assert!(all.len() > 50, "every case is reported: {}", all.len());
-    let unreachable = all.iter().filter(|(_, v)| v.contains("unreachable")).count();
+    let unreachable = all
+        .iter()
+        .filter(|(_, v)| v.contains("unreachable"))
+        .count();
     assert!(
         unreachable * 2 > all.len(),
         "most cases are unreachable: {unreachable} of {}",
@@ -113,7 +121,10 @@ async fn a_target_that_dies_mid_run_ends_it_with_exit_2() {
     );
     let all = verdicts(&json);
     let passed = all.iter().filter(|(_, v)| v.contains("pass")).count();
-    let unreachable = all.iter().filter(|(_, v)| v.contains("unreachable")).count();
+    let unreachable = all
+        .iter()
+        .filter(|(_, v)| v.contains("unreachable"))
+        .count();
     assert!(passed > 0, "cases before the death keep their verdicts");
     assert!(unreachable > 0, "cases after it are unreachable");
 }

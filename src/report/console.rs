@@ -130,6 +130,13 @@ impl Reporter for Console {
             s.total,
             s.duration.as_secs_f64()
         )?;
+        if let Some(signal) = s.interrupted {
+            writeln!(
+                self.out,
+                "run stopped by {}: the cases not finished are reported as skipped",
+                signal.name()
+            )?;
+        }
         // The critical path: the run cannot be shorter than its longest case.
         if let Some(id) = &s.longest_case {
             writeln!(

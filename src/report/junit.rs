@@ -134,6 +134,9 @@ pub fn render_with(
 ) -> String {
     let mut suite = TestSuite::new("ews-conformance");
     suite.set_time(s.duration);
+    if let Some(signal) = s.interrupted {
+        suite.add_property(property("interrupted", signal.name()));
+    }
     if let Some(p) = push {
         suite.add_property(property("push-accepted", &p.accepted.to_string()));
         suite.add_property(property("push-refused", &p.refused().to_string()));

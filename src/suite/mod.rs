@@ -18,5 +18,5 @@ pub use case::{Capability, Case, CaseGrade, Step};
 pub use exec::{Exchange, Executor, Outcome, Verdict};
 pub use load::{LoadError, LoadedSuite, Loader};
 pub use profile::Profile;
-pub use run::{ExitStatus, RunOptions, RunResult, Summary, run_suite};
+pub use run::{ExitStatus, RunOptions, RunResult, Signal, Summary, run_suite};
 pub use target::{Target, TargetBuilder, TargetConfig, TargetError};

@@ -2,6 +2,7 @@
 //! outcome to the reporters, and the summary that decides the exit code.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Only cases whose id contains this.
     pub filter: Option<String>,
+    /// Becomes `Some(signal name)` when the run must stop: running cases
+    /// are abandoned, the rest are not started, and the reports are
+    /// written with what finished.
+    pub stop: Option<tokio::sync::watch::Receiver<Option<Signal>>>,
 }
 
 impl Default for RunOptions {
@@ -29,6 +34,33 @@ impl Default for RunOptions {
         RunOptions {
             concurrency: 8,
             filter: None,
+            stop: None,
+        }
+    }
+}
+
+/// A signal that ends a run early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Signal {
+    /// Ctrl-C.
+    Interrupt,
+    /// A CI job cancelled or timed out.
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The conventional exit code: 128 + the signal's number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
         }
     }
 }
@@ -44,6 +76,10 @@ pub enum ExitStatus {
     Unreachable = 2,
     /// A case file or the harness itself is broken.
     HarnessError = 3,
+    /// Stopped by SIGINT (128 + 2).
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 impl ExitStatus {
@@ -68,6 +104,8 @@ pub struct Summary {
     pub unexpected_passes: usize,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+    /// The signal that stopped the run before every case had finished.
+    pub interrupted: Option<Signal>,
     /// The case that took longest: the run's critical path.
     pub longest_case: Option<String>,
     #[serde(rename = "longest_case_ms", serialize_with = "millis")]
@@ -107,6 +145,12 @@ impl Summary {
     /// An unreachable target outranks broken case files, which outrank
     /// conformance failures: each earlier condition makes the later ones noise.
     pub fn exit_status(&self) -> ExitStatus {
+        if let Some(signal) = self.interrupted {
+            return match signal {
+                Signal::Interrupt => ExitStatus::Interrupted,
+                Signal::Terminate => ExitStatus::Terminated,
+            };
+        }
         if self.unreachable > 0 {
             ExitStatus::Unreachable
         } else if self.errors > 0 {
@@ -136,6 +180,21 @@ impl RunResult {
             (ExitStatus::Passed | ExitStatus::Failed, Some(_)) => ExitStatus::HarnessError,
             (s, _) => s,
         }
+    }
+}
+
+/// The signal, once one has been sent; never resolves without one.
+async fn stopped(
+    stop: &mut Option<tokio::sync::watch::Receiver<Option<Signal>>>,
+) -> Option<Signal> {
+    let Some(rx) = stop.as_mut() else {
+        return std::future::pending().await;
+    };
+    let got = rx.wait_for(Option::is_some).await.map(|s| *s);
+    match got {
+        Ok(signal) => signal,
+        // The sender is gone without a signal: never stop.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -171,15 +230,43 @@ pub async fn run_suite(
     let slots = Arc::new(Semaphore::new(width as usize));
     let mut tasks = JoinSet::new();
     let mut ids = HashMap::new();
+    let mut running: HashMap<String, (String, PathBuf)> = HashMap::new();
+    let mut stop = options.stop.clone();
+    let mut interrupted = None;
 
     loop {
         let next_needs = queue.front().map(|c| if c.serial { width } else { 1 });
         tokio::select! {
+            Some(signal) = stopped(&mut stop), if interrupted.is_none() => {
+                interrupted = Some(signal);
+                tasks.abort_all();
+                let reason = format!("not finished: the run was stopped by {}", signal.name());
+                let unfinished = running
+                    .drain()
+                    .map(|(id, (title, file))| (id, title, file))
+                    .chain(queue.drain(..).map(|c| (c.id, c.title, c.file)));
+                for (id, title, file) in unfinished {
+                    let mut o = Outcome::from_load_error(&LoadError {
+                        file,
+                        case_id: id,
+                        line: 0,
+                        col: 0,
+                        problem: String::new(),
+                        snippet: None,
+                    });
+                    o.title = title;
+                    o.verdict = Verdict::Skipped { reason: reason.clone() };
+                    reporter.case_finished(&o);
+                    outcomes.push(o);
+                }
+                break;
+            }
             Ok(permit) = async {
                 slots.clone().acquire_many_owned(next_needs.unwrap_or(1)).await
             }, if next_needs.is_some() => {
                 let Some(case) = queue.pop_front() else { continue };
                 reporter.case_started(&case.id, &case.title);
+                running.insert(case.id.clone(), (case.title.clone(), case.file.clone()));
                 let executor = executor.clone();
                 let id = case.id.clone();
                 let handle = tasks.spawn(async move {
@@ -191,11 +278,13 @@ pub async fn run_suite(
             joined = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 None => {}
                 Some(Ok((_, outcome))) => {
+                    running.remove(&outcome.id);
                     reporter.case_finished(&outcome);
                     outcomes.push(outcome);
                 }
                 Some(Err(e)) => {
                     let id = ids.get(&e.id()).cloned().unwrap_or_default();
+                    running.remove(&id);
                     let outcome = Outcome::from_load_error(&LoadError {
                         file: Default::default(),
                         case_id: id.clone(),
@@ -212,7 +301,8 @@ pub async fn run_suite(
         }
     }
     outcomes.sort_by(|a, b| a.id.cmp(&b.id));
-    let summary = Summary::of(&outcomes, started.elapsed());
+    let mut summary = Summary::of(&outcomes, started.elapsed());
+    summary.interrupted = interrupted;
     let report_error = reporter.finished(&outcomes, &summary).err();
     RunResult {
         outcomes,
