@@ -235,6 +235,11 @@ pub async fn run_suite(
     let mut interrupted = None;
 
     loop {
+        // Checked here, not by `select!`'s `else`: the stop branch stays
+        // armed (pending) for the whole run, so `else` would never fire.
+        if queue.is_empty() && tasks.is_empty() {
+            break;
+        }
         let next_needs = queue.front().map(|c| if c.serial { width } else { 1 });
         tokio::select! {
             Some(signal) = stopped(&mut stop), if interrupted.is_none() => {
@@ -297,7 +302,6 @@ pub async fn run_suite(
                     outcomes.push(outcome);
                 }
             },
-            else => break,
         }
     }
     outcomes.sort_by(|a, b| a.id.cmp(&b.id));
