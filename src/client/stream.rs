@@ -153,8 +153,20 @@ impl StreamReader {
             if self.ended {
                 return Ok(None);
             }
-            let chunk = match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Err(_) => {
+            // Checked before reading too: `timeout_at` polls the read first,
+            // so a body that is always ready (a flood) would never time out.
+            let late = tokio::time::Instant::now() >= deadline;
+            let next = async {
+                if late {
+                    Err(())
+                } else {
+                    tokio::time::timeout_at(deadline, self.body.next())
+                        .await
+                        .map_err(drop)
+                }
+            };
+            let chunk = match next.await {
+                Err(()) => {
                     return Err(StreamError::Deadline {
                         waited: started.elapsed(),
                         envelopes_so_far: self.next_index,
