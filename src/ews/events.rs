@@ -163,8 +163,9 @@ impl Event {
         let name = format!("t:{}", self.kind.element_name());
         w.start(&name, &[]);
         w.leaf_opt("t:Watermark", self.watermark.as_deref());
+        // A StatusEvent has no TimeStamp in the schema; only a fault sets one.
+        w.leaf_opt("t:TimeStamp", self.timestamp.as_deref());
         if self.kind != EventKind::Status {
-            w.leaf_opt("t:TimeStamp", self.timestamp.as_deref());
             match &self.object {
                 Some(ObjectId::Item(id)) => id.render(w, "t:ItemId"),
                 Some(ObjectId::Folder(id)) => id.render(w, "t:FolderId"),

@@ -422,11 +422,9 @@ impl<'a> Renderer<'a> {
 
     /// Whether a legal outcome differs from `pe`'s predicted form: another
     /// form (a copy's CreatedEvent, R77; a soft delete's per-version event,
-    /// R76), or no event (NewMail for a saved message on Exchange).
+    /// R76).
     fn latitude(&self, pe: &PredictedEvent) -> bool {
-        pe.has_latitude()
-            || (pe.event.kind == EventKind::Copied && self.profile.copy_as_created)
-            || (pe.new_mail_on_save && !self.profile.new_mail_on_save)
+        pe.has_latitude() || (pe.event.kind == EventKind::Copied && self.profile.copy_as_created)
     }
 
     fn pattern(&mut self, e: &ExpectedEvent) {

@@ -53,10 +53,6 @@ pub struct LoggedEvent {
     pub op_index: usize,
     /// The requirement whose event shape this is (digest section 3).
     pub rule: &'static str,
-    /// The NewMailEvent of a message *saved* (not delivered) into the
-    /// Inbox: the reference server raises it, Exchange raises NewMail only
-    /// for delivered mail (digest 2.2 notes), so a profile may let it be missing.
-    pub new_mail_on_save: bool,
     /// Other legal forms of this event: what another Exchange version
     /// raises for the same change (e.g. a soft delete's DeletedEvent on
     /// 2010 for the MovedEvent to the dumpster on 2013, R76).
@@ -95,8 +91,6 @@ pub struct PredictedEvent {
     /// Index of the Poll operation by which the event must have arrived.
     pub due: usize,
     pub rule: &'static str,
-    /// See [`LoggedEvent::new_mail_on_save`].
-    pub new_mail_on_save: bool,
     /// Other legal forms (see [`LoggedEvent::alternatives`]) this
     /// subscription would see.
     pub alternatives: Vec<ExpectedEvent>,
@@ -607,7 +601,6 @@ impl Model {
             event,
             op_index: index,
             rule,
-            new_mail_on_save: false,
             alternatives: Vec::new(),
             all_folders: AllFolders::Same,
             optional: false,
@@ -719,13 +712,9 @@ impl Model {
 
     fn create_item(&mut self, index: usize, item: ItemHandle, folder: FolderHandle, read: bool) {
         self.add_item(Handle::Item(item), folder, read);
+        // A save is not a delivery: no NewMailEvent, even in the Inbox
+        // (digest 2.2 notes; Op::Deliver raises it).
         self.item_event(index, "R30", EventKind::Created, Handle::Item(item));
-        if folder == FolderHandle::Inbox {
-            self.item_event(index, "R71", EventKind::NewMail, Handle::Item(item));
-            if let Some(last) = self.log.last_mut() {
-                last.new_mail_on_save = true;
-            }
-        }
         self.folder_modified(index, "R30", folder);
     }
 
@@ -1139,7 +1128,6 @@ impl Model {
                 caused_by: logged.op_index,
                 due,
                 rule: logged.rule,
-                new_mail_on_save: logged.new_mail_on_save,
                 alternatives: forms,
                 optional,
             });

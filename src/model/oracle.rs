@@ -338,7 +338,6 @@ pub fn may_be_absent(pe: &PredictedEvent, profile: &Profile) -> bool {
         || (profile.missing_folder_modified
             && e.kind == EventKind::Modified
             && e.object.is_folder())
-        || (pe.new_mail_on_save && !profile.new_mail_on_save)
 }
 
 fn subscribe_rule(mode: Mode) -> &'static str {

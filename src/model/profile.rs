@@ -76,12 +76,6 @@ pub struct Profile {
     pub streaming_batch_limit: bool,
     /// Folder ModifiedEvents carry UnreadCount (0..1 in the schema).
     pub unread_count_required: bool,
-    /// A message saved into the Inbox (CreateItem SaveOnly) raises
-    /// NewMailEvent, as on the reference server (a deliberate choice there:
-    /// client samples save into the Inbox and wait for NewMail). Exchange
-    /// raises it for delivered mail only; when false the predicted event
-    /// may be missing.
-    pub new_mail_on_save: bool,
 }
 
 impl Profile {
@@ -106,7 +100,6 @@ impl Profile {
             exact_more_events: true,
             streaming_batch_limit: true,
             unread_count_required: true,
-            new_mail_on_save: true,
         }
     }
 
@@ -127,7 +120,6 @@ impl Profile {
             exact_more_events: false,
             streaming_batch_limit: false,
             unread_count_required: false,
-            new_mail_on_save: false,
         }
     }
 

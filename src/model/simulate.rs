@@ -55,7 +55,7 @@ pub fn simulate(prediction: &Prediction) -> Observed {
     let delivered: BTreeSet<ItemHandle> = prediction
         .log
         .iter()
-        .filter(|l| l.event.kind == EventKind::NewMail && !l.new_mail_on_save)
+        .filter(|l| l.event.kind == EventKind::NewMail)
         .filter_map(|l| match l.event.object {
             Handle::Item(i) => Some(i),
             _ => None,

@@ -17,15 +17,17 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::auth::authenticate;
+use super::faults::FaultSet;
 use super::faults::{Fault, rewrite_response};
 use super::reply::{
     Call, MessageOut, Reply, SchemaError, exchange_fault, render_fault, render_messages,
     schema_answer,
 };
 use super::state::State;
-use super::validate::{SchemaViolation, notification_request};
+use super::validate::{SchemaViolation, notification_request_except};
 use super::{front, items, pull, streaming};
 use crate::ews::envelope::open;
+use crate::ews::grammar;
 use crate::ews::{ResponseCode, SERVER_VERSIONS};
 use crate::xml::{ElementExt, XmlError, child, display_name, element_children, ns, parse_bounded};
 
@@ -443,6 +445,20 @@ fn process(state: &Arc<State>, user: usize, body: &[u8], subscribe: &mut bool) -
     dispatch(&call, opened.payload)
 }
 
+/// The schema violations a switched-on fault lets through.
+fn overlooked_by_faults(faults: &FaultSet, v: &grammar::Violation) -> bool {
+    let range = |element: &str| {
+        v.rule == grammar::Rule::Range
+            && v.path.rsplit('/').next().is_some_and(|last| {
+                last.trim_start_matches("t:").trim_start_matches("m:") == element
+            })
+    };
+    (faults.has(Fault::PullTimeoutUnchecked) && range("Timeout"))
+        || (faults.has(Fault::StatusFrequencyUnchecked) && range("StatusFrequency"))
+        || (faults.has(Fault::ConnectionTimeoutUnchecked) && range("ConnectionTimeout"))
+        || (faults.has(Fault::FreeBusyAnyVersion) && v.message.contains("FreeBusyChangedEvent"))
+}
+
 fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
     let at = "/soap:Envelope/soap:Body";
     if op.tag_name().namespace() != Some(ns::MESSAGES) {
@@ -465,7 +481,9 @@ fn dispatch(call: &Call<'_>, op: roxmltree::Node<'_, '_>) -> Reply {
                 call.version.as_str()
             };
             if !call.state.faults.has(Fault::SkipRequestValidation)
-                && let Err(v) = notification_request(op, version)
+                && let Err(v) = notification_request_except(op, version, |v| {
+                    overlooked_by_faults(&call.state.faults, v)
+                })
             {
                 return Reply::Schema(SchemaError::new(v).in_operation(op));
             }

@@ -6,6 +6,7 @@
 use roxmltree::Node;
 
 use super::dialects::Dialect;
+use super::faults::Fault;
 use super::reply::{Call, MessageOut};
 use super::resolve::{self, Unresolved};
 use super::store::{DeleteType, FieldChange, FolderView, ItemView, NewMessage, StoreError};
@@ -179,11 +180,11 @@ pub fn create_item(call: &Call<'_>, op: Node<'_, '_>) -> Outcome {
         }
         match disposition {
             Disposition::SaveOnly => match mailbox.with(|d| {
-                // Decision: an item saved into the Inbox counts as arrived
-                // mail (NewMailEvent too). Both reference clients' sample
-                // flows save into the Inbox and wait for NewMail; saves
-                // anywhere else (drafts, case folders) raise no NewMail.
-                let arrived = d.distinguished("inbox") == Some(folder);
+                // NewMailEvent means delivered mail (digest 2.2): a message
+                // saved into the Inbox raises CreatedEvent only, as on
+                // Exchange. The fault treats it as arrived mail.
+                let arrived = call.state.faults.has(Fault::NewMailOnSave)
+                    && d.distinguished("inbox") == Some(folder);
                 let n = d.create_item(folder, message, arrived)?;
                 d.item_id_of(n)
             }) {

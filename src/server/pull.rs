@@ -200,7 +200,9 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     if kind == "PushSubscriptionRequest" {
         let frequency = text(req, T, "StatusFrequency")
             .and_then(|t| t.parse::<u32>().ok())
-            .unwrap_or(DEFAULT_STATUS_FREQUENCY);
+            .unwrap_or(DEFAULT_STATUS_FREQUENCY)
+            // Only a fault lets 0 past validation; never send in a busy loop.
+            .max(1);
         super::push::spawn(call.state.clone(), id.clone(), url, frequency);
     }
     let watermark =
@@ -321,7 +323,11 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         } else {
             watermark.clone()
         };
-        events.push(Event::status(Some(mark)));
+        let mut status = Event::status(Some(mark));
+        if faults.has(Fault::StatusEventTimestamp) {
+            status.timestamp = Some(crate::ews::time::now_utc());
+        }
+        events.push(status);
     }
     let previous = if faults.has(Fault::StalePreviousWatermark) {
         call.state.fault_memory.stale_previous(&id, &watermark)
@@ -348,6 +354,9 @@ pub fn unsubscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         let mut registry = lock(&call.state.registry);
         let unsubscribed = registry.was_unsubscribed(&id);
         match registry.live(&id, call.state.minute()) {
+            None if !unsubscribed && call.state.faults.has(Fault::UnsubscribeUnknownSucceeds) => {
+                Ok(())
+            }
             None => Err(not_found(call.state, unsubscribed)),
             Some(sub) if sub.owner != call.user => Err(access_denied()),
             Some(Subscription {

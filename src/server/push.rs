@@ -63,7 +63,11 @@ fn pending(state: &State, id: &str) -> Option<Pending> {
     let message = SendNotification {
         message: ResponseMessage::success(),
         notification: Some(Notification {
-            subscription_id: id.to_string(),
+            subscription_id: if state.faults.has(Fault::PushWrongSubscriptionId) {
+                format!("{id}-other")
+            } else {
+                id.to_string()
+            },
             previous_watermark: Some(previous),
             more_events: Some(more),
             events,

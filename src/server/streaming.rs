@@ -163,7 +163,20 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             ids,
         );
     }
+    let gap = state.faults.has(Fault::StreamReconnectGap);
+    let newest = gap
+        .then(|| state.mailbox(call.user).map(|m| m.with(|d| d.log.head())))
+        .flatten();
     for id in &good {
+        if let (Some(newest), Some(sub)) = (newest, registry.get_mut(id))
+            && let Mode::Streaming {
+                cursor,
+                connection: None,
+                ..
+            } = &mut sub.mode
+        {
+            *cursor = newest;
+        }
         registry.attach(id, connection);
     }
     drop(registry);
@@ -406,7 +419,7 @@ impl Connection {
         } else {
             ConnectionStatus::Ok
         };
-        if !taken.is_empty() {
+        if !taken.is_empty() && !self.state.faults.has(Fault::SecondConnectionSilent) {
             let e = error_envelope(
                 &self.state,
                 ResponseCode::ErrorNewEventStreamConnectionOpened,

@@ -21,6 +21,9 @@ use crate::xml::path::XPath;
 /// The highest requirement id of the digest (R1..R78).
 pub const MAX_REQUIREMENT: u32 = 78;
 
+/// Rules the digest states in its notes without an R-id, asserted by name.
+pub const NOTE_REQUIREMENTS: &[&str] = &["GS6"];
+
 /// The built-in variables every case sees (`${folder}` only when isolated).
 pub const BUILTIN_VARS: &[&str] = &["user", "user2", "push_url", "case", "unique"];
 
@@ -147,8 +150,9 @@ impl<'a> Loader<'a> {
                 return Err(src.error(
                     r.span(),
                     format!(
-                        "unknown requirement id `{}` (known: R1..R{MAX_REQUIREMENT})",
-                        r.get_ref()
+                        "unknown requirement id `{}` (known: R1..R{MAX_REQUIREMENT}, {})",
+                        r.get_ref(),
+                        NOTE_REQUIREMENTS.join(", ")
                     ),
                 ));
             }
@@ -758,10 +762,11 @@ fn step_anchor(step: &Spanned<RawStep>) -> Range<usize> {
 }
 
 fn is_requirement(s: &str) -> bool {
-    s.strip_prefix('R')
-        .filter(|n| !n.starts_with('0'))
-        .and_then(|n| n.parse::<u32>().ok())
-        .is_some_and(|n| (1..=MAX_REQUIREMENT).contains(&n))
+    NOTE_REQUIREMENTS.contains(&s)
+        || s.strip_prefix('R')
+            .filter(|n| !n.starts_with('0'))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=MAX_REQUIREMENT).contains(&n))
 }
 
 fn is_response_code(s: &str) -> bool {

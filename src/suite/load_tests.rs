@@ -104,7 +104,7 @@ fn bad_values() {
         "title = \"t\"\nrequirements = [\"R29\", \"R79\"]\n[[step]]\nsend = \"x\"\n",
         2,
         24,
-        "unknown requirement id `R79` (known: R1..R78)",
+        "unknown requirement id `R79` (known: R1..R78, GS6)",
     );
     fails_at(
         &format!("{HEAD}checks = [\"codes\", \"oracle\"]\n[[step]]\nsend = \"x\"\n"),
