@@ -1196,7 +1196,9 @@ fn a_tolerated_extra_inside_an_operation_leaves_its_optional_events_pending() {
     let inbox = FolderHandle::Inbox;
     let ops = vec![
         subscribe(S1, Mode::Pull, &[inbox], all_types()),
-        Op::Deliver { item: ItemHandle(1) },
+        Op::Deliver {
+            item: ItemHandle(1),
+        },
         Op::Poll { sub: S1 },
     ];
     let any = Profile::exchange();
@@ -1230,8 +1232,12 @@ fn a_tolerated_extra_that_looks_like_a_later_event_does_not_end_an_operation() {
     let inbox = FolderHandle::Inbox;
     let ops = vec![
         subscribe(S1, Mode::Pull, &[inbox], all_types()),
-        Op::Deliver { item: ItemHandle(1) },
-        Op::Deliver { item: ItemHandle(2) },
+        Op::Deliver {
+            item: ItemHandle(1),
+        },
+        Op::Deliver {
+            item: ItemHandle(2),
+        },
         Op::Poll { sub: S1 },
     ];
     // The Inbox's unread count is unknown: every ModifiedEvent of it fits.

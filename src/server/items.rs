@@ -3,13 +3,18 @@
 //! DeleteFolder, GetFolder and GetItem. One response message per input.
 //! FindItem lets a client (and the suite) see when sent mail has arrived.
 
+use std::sync::Arc;
+
 use roxmltree::Node;
 
 use super::dialects::Dialect;
 use super::faults::Fault;
 use super::reply::{Call, MessageOut};
 use super::resolve::{self, Unresolved};
-use super::store::{DeleteType, FieldChange, FolderView, ItemView, NewMessage, StoreError};
+use super::state::State;
+use super::store::{
+    DeleteType, FieldChange, FolderView, ItemView, Mailbox, NewMessage, StoreError,
+};
 use super::transport;
 use super::validate::SchemaViolation;
 use crate::ews::events::parse_bool;
@@ -236,6 +241,22 @@ fn deliver(call: &Call<'_>, message: &NewMessage) {
             .send(state.minute(), &state.shutdown, to, message.clone());
     } else {
         transport::deliver_now(&to, message);
+        if state.faults.has(Fault::CrossMailboxLeak) {
+            leak_to_other_inboxes(state, &to);
+        }
+    }
+}
+
+/// The cross-mailbox-leak fault: each recipient's new mail also shows up
+/// in every other mailbox's Inbox subscriptions.
+fn leak_to_other_inboxes(state: &State, recipients: &[Arc<Mailbox>]) {
+    for mb in recipients {
+        let Some((item, inbox)) = mb.with(|d| d.newest_in_inbox()) else {
+            continue;
+        };
+        for other in state.mailboxes.iter().filter(|o| !Arc::ptr_eq(o, mb)) {
+            other.with(|d| d.log_foreign_delivery(item.clone(), inbox.clone()));
+        }
     }
 }
 

@@ -288,6 +288,27 @@ impl MailboxData {
         }
     }
 
+    /// The newest item in the Inbox: its ItemId and the Inbox's FolderId.
+    pub fn newest_in_inbox(&self) -> Option<(Id, Id)> {
+        let inbox = self.distinguished("inbox")?;
+        let (n, _) = self.items.iter().rev().find(|(_, i)| i.folder == inbox)?;
+        Some((self.item_id(*n), self.folder_id(inbox)))
+    }
+
+    /// Logs another mailbox's delivery (its item, its Inbox) as if it had
+    /// happened in this mailbox's Inbox: what a server that matches
+    /// distinguished folders by name across mailboxes delivers (a fault).
+    pub fn log_foreign_delivery(&mut self, item: Id, their_inbox: Id) {
+        let Some(inbox) = self.distinguished("inbox") else {
+            return;
+        };
+        for kind in [EventKind::Created, EventKind::NewMail] {
+            let mut e = self.emit(kind, ObjectId::Item(item.clone()), inbox);
+            e.parent = their_inbox.clone();
+            self.log.append(e);
+        }
+    }
+
     fn item_event(&mut self, kind: EventKind, item: u64, parent_key: u64) {
         let e = self.emit(kind, ObjectId::Item(self.item_id(item)), parent_key);
         self.log.append(e);
