@@ -353,7 +353,12 @@ impl<'r> StepContext<'r> {
 
     /// Substitutes `${…}`, telling a case defect from a failed earlier capture.
     pub fn render(&self, template: &str) -> Result<String, StepError> {
-        render_with(self.vars, template)
+        render_with(self.vars, template, Vars::render)
+    }
+
+    /// [`Self::render`] for a raw XML body: values are escaped as XML text.
+    pub fn render_xml(&self, template: &str) -> Result<String, StepError> {
+        render_with(self.vars, template, Vars::render_xml)
     }
 
     /// The SOAP header every named operation sends.
@@ -483,8 +488,12 @@ impl<'r> StepContext<'r> {
     }
 }
 
-fn render_with(vars: &Vars, template: &str) -> Result<String, StepError> {
-    vars.render(template).map_err(|e| match &e {
+fn render_with(
+    vars: &Vars,
+    template: &str,
+    render: impl Fn(&Vars, &str) -> Result<String, TemplateError>,
+) -> Result<String, StepError> {
+    render(vars, template).map_err(|e| match &e {
         TemplateError::Unknown { name, .. } if vars.missing_reason(name).is_some() => {
             StepError::Missing(e.to_string())
         }
@@ -848,7 +857,7 @@ impl Executor {
             headers.push(("X-AnchorMailbox".to_string(), anchor.clone()));
         }
         for (name, value) in &step.headers {
-            match render_with(vars, value) {
+            match render_with(vars, value, Vars::render) {
                 Ok(v) => headers.push((name.clone(), v)),
                 Err(e) => {
                     run.error = Some(e);
@@ -876,7 +885,7 @@ impl Executor {
                 Some(op) => op.run(&mut ctx, args).await,
                 None => Err(StepError::Case(format!("unknown operation `{name}`"))),
             },
-            Action::Send { body } => match ctx.render(body) {
+            Action::Send { body } => match ctx.render_xml(body) {
                 Ok(body) => ctx.exchange(body).await.map(|_| ()),
                 Err(e) => Err(e),
             },

@@ -5,6 +5,7 @@
 //! an error naming it, never an empty string: a silent blank would send a
 //! request the case author did not mean.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -78,12 +79,27 @@ impl Vars {
 
     /// Substitutes every `${name}` in `template`.
     pub fn render(&self, template: &str) -> Result<String, TemplateError> {
+        self.render_each(template, Cow::Borrowed)
+    }
+
+    /// Like [`Vars::render`] for an XML document (a raw `send` body): each
+    /// value is escaped as XML text, so `&` or `<` in a subject, a password
+    /// or a URL cannot break the document or add markup to it.
+    pub fn render_xml(&self, template: &str) -> Result<String, TemplateError> {
+        self.render_each(template, quick_xml::escape::escape)
+    }
+
+    fn render_each<'v>(
+        &'v self,
+        template: &str,
+        value: impl Fn(&'v str) -> Cow<'v, str>,
+    ) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(template.len());
         for piece in pieces(template)? {
             match piece {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Var(name) => match self.values.get(name) {
-                    Some(v) => out.push_str(v),
+                    Some(v) => out.push_str(&value(v)),
                     None => {
                         let hint = match self.missing.get(name) {
                             Some(why) => format!(" ({why})"),
@@ -199,6 +215,22 @@ mod tests {
             "literal ${user} and $5 and $"
         );
         assert_eq!(v.render("").expect("renders"), "");
+    }
+
+    #[test]
+    fn xml_bodies_get_escaped_values() {
+        let mut v = vars();
+        v.set("subject", "a < b & \"c\" </t:Subject><t:Evil/>");
+        assert_eq!(
+            v.render_xml("<t:Subject>${subject}</t:Subject><x a=\"${user}\"/>")
+                .expect("renders"),
+            "<t:Subject>a &lt; b &amp; &quot;c&quot; &lt;/t:Subject&gt;&lt;t:Evil/&gt;</t:Subject><x a=\"a@example.test\"/>"
+        );
+        // Plain rendering (named operations escape when they write XML) is unchanged.
+        assert_eq!(
+            v.render("${subject}").expect("renders"),
+            "a < b & \"c\" </t:Subject><t:Evil/>"
+        );
     }
 
     #[test]
