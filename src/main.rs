@@ -789,13 +789,18 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
     if args.list {
         println!("# faults: name, state, operation, rules, catchers, description");
         for info in CATALOGUE {
+            let expected = ews_conformance::selftest::expectation(info.fault);
             println!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
                 info.name,
-                if info.pending { "pending" } else { "active" },
+                if expected.pending {
+                    "pending"
+                } else {
+                    "active"
+                },
                 info.operation,
                 info.rules.join(","),
-                info.catchers.join(","),
+                expected.catchers.join(","),
                 info.description
             );
         }

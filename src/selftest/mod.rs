@@ -19,6 +19,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod catchers;
+
+pub use catchers::{Catchers, Expectation, expectation};
+
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -27,7 +31,7 @@ use crate::check::Finding;
 use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
 use crate::report::progress::Progress;
-use crate::server::{Dialect, DialectSet, Fault, FaultInfo, FaultSet};
+use crate::server::{Dialect, DialectSet, Fault, FaultSet};
 use crate::settings::Settings;
 use crate::suite::Case;
 use crate::suite::exec::{Executor, Outcome, Verdict};
@@ -204,19 +208,20 @@ pub struct FaultRun {
 }
 
 impl FaultRun {
-    pub fn info(&self) -> &'static FaultInfo {
-        self.fault.info()
+    /// The fault's rules and the suite's catchers for it.
+    pub fn info(&self) -> Expectation {
+        expectation(self.fault)
     }
 
     /// The finding of a catching case that names the fault's rule or check.
     pub fn reason(&self, case: &str) -> Option<&Finding> {
         let o = self.outcomes.iter().find(|o| o.id == case)?;
-        explaining_finding(self.info(), o)
+        explaining_finding(&self.info(), o)
     }
 }
 
 /// The first failing finding of `outcome` that names `info`'s rule or check kind.
-pub fn explaining_finding<'o>(info: &FaultInfo, outcome: &'o Outcome) -> Option<&'o Finding> {
+pub fn explaining_finding<'o>(info: &Expectation, outcome: &'o Outcome) -> Option<&'o Finding> {
     outcome.failures().find(|f| {
         info.checks.contains(&f.check.as_str())
             || f.requirements
@@ -714,7 +719,7 @@ fn judge(
     outcomes: Vec<Outcome>,
     duration: Duration,
 ) -> FaultRun {
-    let info = fault.info();
+    let info = expectation(fault);
     let mut catching = Vec::new();
     let mut errors = Vec::new();
     let mut kept = Vec::new();
@@ -745,7 +750,7 @@ fn judge(
         .catchers
         .iter()
         .filter_map(|c| kept.iter().find(|o| o.id == *c))
-        .filter(|o| explaining_finding(info, o).is_none())
+        .filter(|o| explaining_finding(&info, o).is_none())
         .map(|o| o.id.clone())
         .collect();
     let complete =
@@ -846,7 +851,7 @@ pub async fn run(
             Scope::Full => cases.clone(),
             Scope::Catalogue => cases
                 .iter()
-                .filter(|c| fault.info().catchers.contains(&c.id.as_str()))
+                .filter(|c| expectation(fault).catchers.contains(&c.id.as_str()))
                 .cloned()
                 .collect(),
         };
