@@ -353,7 +353,11 @@ mod tests {
         for (i, (c, info)) in CATCHERS.iter().zip(CATALOGUE).enumerate() {
             assert_eq!(c.fault, info.fault, "entry {i}");
             assert_eq!(c.fault as usize, i, "entry {i}");
-            assert!(!c.cases.is_empty() || c.pending, "{} has no catcher", info.name);
+            assert!(
+                !c.cases.is_empty() || c.pending,
+                "{} has no catcher",
+                info.name
+            );
             assert!(!c.checks.is_empty(), "{} names no check", info.name);
         }
     }
