@@ -193,19 +193,23 @@ fn the_repository_profiles_load_and_name_real_cases() {
             p.unknown_cases(&ids)
         );
     }
-    // The version-dependent soft delete has one case per profile family.
+    // The version-dependent soft delete has one case per profile family
+    // and delivery mode (pull, streaming, push).
     let soft: Vec<_> = suite
         .cases
         .iter()
         .filter(|c| c.requirements.iter().any(|r| r == "R76"))
         .collect();
-    assert_eq!(soft.len(), 2);
+    assert_eq!(soft.len(), 6);
     for profile in ["reference", "exchange2010", "exchange2013-and-online"] {
         let runnable = soft
             .iter()
             .filter(|c| c.profile_exclusion(Some(profile)).is_none())
             .count();
-        assert_eq!(runnable, 1, "exactly one soft-delete case under {profile}");
+        assert_eq!(
+            runnable, 3,
+            "exactly one soft-delete case per delivery mode under {profile}"
+        );
     }
     assert!(Path::new(&Profile::file(&root, "reference")).exists());
 }
