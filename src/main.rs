@@ -19,6 +19,8 @@ use ews_conformance::check::golden::GoldenMode;
 use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
+use ews_conformance::report::compare::Comparison;
+use ews_conformance::report::html::{Html, render_comparison};
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::progress::{Progress, RunProgress};
 use ews_conformance::report::{Fanout, Reporter};
@@ -62,6 +64,22 @@ enum Command {
     /// Load a target with many pull, streaming and push subscriptions while
     /// items are created; count lost, duplicated and reordered events.
     Stress(Box<StressArgs>),
+    /// Put the JSON reports of several runs side by side: cases × targets,
+    /// the cases where they differ first.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// JSON reports written by `run --json` (at least two).
+    #[arg(required = true, num_args = 2..)]
+    reports: Vec<PathBuf>,
+    /// Also write the matrix as a self-contained HTML page here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Exit 1 when any case differs (for a CI job that must keep two servers in step).
+    #[arg(long)]
+    fail_on_difference: bool,
 }
 
 #[derive(Args)]
@@ -281,6 +299,9 @@ struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Write a self-contained HTML report into this folder (`index.html`).
+    #[arg(long, value_name = "DIR")]
+    html: Option<PathBuf>,
     /// Cases run at once (serial cases always run alone). Most cases spend
     /// their time waiting on the target's clock, so more than the cores.
     #[arg(long, default_value_t = 8)]
@@ -357,6 +378,7 @@ fn main() -> ExitCode {
         Command::Selftest(args) => selftest(settings, args),
         Command::Explore(args) => explore(settings, *args),
         Command::Stress(args) => stress(settings, *args),
+        Command::Compare(args) => compare(args),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -365,6 +387,28 @@ fn main() -> ExitCode {
             ExitCode::from(ExitStatus::HarnessError.code())
         }
     }
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitStatus> {
+    let comparison = Comparison::load(&args.reports)?;
+    // A closed pipe (`| head`) is no error worth a panic.
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = std::io::Write::write_all(&mut out, comparison.render_text().as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
+    drop(out);
+    if let Some(path) = &args.html {
+        std::fs::write(path, render_comparison(&comparison))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("HTML: {}", path.display());
+    }
+    Ok(if args.fail_on_difference && comparison.differences() > 0 {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Passed
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
@@ -693,6 +737,7 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         console.verbose = !args.quiet;
         let mut json = args.json.map(|path| Json::new(path, label.clone()));
         let mut junit = args.junit.map(Junit::new);
+        let html = args.html.map(|dir| Html::new(dir, label.clone()));
         if let Some(h) = push_stats {
             console = console.with_push_stats(h.clone());
             json = json.map(|j| j.with_push_stats(h.clone()));
@@ -709,6 +754,9 @@ fn run(mut settings: Settings, args: RunArgs, golden: GoldenMode) -> anyhow::Res
         }
         if let Some(j) = junit {
             reporters.push(Box::new(j));
+        }
+        if let Some(h) = html {
+            reporters.push(Box::new(h));
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
         tokio::spawn(watch_signals(stop_tx));

@@ -49,6 +49,8 @@ fn exchange(step: &str, body: String) -> Exchange {
         error: None,
         findings: vec![],
         asked: None,
+        at: std::time::Duration::ZERO,
+        deadline: None,
     }
 }
 

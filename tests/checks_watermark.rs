@@ -40,6 +40,8 @@ fn ex(step: &str, request: String, response: String) -> Exchange {
         error: None,
         findings: vec![],
         asked: None,
+        at: std::time::Duration::ZERO,
+        deadline: None,
     }
 }
 

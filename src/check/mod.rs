@@ -785,6 +785,8 @@ pub(crate) mod testing {
             error: None,
             findings: vec![],
             asked: None,
+            at: std::time::Duration::ZERO,
+            deadline: None,
         }
     }
 

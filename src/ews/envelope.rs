@@ -47,7 +47,7 @@ pub fn request(header: &RequestHeader, body: impl FnOnce(&mut XmlWriter)) -> Str
 }
 
 /// `t:ServerVersionInfo` attributes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerVersionInfo {
     pub major: u32,
     pub minor: u32,
@@ -70,6 +70,38 @@ impl Default for ServerVersionInfo {
 }
 
 impl ServerVersionInfo {
+    /// The `ServerVersionInfo` of a response envelope's header, when it has
+    /// one with numeric version attributes (`Version` may be absent).
+    pub fn read(response: &str) -> Option<Self> {
+        let doc = roxmltree::Document::parse(response).ok()?;
+        let info = doc
+            .root_element()
+            .children()
+            .filter(|n| n.tag_name().name() == "Header")
+            .flat_map(|h| h.children())
+            .find(|n| n.tag_name().name() == "ServerVersionInfo")?;
+        let number = |name: &str| info.attribute(name)?.trim().parse::<u32>().ok();
+        Some(ServerVersionInfo {
+            major: number("MajorVersion")?,
+            minor: number("MinorVersion")?,
+            major_build: number("MajorBuildNumber")?,
+            minor_build: number("MinorBuildNumber")?,
+            version: info.attribute("Version").unwrap_or_default().to_string(),
+        })
+    }
+
+    /// `15.0.1497.2 (V2_23)`.
+    pub fn display(&self) -> String {
+        let mut s = format!(
+            "{}.{}.{}.{}",
+            self.major, self.minor, self.major_build, self.minor_build
+        );
+        if !self.version.is_empty() {
+            s.push_str(&format!(" ({})", self.version));
+        }
+        s
+    }
+
     fn render(&self, w: &mut XmlWriter, element: &str) {
         w.empty(
             element,

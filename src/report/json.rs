@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{Reporter, capped_outcome};
 use crate::client::push::{PushStats, PushStatsHandle};
+use crate::ews::ServerVersionInfo;
 use crate::suite::exec::Outcome;
 use crate::suite::run::Summary;
 
@@ -40,6 +41,9 @@ struct Document<'a> {
     tool: &'static str,
     version: &'static str,
     target: &'a str,
+    /// What the target said it is (its first response's ServerVersionInfo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<ServerVersionInfo>,
     summary: &'a Summary,
     exit_code: u8,
     /// What the push listener kept and refused, when there was one.
@@ -64,6 +68,7 @@ pub fn render_with(
         tool: "ews-conformance",
         version: env!("CARGO_PKG_VERSION"),
         target,
+        server_version: super::server_version(outcomes),
         summary,
         exit_code: summary.exit_status().code(),
         push_listener: push,

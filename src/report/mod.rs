@@ -4,7 +4,9 @@
 //! No reporter ever sees credentials: exchanges hold request bodies only,
 //! and the target's Authorization travels in headers that are not recorded.
 
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod progress;
@@ -69,6 +71,16 @@ impl Reporter for Fanout {
         }
         first
     }
+}
+
+/// What the target said it is: the ServerVersionInfo of the first
+/// response that carries one.
+pub fn server_version(outcomes: &[Outcome]) -> Option<crate::ews::ServerVersionInfo> {
+    outcomes
+        .iter()
+        .flat_map(|o| o.exchanges.iter())
+        .filter(|e| e.response_text.contains("ServerVersionInfo"))
+        .find_map(|e| crate::ews::ServerVersionInfo::read(&e.response_text))
 }
 
 /// Target-provided text made safe to show: every control character but

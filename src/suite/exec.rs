@@ -55,10 +55,29 @@ pub struct Exchange {
     /// It must be `Asked::read(&request)`.
     #[serde(skip)]
     pub asked: Option<Asked>,
+    /// When the exchange ended (its response or document arrived, or it
+    /// failed), counted from the start of its case: the report's timeline.
+    #[serde(rename = "at_ms", serialize_with = "as_millis")]
+    pub at: Duration,
+    /// The end of the wait the step was in when this arrived, counted from
+    /// the start of the case (a waiting step's deadline, slack included).
+    #[serde(
+        rename = "deadline_ms",
+        serialize_with = "opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<Duration>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_millis() as u64),
+        None => s.serialize_none(),
+    }
 }
 
 /// The verdict on one case.
@@ -141,6 +160,9 @@ pub struct Outcome {
     /// case-level checks; emptied when those run.
     #[serde(skip)]
     readings: Vec<Option<Reading>>,
+    /// When the case began: exchanges' `at` count from here.
+    #[serde(skip)]
+    started: Instant,
 }
 
 impl Outcome {
@@ -157,6 +179,7 @@ impl Outcome {
             findings: Vec::new(),
             duration: Duration::ZERO,
             readings: Vec::new(),
+            started: Instant::now(),
         }
     }
 
@@ -176,6 +199,7 @@ impl Outcome {
             findings: Vec::new(),
             duration: Duration::ZERO,
             readings: Vec::new(),
+            started: Instant::now(),
         }
     }
 
@@ -254,6 +278,10 @@ pub struct StepContext<'r> {
     findings: Vec<Finding>,
     /// Whether checks will judge the step, so its requests are worth reading.
     judged: bool,
+    /// When the case began (the timeline's origin).
+    case_started: Instant,
+    /// The end of the wait the step is in, from `case_started` (see [`StepContext::wait_until`]).
+    deadline: std::sync::Mutex<Option<Duration>>,
 }
 
 impl<'r> StepContext<'r> {
@@ -277,9 +305,22 @@ impl<'r> StepContext<'r> {
 
     /// Records a document the operation obtained itself (a streaming
     /// envelope, a push) as an exchange of this step; returns its index.
-    pub fn record(&mut self, exchange: Exchange) -> usize {
+    pub fn record(&mut self, mut exchange: Exchange) -> usize {
+        self.stamp(&mut exchange);
         self.exchanges.push(exchange);
         self.exchanges.len() - 1
+    }
+
+    /// The step now waits until `limit` from now; documents that arrive
+    /// carry that deadline into the report's timeline.
+    pub fn wait_until(&self, limit: Duration) {
+        let at = self.case_started.elapsed().saturating_add(limit);
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    fn stamp(&self, exchange: &mut Exchange) {
+        exchange.at = self.case_started.elapsed();
+        exchange.deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
     }
 
     /// Judges exchange `index` without the step's expectations: it arrived
@@ -427,6 +468,8 @@ impl<'r> StepContext<'r> {
             error: None,
             findings: Vec::new(),
             asked,
+            at: std::time::Duration::ZERO,
+            deadline: None,
         };
         let step = &self.step.name;
         let finding = |severity: Severity, message: String, evidence: Option<String>| Finding {
@@ -483,6 +526,7 @@ impl<'r> StepContext<'r> {
                 }
             }
         };
+        self.stamp(&mut ex);
         self.exchanges.push(ex);
         outcome
     }
@@ -671,7 +715,14 @@ impl Executor {
                 }],
             );
             let run = self
-                .run_step(case, &step, &mut vars, &mut resources, Some(&Codes))
+                .run_step(
+                    case,
+                    &step,
+                    &mut vars,
+                    &mut resources,
+                    Some(&Codes),
+                    outcome.started,
+                )
                 .await;
             let failed = run.error.is_some() || has_fail(&run);
             folder_created = vars.get("folder").is_some();
@@ -708,7 +759,14 @@ impl Executor {
                     continue;
                 }
                 let run = self
-                    .run_step(case, step, &mut vars, &mut resources, None)
+                    .run_step(
+                        case,
+                        step,
+                        &mut vars,
+                        &mut resources,
+                        None,
+                        outcome.started,
+                    )
                     .await;
                 let failed = has_fail(&run) || matches!(run.error, Some(StepError::Missing(_)));
                 if let Some(v) = self.absorb(case, step, run, outcome) {
@@ -742,6 +800,7 @@ impl Executor {
                     &mut vars,
                     &mut Resources::default(),
                     Some(&Codes),
+                    outcome.started,
                 )
                 .await;
             // A failed cleanup is worth knowing, but it does not judge the target.
@@ -840,6 +899,7 @@ impl Executor {
         vars: &mut Vars,
         resources: &mut Resources,
         only_check: Option<&dyn Check>,
+        case_started: Instant,
     ) -> StepRun {
         let cfg = self.target.config();
         let mut run = StepRun {
@@ -879,6 +939,8 @@ impl Executor {
             passed_over: Vec::new(),
             findings: Vec::new(),
             judged: only_check.is_some() || !self.checks.is_empty(),
+            case_started,
+            deadline: std::sync::Mutex::new(None),
         };
         let result = match &step.action {
             Action::Op { name, args } => match self.ops.get(name) {

@@ -220,7 +220,9 @@ fn wait(ctx: &StepContext<'_>, args: &Args, default_minutes: f64) -> Result<Wait
             format!("{default_minutes} protocol minute(s), the default"),
         ),
     };
-    Ok(Wait::new(nominal, text))
+    let wait = Wait::new(nominal, text);
+    ctx.wait_until(wait.limit);
+    Ok(wait)
 }
 
 fn count(ctx: &StepContext<'_>, args: &Args) -> Result<usize, StepError> {
@@ -662,6 +664,8 @@ fn received(ctx: &StepContext<'_>, request: String, text: String, after: Duratio
         error: None,
         findings: Vec::new(),
         asked: None,
+        at: std::time::Duration::ZERO,
+        deadline: None,
     }
 }
 

@@ -292,6 +292,8 @@ async fn open_named(ctx: &mut StepContext<'_>, args: &Args, name: String) -> Res
             error: None,
             findings: Vec::new(),
             asked: None,
+            at: std::time::Duration::ZERO,
+            deadline: None,
         };
         ctx.record(ex);
         not_opened(ctx, &name);
@@ -374,6 +376,8 @@ fn no_response(ctx: &mut StepContext<'_>, body: String, why: &str, after: Durati
         error: Some(why.to_string()),
         findings: Vec::new(),
         asked: None,
+        at: std::time::Duration::ZERO,
+        deadline: None,
     };
     ctx.record(ex);
     ctx.report(
@@ -625,6 +629,7 @@ async fn await_closed(
             w
         }
     };
+    ctx.wait_until(wait.limit);
     let deadline = tokio::time::Instant::now() + wait.limit;
     let step = ctx.step().name.clone();
     let mut judging = {
