@@ -17,10 +17,10 @@ use clap::{Args, Parser, Subcommand};
 
 use ews_conformance::check::golden::GoldenMode;
 use ews_conformance::check::{CheckRegistry, registry_for};
-use ews_conformance::report::console::Console;
-use ews_conformance::report::json::Json;
 use ews_conformance::report::compare::Comparison;
+use ews_conformance::report::console::Console;
 use ews_conformance::report::html::{Html, render_comparison};
+use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::progress::{Progress, RunProgress};
 use ews_conformance::report::{Fanout, Reporter};

@@ -113,7 +113,10 @@ pub struct Row {
 impl Row {
     /// Whether the reports disagree on this case (a missing case disagrees).
     pub fn differs(&self) -> bool {
-        let first = self.cells.first().and_then(|c| c.as_ref().map(|c| &c.verdict));
+        let first = self
+            .cells
+            .first()
+            .and_then(|c| c.as_ref().map(|c| &c.verdict));
         self.cells
             .iter()
             .any(|c| c.as_ref().map(|c| &c.verdict) != first || c.is_none())
@@ -168,8 +171,7 @@ impl Comparison {
                 });
             }
         }
-        let (mut rows, same): (Vec<Row>, Vec<Row>) =
-            rows.into_values().partition(|r| r.differs());
+        let (mut rows, same): (Vec<Row>, Vec<Row>) = rows.into_values().partition(|r| r.differs());
         rows.extend(same);
         Comparison { columns, rows }
     }
@@ -330,7 +332,14 @@ mod tests {
         let a = write(
             dir.path(),
             "a.json",
-            &report("a", &[("x/same", "pass"), ("x/split", "pass"), ("x/only-a", "pass")]),
+            &report(
+                "a",
+                &[
+                    ("x/same", "pass"),
+                    ("x/split", "pass"),
+                    ("x/only-a", "pass"),
+                ],
+            ),
         );
         let b = write(
             dir.path(),
@@ -343,7 +352,10 @@ mod tests {
         assert_eq!(c.differences(), 2);
         let split = &c.rows[1];
         assert_eq!(
-            split.cells[1].as_ref().and_then(|c| c.why.clone()).as_deref(),
+            split.cells[1]
+                .as_ref()
+                .and_then(|c| c.why.clone())
+                .as_deref(),
             Some("[codes] x/split broke…")
         );
         assert_eq!(c.columns[0].heading(), "a · 15.1.2507.6 (V2017_07_11)");
@@ -358,7 +370,11 @@ mod tests {
     fn bad_reports_are_named_with_their_place() {
         let dir = tempfile::tempdir().expect("tempdir");
         let good = write(dir.path(), "good.json", &report("a", &[]));
-        let broken = write(dir.path(), "broken.json", "{\n  \"tool\": \"ews-conformance\",\n  \"cases\": 7\n}");
+        let broken = write(
+            dir.path(),
+            "broken.json",
+            "{\n  \"tool\": \"ews-conformance\",\n  \"cases\": 7\n}",
+        );
         let err = Comparison::load(&[good.clone(), broken]).expect_err("broken");
         let text = err.to_string();
         assert!(text.contains("broken.json:3:"), "{text}");

@@ -759,14 +759,7 @@ impl Executor {
                     continue;
                 }
                 let run = self
-                    .run_step(
-                        case,
-                        step,
-                        &mut vars,
-                        &mut resources,
-                        None,
-                        outcome.started,
-                    )
+                    .run_step(case, step, &mut vars, &mut resources, None, outcome.started)
                     .await;
                 let failed = has_fail(&run) || matches!(run.error, Some(StepError::Missing(_)));
                 if let Some(v) = self.absorb(case, step, run, outcome) {

@@ -676,7 +676,8 @@ async fn sabotage_with(
             out.whole(
                 "200 OK",
                 "text/html; charset=utf-8",
-                b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\"><input name=\"user\"/></form></body></html>",
+                // Markup a report page must show as text, never run or render.
+                b"<!DOCTYPE html><html><head><title>Sign in</title><script>window.hostile=1</script></head><body><img src=\"x\" onerror=\"window.hostile=2\"/><form action=\"/login\"><input name=\"user\"/></form></body></html>",
             )
             .await?;
         }

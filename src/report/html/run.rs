@@ -84,7 +84,10 @@ fn tile(name: &str, n: usize, class: &str) -> Markup {
 /// The `id` attribute of a case's detail section.
 pub(super) fn anchor(id: &str) -> String {
     let mut s = String::from("case-");
-    s.extend(id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }));
+    s.extend(
+        id.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }),
+    );
     s
 }
 
@@ -138,8 +141,9 @@ fn coverage(outcomes: &[Outcome]) -> Markup {
         "skipped" => "skipped",
         _ => "other",
     };
-    let mut matrix: BTreeMap<(String, u64, String), (String, BTreeMap<&str, Vec<&str>>)> =
-        BTreeMap::new();
+    // Sort key → (requirement id, column → case ids).
+    type Row<'a> = (String, BTreeMap<&'a str, Vec<&'a str>>);
+    let mut matrix: BTreeMap<(String, u64, String), Row<'_>> = BTreeMap::new();
     for o in outcomes {
         for r in &o.requirements {
             let entry = matrix
@@ -236,7 +240,8 @@ fn diff(text: &str) -> Markup {
     html! {
         pre.diff {
             @for line in text.lines() {
-                @let class = match line.chars().next() { Some('+') => "line add", Some('-') => "line del", _ => "line" };
+                @let class = if line.starts_with("+++") || line.starts_with("---") { "line meta" }
+                    else { match line.chars().next() { Some('+') => "line add", Some('-') => "line del", _ => "line" } };
                 span class=(class) { (shown(line)) }
             }
         }
@@ -278,7 +283,8 @@ fn exchange(i: usize, ex: &Exchange) -> Markup {
 }
 
 /// What the failing findings name: the lines of their evidence and the
-/// `quoted`, `m:Element` and `Error…` words of their messages.
+/// `quoted`, `m:Element` (of a path, its last step) and `Error…` words of
+/// their messages.
 fn needles(findings: &[&Finding]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |s: &str| {
@@ -293,9 +299,13 @@ fn needles(findings: &[&Finding]) -> Vec<String> {
                 add(part);
             }
         }
-        for word in f
-            .message
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '_'))
+        // A path names its last step; the steps above it are only the way there.
+        let last_steps = f.message.split_whitespace().map(|token| {
+            let token = token.rsplit('/').next().unwrap_or(token);
+            token.split('[').next().unwrap_or(token)
+        });
+        for word in last_steps
+            .flat_map(|t| t.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '_')))
         {
             let word = word.trim_end_matches(':');
             let prefixed = word.len() > 2
