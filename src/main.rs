@@ -606,7 +606,15 @@ fn explore(mut settings: Settings, args: ExploreArgs) -> anyhow::Result<ExitStat
             driver.target().label,
             driver.config().profile.name
         );
-        match ews_conformance::model::drive::explore(&driver, &config).await {
+        let progress = ExploreLine(
+            Progress::stderr("sequences", config.cases.unwrap_or(0))
+                .with_budget(config.budget)
+                .with_min_gap(std::time::Duration::from_secs(5)),
+        );
+        let result =
+            ews_conformance::model::drive::explore_with_progress(&driver, &config, &progress).await;
+        progress.0.clear();
+        match result {
             Ok(report) => {
                 if let Some(found) = &report.found {
                     println!("{}", found.report());
@@ -628,6 +636,26 @@ fn explore(mut settings: Settings, args: ExploreArgs) -> anyhow::Result<ExitStat
             }
         }
     })
+}
+
+/// Explore's progress: one line per sequence, and the shrinking.
+struct ExploreLine(Progress);
+
+impl ews_conformance::model::drive::ExploreProgress for ExploreLine {
+    fn sequence_started(&self, n: usize, ops: usize) {
+        self.0.started(&format!("sequence {n} ({ops} operations)"));
+    }
+
+    fn sequence_finished(&self, n: usize, ops: usize, diverged: bool) {
+        let note = if diverged { "diverged" } else { "as predicted" };
+        self.0
+            .finished(&format!("sequence {n} ({ops} operations)"), note);
+    }
+
+    fn shrinking(&self, ops: usize, runs: usize) {
+        self.0
+            .status(&format!("shrinking: {ops} operations after {runs} runs"));
+    }
 }
 
 fn list(mut settings: Settings, args: ListArgs) -> anyhow::Result<ExitStatus> {

@@ -5,7 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Reporter, escape_controls};
 use crate::suite::exec::Outcome;
@@ -21,8 +21,14 @@ struct State {
     /// Rewrite one line (a terminal) or print a line per finished unit.
     in_place: bool,
     what: &'static str,
+    /// 0: open-ended (a time budget, not a count, ends the work).
     total: usize,
     done: usize,
+    /// The time the work may take, shown beside the time it has taken.
+    budget: Option<Duration>,
+    /// Plain lines (not a terminal) come at most this often.
+    min_gap: Duration,
+    last_line: Option<Instant>,
     running: Vec<String>,
     started: Instant,
     /// Length of the line last drawn in place, to blank what is left of it.
@@ -31,7 +37,8 @@ struct State {
 
 impl Progress {
     /// Progress on stderr, in place when stderr is a terminal. `what` names
-    /// the units ("cases", "servers", "sequences").
+    /// the units ("cases", "servers", "sequences"); a `total` of 0 means
+    /// the count is open (a time budget ends the work).
     pub fn stderr(what: &'static str, total: usize) -> Self {
         let in_place = std::io::stderr().is_terminal();
         Self::to(Box::new(std::io::stderr()), in_place, what, total)
@@ -51,11 +58,38 @@ impl Progress {
                 what,
                 total,
                 done: 0,
+                budget: None,
+                min_gap: Duration::ZERO,
+                last_line: None,
                 running: Vec::new(),
                 started: Instant::now(),
                 drawn: 0,
             }),
         }
+    }
+
+    /// Shows `budget` beside the elapsed time (`14/60 s`).
+    pub fn with_budget(self, budget: Option<Duration>) -> Self {
+        self.with(|s| s.budget = budget);
+        self
+    }
+
+    /// Plain lines (not a terminal) at most every `gap`: for work made of
+    /// many short units.
+    pub fn with_min_gap(self, gap: Duration) -> Self {
+        self.with(|s| s.min_gap = gap);
+        self
+    }
+
+    /// What is going on now, in place of the running units, without
+    /// finishing one (a terminal only: a log gets the finished units).
+    pub fn status(&self, text: &str) {
+        self.with(|s| {
+            s.running = vec![escape_controls(text).into_owned()];
+            if s.in_place {
+                s.draw();
+            }
+        });
     }
 
     fn with(&self, f: impl FnOnce(&mut State)) {
@@ -83,14 +117,13 @@ impl Progress {
             s.done += 1;
             if s.in_place {
                 s.draw();
-            } else {
+            } else if s.last_line.is_none_or(|t| t.elapsed() >= s.min_gap) {
+                s.last_line = Some(Instant::now());
                 let line = format!(
-                    "[{}/{} {}] {name}: {} ({:.0} s)\n",
-                    s.done,
-                    s.total,
-                    s.what,
+                    "{} {name}: {} ({})\n",
+                    s.count(),
                     escape_controls(note),
-                    s.started.elapsed().as_secs_f64()
+                    s.clock()
                 );
                 let _ = s.out.write_all(line.as_bytes());
                 let _ = s.out.flush();
@@ -118,19 +151,31 @@ impl std::fmt::Debug for Progress {
 }
 
 impl State {
+    /// `[3/10 cases]`, or `[3 sequences]` when the count is open.
+    fn count(&self) -> String {
+        if self.total == 0 {
+            format!("[{} {}]", self.done, self.what)
+        } else {
+            format!("[{}/{} {}]", self.done, self.total, self.what)
+        }
+    }
+
+    /// `14 s`, or `14/60 s` with a budget.
+    fn clock(&self) -> String {
+        let spent = self.started.elapsed().as_secs_f64();
+        match self.budget {
+            Some(b) => format!("{spent:.0}/{:.0} s", b.as_secs_f64()),
+            None => format!("{spent:.0} s"),
+        }
+    }
+
     fn draw(&mut self) {
         let now = match self.running.as_slice() {
             [] => String::new(),
             [one] => format!(" · {one}"),
             [first, rest @ ..] => format!(" · {first} (+{} more)", rest.len()),
         };
-        let mut line = format!(
-            "[{}/{} {}] {:.0} s{now}",
-            self.done,
-            self.total,
-            self.what,
-            self.started.elapsed().as_secs_f64()
-        );
+        let mut line = format!("{} {}{now}", self.count(), self.clock());
         // One terminal line: never wrap, or `\r` cannot rewrite it.
         if line.chars().count() > 100 {
             line = line.chars().take(99).collect::<String>() + "…";
@@ -198,7 +243,10 @@ mod tests {
         let text = buf.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[0].starts_with("[1/3 cases] a/one: passed"), "{text}");
+        assert!(
+            lines[0].starts_with("[1/3 cases] a/one: passed (0 s)"),
+            "{text}"
+        );
         assert!(lines[1].starts_with("[2/3 cases] b/"), "{text}");
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
     }
@@ -223,6 +271,40 @@ mod tests {
                 .rsplit('\r')
                 .nth(1)
                 .is_some_and(|s| s.trim().is_empty())
+        );
+    }
+
+    #[test]
+    fn open_ended_work_shows_its_budget_and_thins_its_log_lines() {
+        let buf = Buffer::default();
+        let p = Progress::to(Box::new(buf.clone()), false, "sequences", 0)
+            .with_budget(Some(Duration::from_secs(60)))
+            .with_min_gap(Duration::from_secs(3600));
+        for i in 0..5 {
+            p.started(&format!("sequence {i}"));
+            p.status("shrinking: 12 operations"); // a terminal only
+            p.finished(&format!("sequence {i}"), "passed");
+        }
+        let text = buf.text();
+        assert_eq!(
+            text, "[1 sequences] sequence 0: passed (0/60 s)\n",
+            "{text:?}"
+        );
+
+        let buf = Buffer::default();
+        let p = Progress::to(Box::new(buf.clone()), true, "sequences", 0)
+            .with_budget(Some(Duration::from_secs(60)));
+        p.started("sequence 1");
+        p.status("shrinking: 12 operations after 3 runs");
+        let last = buf
+            .text()
+            .rsplit('\r')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            last.starts_with("[0 sequences] 0/60 s · shrinking: 12 operations after 3 runs"),
+            "{last:?}"
         );
     }
 }

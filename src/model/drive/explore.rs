@@ -189,10 +189,34 @@ fn rng(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
+/// Told what explore is doing, for a progress line (the CLI's); the model
+/// knows nothing of terminals.
+pub trait ExploreProgress: Sync {
+    /// Sequence `n` (from 1) of `ops` operations starts.
+    fn sequence_started(&self, _n: usize, _ops: usize) {}
+    /// Sequence `n` ended; `diverged`: the target did not do what the model predicts.
+    fn sequence_finished(&self, _n: usize, _ops: usize, _diverged: bool) {}
+    /// Shrinking: the smallest failing sequence so far has `ops` operations after `runs` runs.
+    fn shrinking(&self, _ops: usize, _runs: usize) {}
+}
+
+/// No progress shown.
+struct Unseen;
+impl ExploreProgress for Unseen {}
+
 /// Generates and runs sequences until the count or the time budget is
 /// reached or one fails; a failure is shrunk against the target and, when
 /// `found_dir` is set, written as a case file.
 pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreReport, DriveError> {
+    explore_with_progress(driver, config, &Unseen).await
+}
+
+/// [`explore`], telling `progress` what it does.
+pub async fn explore_with_progress(
+    driver: &Driver,
+    config: &ExploreConfig,
+    progress: &dyn ExploreProgress,
+) -> Result<ExploreReport, DriveError> {
     let started = Instant::now();
     let available = driver.modes();
     let mut generator = config.generator.clone();
@@ -244,9 +268,12 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
             .map_err(|r| DriveError::Harness(format!("the generator gave up: {r}")))?;
         let ops = tree.current();
         let deadline = config.budget.map(|b| started + b);
+        let n = report.sequences + 1;
+        progress.sequence_started(n, ops.len());
         let run = driver
             .run_until(&ops, deadline.filter(|_| report.sequences > 0))
             .await?;
+        progress.sequence_finished(n, ops.len(), run.failure.is_some());
         if run.cut {
             // The budget ran out in the middle: nothing was judged.
             report.cut_sequences += 1;
@@ -263,7 +290,7 @@ pub async fn explore(driver: &Driver, config: &ExploreConfig) -> Result<ExploreR
             "explored a sequence"
         );
         if run.failure.is_some() {
-            let mut found = shrink(driver, config, tree, run, deadline).await?;
+            let mut found = shrink(driver, config, tree, run, deadline, progress).await?;
             if let Some(dir) = &config.found_dir {
                 match write_found_case(dir, &found.case_name, &found.case_text) {
                     Ok(path) => found.case_file = Some(path),
@@ -284,6 +311,7 @@ async fn shrink(
     mut tree: Box<dyn ValueTree<Value = Vec<Op>>>,
     first: SequenceRun,
     deadline: Option<Instant>,
+    progress: &dyn ExploreProgress,
 ) -> Result<Found, DriveError> {
     let Some(signature) = first.failure.as_ref().map(|f| f.signature()) else {
         return Err(DriveError::Harness("shrinking a run that passed".into()));
@@ -320,6 +348,7 @@ async fn shrink(
         while within(runs) && runs < proptest_runs && stalled < PROPTEST_STALL {
             let candidate = tree.current();
             runs += 1;
+            progress.shrinking(best.ops.len(), runs);
             let r = driver.run_until(&candidate, deadline).await?;
             if same(&r) {
                 stalled = if r.ops.len() < best.ops.len() {
@@ -348,6 +377,7 @@ async fn shrink(
             break;
         }
         runs += 1;
+        progress.shrinking(best.ops.len(), runs);
         let r = driver.run_until(&candidate, deadline).await?;
         let fails = same(&r);
         if fails {

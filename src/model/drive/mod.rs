@@ -54,8 +54,8 @@ use crate::ews::{
 use crate::suite::target::{Target, TargetConfig};
 
 pub use explore::{
-    ExploreConfig, ExploreReport, Found, explore, found_case_name, render_found_case,
-    write_found_case,
+    ExploreConfig, ExploreProgress, ExploreReport, Found, explore, explore_with_progress,
+    found_case_name, render_found_case, write_found_case,
 };
 
 /// How the driver talks to a target and how long it waits.
