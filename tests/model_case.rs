@@ -21,6 +21,9 @@ struct CaseFile {
     requirements: Vec<String>,
     #[serde(default)]
     serial: bool,
+    /// `["second-user"]` when the sequence has the second user's decoys.
+    #[serde(default)]
+    needs: Vec<String>,
     #[serde(rename = "step")]
     steps: Vec<Step>,
 }
@@ -30,6 +33,9 @@ struct CaseFile {
 struct Step {
     name: String,
     op: String,
+    /// `user2` for the second user's decoys.
+    #[serde(rename = "as")]
+    as_user: Option<String>,
     #[serde(default)]
     with: BTreeMap<String, Value>,
     expect: Option<Expect>,
@@ -44,6 +50,8 @@ struct Step {
 struct Expect {
     code: Option<String>,
     events: Option<String>,
+    #[serde(default)]
+    no_events: Vec<String>,
     batches: Option<Vec<usize>>,
     #[serde(default)]
     event: Vec<Pattern>,
@@ -84,6 +92,7 @@ fn params(op: &str) -> &'static [&'static str] {
         "CreateFolder" => &["parent", "name"],
         "DeleteFolder" => &["folder", "delete_type"],
         "GetFolder" => &["folder"],
+        "AwaitDelivery" => &["folder", "subject", "within_minutes", "within_seconds"],
         other => panic!("unknown operation {other}"),
     }
 }
@@ -137,8 +146,31 @@ fn check_case(text: &str, ops: &[Op]) -> Result<CaseFile, String> {
         .into_iter()
         .map(String::from)
         .collect();
+    // The second user exists only where the case says it needs one.
+    let second_user = case.needs.iter().any(|n| n == "second-user");
+    if second_user {
+        defined.insert("user2".into());
+    }
     let mut names = BTreeSet::new();
     for step in &case.steps {
+        match step.as_user.as_deref() {
+            None => {}
+            Some("user2") if second_user => {}
+            Some(other) => {
+                return Err(format!(
+                    "{}: acts as `{other}` without needs = [\"second-user\"]",
+                    step.name
+                ));
+            }
+        }
+        if let Some(k) = step
+            .expect
+            .iter()
+            .flat_map(|e| e.no_events.iter())
+            .find(|k| EventKind::from_element_name(k).is_none())
+        {
+            return Err(format!("{}: unknown kind {k} in no_events", step.name));
+        }
         if !names.insert(step.name.clone()) {
             return Err(format!("duplicate step name {}", step.name));
         }

@@ -114,6 +114,8 @@ impl Existence {
                 Ok(())
             }
             Op::MarkRead { item, .. } | Op::SetSubject { item } => self.item(*item).map(|_| ()),
+            // The second user's mailbox: nothing of ours changes.
+            Op::OtherMailbox { .. } => Ok(()),
             Op::MoveItem { item, to, new } => {
                 let from = self.item(*item)?;
                 if from == *to {

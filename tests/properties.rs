@@ -369,9 +369,26 @@ async fn reference_server(config: ServerConfig) -> RunningServer {
 /// A pull-only target at `endpoint` acting as the server's first user,
 /// judged with the strict reference profile.
 fn pull_target(endpoint: &str, request_timeout: Duration) -> Arc<dyn Target> {
+    target_with_users(endpoint, request_timeout, 1)
+}
+
+/// [`pull_target`] with the server's first `n` users (the second one for
+/// the other-mailbox decoys).
+fn target_with_users(endpoint: &str, request_timeout: Duration, n: usize) -> Arc<dyn Target> {
     let users = ServerConfig::default().users;
     let user = users.first().expect("the default server has users");
-    let config = TargetConfig::builder(endpoint)
+    let mut builder = TargetConfig::builder(endpoint);
+    if n > 1 {
+        let other = users.get(1).expect("the default server has two users");
+        builder = builder.user2(
+            other.smtp.clone(),
+            Auth::Basic {
+                username: other.smtp.clone(),
+                password: other.password.clone(),
+            },
+        );
+    }
+    let config = builder
         .label(format!("test target {endpoint}"))
         .user(
             user.smtp.clone(),
@@ -395,7 +412,7 @@ async fn find_and_replay(
     broken: Arc<dyn Target>,
     clean: Arc<dyn Target>,
     generator: GenConfig,
-    kind: DivergenceKind,
+    kinds: &[DivergenceKind],
     max_ops: usize,
     shrink_runs: usize,
 ) -> ExploreReport {
@@ -416,7 +433,7 @@ async fn find_and_replay(
         .unwrap_or_else(|| panic!("the broken target passed: {}", report.summary()));
     let text = found.report();
     assert!(
-        matches!(found.signature, Signature::Divergence { kind: k, .. } if k == kind),
+        matches!(found.signature, Signature::Divergence { kind: k, .. } if kinds.contains(&k)),
         "{text}"
     );
     assert!(found.shrunk.ops.len() <= max_ops, "{text}");
@@ -429,7 +446,10 @@ async fn find_and_replay(
     let Some(Failure::Diverged(divergences)) = &found.shrunk.failure else {
         panic!("a divergence: {text}");
     };
-    assert!(divergences.iter().any(|d| d.kind == kind), "{text}");
+    assert!(
+        divergences.iter().any(|d| kinds.contains(&d.kind)),
+        "{text}"
+    );
 
     // The written case: an ordinary case file the suite loads and replays.
     let path = found
@@ -485,7 +505,7 @@ fn a_dropped_event_is_found_shrunk_written_and_replayed() {
             pull_target(&proxy.url, Duration::from_secs(10)),
             pull_target(&server.url(), Duration::from_secs(10)),
             GenConfig::isolated_pull(),
-            DivergenceKind::Lost,
+            &[DivergenceKind::Lost],
             5,
             300,
         )
@@ -506,7 +526,7 @@ fn a_stale_previous_watermark_is_found_shrunk_written_and_replayed() {
             pull_target(&proxy.url, Duration::from_secs(10)),
             pull_target(&server.url(), Duration::from_secs(10)),
             GenConfig::isolated_pull(),
-            DivergenceKind::PreviousWatermark,
+            &[DivergenceKind::PreviousWatermark],
             // Subscribe, Poll, an event (or the watermark never moves), Poll, Poll.
             5,
             300,
@@ -669,7 +689,7 @@ async fn fault_is_found(
         pull_target(&broken.url(), Duration::from_secs(10)),
         pull_target(&clean.url(), Duration::from_secs(10)),
         generator,
-        kind,
+        &[kind],
         max_ops,
         shrink_runs,
     )
@@ -732,6 +752,47 @@ fn fault_drop_one_in_a_hundred_is_found() {
         FAULT_MAX_OPS,
         150,
     ));
+}
+
+#[test]
+fn fault_cross_mailbox_leak_is_found_through_the_second_users_decoys() {
+    runtime().block_on(async {
+        let broken = reference_server(faulty_server_config(&["cross-mailbox-leak"])).await;
+        let clean = reference_server(ServerConfig::default()).await;
+        let timeout = Duration::from_secs(10);
+        let report = find_and_replay(
+            target_with_users(&broken.url(), timeout, 2),
+            target_with_users(&clean.url(), timeout, 2),
+            // Pull subscriptions that may watch the Inbox; the second user
+            // delivers and saves mail in their own (same-named) Inbox.
+            GenConfig {
+                modes: vec![Mode::Pull],
+                all_folders: false,
+                ..GenConfig::default()
+            },
+            // Their message shows where one of ours was due, or where none was.
+            &[DivergenceKind::Mismatch, DivergenceKind::Unexpected],
+            FAULT_MAX_OPS,
+            300,
+        )
+        .await;
+        let found = report.found.as_ref().expect("found");
+        assert!(
+            found
+                .shrunk
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::OtherMailbox { .. })),
+            "the shrunk sequence keeps the decoy: {}",
+            found.report()
+        );
+        assert!(
+            found.case_text.contains("as = \"user2\""),
+            "{}",
+            found.case_text
+        );
+        assert!(found.case_text.contains("needs = [\"second-user\"]"));
+    });
 }
 
 #[test]

@@ -420,6 +420,18 @@ fn lost_items(
             if ask.mode != super::wire::Mode::Pull || !ask.covers(EventKind::Created, folder) {
                 continue;
             }
+            // A folder named with its mailbox may be another user's: all
+            // folders of the subscriber need not include it.
+            let named_mailbox = matches!(
+                folder,
+                super::wire::FolderKey::Distinguished {
+                    mailbox: Some(_),
+                    ..
+                }
+            );
+            if named_mailbox && !ask.folders.contains(folder) {
+                continue;
+            }
             let origin = ask
                 .watermark
                 .as_deref()
@@ -603,6 +615,33 @@ mod tests {
                 "step \"s\": 1 of the 2 item(s) created in step \"s\" never arrived as CreatedEvent on subscription S1, although this GetEvents said MoreEvents=false: I2 (events lost, R32)"
             ]
         );
+    }
+
+    #[test]
+    fn a_save_into_a_named_mailbox_is_judged_only_where_the_subscription_names_it() {
+        let into = |folder: &str| Exchange {
+            request: CREATE_REQUEST.replace(r#"<t:FolderId Id="F"/>"#, folder),
+            ..exchange(200, CREATE_OK)
+        };
+        let other_inbox = r#"<t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@example.com</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>"#;
+        let all_folders = Exchange {
+            request: SUBSCRIBE_REQUEST.replace(
+                r#"<m:PullSubscriptionRequest><t:FolderIds><t:FolderId Id="F"/></t:FolderIds>"#,
+                r#"<m:PullSubscriptionRequest SubscribeToAllFolders="true">"#,
+            ),
+            ..exchange(200, SUBSCRIBE_OK)
+        };
+        let drained = poll("S1", "W0", notification("S1", "W0", false, &[]));
+        // All of the subscriber's folders need not include another mailbox's Inbox.
+        let f = judge(&[all_folders, into(other_inbox), drained.clone()]);
+        assert!(fails(&f).is_empty(), "{f:?}");
+        // A subscription to exactly that folder is judged as before.
+        let named = Exchange {
+            request: SUBSCRIBE_REQUEST.replace(r#"<t:FolderId Id="F"/>"#, other_inbox),
+            ..exchange(200, SUBSCRIBE_OK)
+        };
+        let f = judge(&[named, into(other_inbox), drained]);
+        assert_eq!(fails(&f).len(), 1, "{f:?}");
     }
 
     #[test]

@@ -10,8 +10,19 @@ use crate::xml::XmlWriter;
 /// schema's `t:DistinguishedFolderIdNameType` values.
 pub use super::grammar::DISTINGUISHED_FOLDERS;
 
-/// A distinguished name becomes `t:DistinguishedFolderId`, anything else `t:FolderId`.
+/// A distinguished name becomes `t:DistinguishedFolderId`, anything else
+/// `t:FolderId`. `inbox:user@example.com` names that mailbox's Inbox
+/// (`t:Mailbox` inside the DistinguishedFolderId; ids never hold a `:`).
 pub fn folder_ref(name_or_id: &str) -> FolderRef {
+    if let Some((name, mailbox)) = name_or_id.split_once(':')
+        && DISTINGUISHED_FOLDERS.contains(&name)
+        && mailbox.contains('@')
+    {
+        return FolderRef::Distinguished {
+            id: name.to_string(),
+            mailbox: Some(mailbox.to_string()),
+        };
+    }
     if DISTINGUISHED_FOLDERS.contains(&name_or_id) {
         FolderRef::distinguished(name_or_id)
     } else {
@@ -326,6 +337,20 @@ mod tests {
             strings(&body, "//t:Body/@BodyType"),
             ["Text", "Text", "Text"]
         );
+    }
+
+    #[test]
+    fn a_distinguished_name_may_name_its_mailbox() {
+        assert_eq!(
+            folder_ref("inbox:bob@example.com"),
+            FolderRef::Distinguished {
+                id: "inbox".into(),
+                mailbox: Some("bob@example.com".into())
+            }
+        );
+        assert_eq!(folder_ref("inbox"), FolderRef::distinguished("inbox"));
+        // An id stays an id.
+        assert_eq!(folder_ref("AAMk:x"), FolderRef::Id(Id::new("AAMk:x")));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::mailbox::{ExpectedEvent, PredictedEvent, Prediction};
-use super::ops::{FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle, WatermarkHandle};
+use super::ops::{
+    FolderHandle, Handle, ItemHandle, Mode, Op, OtherAction, Scope, SubHandle, WatermarkHandle,
+};
 use super::profile::Profile;
 use crate::ews::EventKind;
 
@@ -20,7 +22,9 @@ use crate::ews::EventKind;
 /// model predicts the same events for every mode.
 pub fn to_case_toml(title: &str, ops: &[Op], prediction: &Prediction, profile: &Profile) -> String {
     let mut r = Renderer::new(ops, profile);
-    r.header(title, prediction);
+    let other = ops.iter().any(|op| matches!(op, Op::OtherMailbox { .. }));
+    r.decoys = other;
+    r.header(title, prediction, other);
     r.lookups(prediction);
     for (index, op) in ops.iter().enumerate() {
         r.op(index, op, prediction);
@@ -40,6 +44,8 @@ struct Renderer<'a> {
     filters: BTreeMap<SubHandle, (Scope, BTreeSet<EventKind>)>,
     live: BTreeSet<SubHandle>,
     polls: BTreeMap<SubHandle, usize>,
+    /// The sequence has the second user's decoys (their deliveries).
+    decoys: bool,
 }
 
 impl<'a> Renderer<'a> {
@@ -61,6 +67,7 @@ impl<'a> Renderer<'a> {
             filters: BTreeMap::new(),
             live: BTreeSet::new(),
             polls: BTreeMap::new(),
+            decoys: false,
         }
     }
 
@@ -70,7 +77,8 @@ impl<'a> Renderer<'a> {
         !self.profile.loose()
     }
 
-    fn header(&mut self, title: &str, prediction: &Prediction) {
+    /// `other`: the sequence uses the second user's mailbox.
+    fn header(&mut self, title: &str, prediction: &Prediction, other: bool) {
         let mut rules: BTreeSet<&str> = BTreeSet::from(["R32"]);
         let mut serial = false;
         for p in prediction.subscriptions.values() {
@@ -98,10 +106,15 @@ impl<'a> Renderer<'a> {
                     .any(|f| matches!(f, FolderHandle::Inbox | FolderHandle::DeletedItems)),
             };
         }
-        serial |= prediction
-            .log
-            .iter()
-            .any(|l| l.event.kind == EventKind::NewMail);
+        serial |= other
+            || prediction
+                .log
+                .iter()
+                .any(|l| l.event.kind == EventKind::NewMail);
+        if other {
+            // Events are per mailbox: the decoys must raise none of ours.
+            rules.insert("R71");
+        }
         let mut rules: Vec<&str> = rules.into_iter().collect();
         rules.sort_by_key(|r| r[1..].parse::<u32>().unwrap_or(u32::MAX));
         let _ = writeln!(
@@ -115,6 +128,9 @@ impl<'a> Renderer<'a> {
         let _ = writeln!(self.out, "requirements = [{}]", list.join(", "));
         if serial {
             let _ = writeln!(self.out, "serial = true");
+        }
+        if other {
+            let _ = writeln!(self.out, "needs = [\"second-user\"]");
         }
     }
 
@@ -313,6 +329,38 @@ impl<'a> Renderer<'a> {
                 }
             }
             Op::Poll { sub } => self.poll(index, *sub, prediction),
+            Op::OtherMailbox { action } => {
+                let subject = format!("op {index} theirs ${{unique}}");
+                self.step(&name, "CreateItem");
+                let _ = writeln!(self.out, "as = \"user2\"");
+                match action {
+                    OtherAction::Deliver => {
+                        let _ = writeln!(
+                            self.out,
+                            "with = {{ disposition = \"SendOnly\", to = [\"${{user2}}\"], subject = {} }}",
+                            q(&subject)
+                        );
+                        self.no_error();
+                        self.step(&format!("{index}: their delivery arrives"), "AwaitDelivery");
+                        let _ = writeln!(self.out, "as = \"user2\"");
+                        let _ = writeln!(
+                            self.out,
+                            "with = {{ folder = \"inbox\", subject = {} }}",
+                            q(&subject)
+                        );
+                    }
+                    OtherAction::SaveInInbox => {
+                        // Their Inbox by name: "inbox" alone would read, on
+                        // the wire, like a save into ours.
+                        let _ = writeln!(
+                            self.out,
+                            "with = {{ folder = \"inbox:${{user2}}\", subject = {} }}",
+                            q(&subject)
+                        );
+                        self.no_error();
+                    }
+                }
+            }
             Op::Unsubscribe { sub } => {
                 self.live.remove(sub);
                 self.step(&name, "Unsubscribe");
@@ -398,6 +446,20 @@ impl<'a> Renderer<'a> {
             "events = {}",
             if strict { "\"exact\"" } else { "\"in-order\"" }
         );
+        // In-order tolerates extra events (a profile's extra
+        // ModifiedEvents), but no profile has extra new mail: where none of
+        // ours is due, the second user's deliveries must not show.
+        let wants_new_mail = self
+            .filters
+            .get(&sub)
+            .is_some_and(|(_, kinds)| kinds.contains(&EventKind::NewMail));
+        if !strict
+            && self.decoys
+            && wants_new_mail
+            && !due.iter().any(|e| e.kind == EventKind::NewMail)
+        {
+            let _ = writeln!(self.out, "no_events = [\"NewMailEvent\"]");
+        }
         if strict {
             let batches: Vec<String> = if due.is_empty() {
                 vec!["1".to_string()]

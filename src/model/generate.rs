@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::mailbox::{InvalidOp, Model};
-use super::ops::{DeleteHow, FolderHandle, Mode, Op, Scope};
+use super::ops::{DeleteHow, FolderHandle, Mode, Op, OtherAction, Scope};
 use crate::ews::EventKind;
 
 /// One drawn triple: which operation, then two numbers for its arguments.
@@ -44,6 +44,10 @@ pub struct GenConfig {
     pub bulk_weight: u32,
     /// The largest `count` a CreateItems draws (1 and up, shrinking towards 1).
     pub max_bulk: u32,
+    /// Let the second user deliver and save mail in their own mailbox
+    /// (decoys: none of it may reach our subscriptions). Explore turns it
+    /// off when the target has no second user.
+    pub other_mailbox: bool,
 }
 
 impl Default for GenConfig {
@@ -60,6 +64,7 @@ impl Default for GenConfig {
             delete_kinds: DeleteHow::ALL.to_vec(),
             bulk_weight: 1,
             max_bulk: 120,
+            other_mailbox: true,
         }
     }
 }
@@ -82,6 +87,7 @@ impl GenConfig {
             modes: vec![Mode::Pull],
             shared_folders: false,
             all_folders: false,
+            other_mailbox: false,
             ..GenConfig::default()
         }
     }
@@ -135,6 +141,7 @@ enum Kind {
     DeleteItem,
     CreateFolder,
     DeleteFolder,
+    OtherMailbox,
 }
 
 /// The event types a generated subscription picks from.
@@ -209,6 +216,7 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
             user_folders.len() < config.max_user_folders,
         );
         offer(Kind::DeleteFolder, 1, !user_folders.is_empty());
+        offer(Kind::OtherMailbox, 2, config.other_mailbox);
     }
     let total: u32 = menu.iter().map(|(_, w)| *w).sum();
     let mut at = if total == 0 { 0 } else { choice % total };
@@ -338,6 +346,13 @@ fn choose(model: &Model, config: &GenConfig, (choice, a, b): OpSeed) -> Op {
                 parent: pick(&parents, a).unwrap_or(FolderHandle::Case),
             }
         }
+        Kind::OtherMailbox => Op::OtherMailbox {
+            action: if a % 2 == 0 {
+                OtherAction::Deliver
+            } else {
+                OtherAction::SaveInInbox
+            },
+        },
         Kind::DeleteFolder => match pick(&user_folders, a) {
             Some(folder) => Op::DeleteFolder {
                 folder,

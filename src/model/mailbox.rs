@@ -591,6 +591,7 @@ impl Model {
                 }
             }
             Op::Unsubscribe { sub } => live_sub(sub).map(|_| ()),
+            Op::OtherMailbox { .. } => Ok(()),
         }
     }
 
@@ -1079,6 +1080,8 @@ impl Model {
                     s.unsubscribed_at = Some(index);
                 }
             }
+            // Another mailbox: no event of ours (R42, R71).
+            Op::OtherMailbox { .. } => {}
         }
     }
 

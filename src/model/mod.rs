@@ -43,8 +43,8 @@ pub use mailbox::{
     PredictedSubscription, Prediction, predict, predict_for, predict_with,
 };
 pub use ops::{
-    DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle, WatermarkHandle,
-    describe_sequence,
+    DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, OtherAction, Scope, SubHandle,
+    WatermarkHandle, describe_sequence,
 };
 pub use oracle::{
     BindingConflict, Bindings, Delivery, Divergence, DivergenceKind, Observed,

@@ -194,6 +194,17 @@ impl DeleteHow {
     }
 }
 
+/// What the second user does in their own mailbox: a decoy. Nothing of it
+/// may reach a subscription of ours (R42, R71: events are per mailbox),
+/// even in their folders of the same distinguished name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OtherAction {
+    /// The second user sends a message to themselves: a delivery into their Inbox.
+    Deliver,
+    /// The second user saves a message into their Inbox.
+    SaveInInbox,
+}
+
 /// One step of a generated sequence. Operations that make an object name
 /// its new handle, so a driver knows what to bind the response's id to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +285,10 @@ pub enum Op {
     },
     Unsubscribe {
         sub: SubHandle,
+    },
+    /// Activity in the second user's mailbox (see [`OtherAction`]).
+    OtherMailbox {
+        action: OtherAction,
     },
 }
 
@@ -356,6 +371,10 @@ impl fmt::Display for Op {
             Op::Remember { sub, watermark } => write!(f, "{watermark} = Remember({sub})"),
             Op::Resubscribe { sub, from } => write!(f, "{sub} = Resubscribe(from {from})"),
             Op::Unsubscribe { sub } => write!(f, "Unsubscribe({sub})"),
+            Op::OtherMailbox { action } => match action {
+                OtherAction::Deliver => f.write_str("OtherUser.Deliver()"),
+                OtherAction::SaveInInbox => f.write_str("OtherUser.SaveInInbox()"),
+            },
         }
     }
 }

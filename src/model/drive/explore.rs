@@ -221,6 +221,9 @@ pub async fn explore_with_progress(
     let available = driver.modes();
     let mut generator = config.generator.clone();
     generator.modes.retain(|m| available.contains(m));
+    // The second user's decoys need a second user, and a shared Inbox
+    // (their same-named folder): only where shared folders are used.
+    generator.other_mailbox &= driver.target().user2.is_some() && generator.shared_folders;
     if generator.modes.is_empty() {
         return Err(DriveError::Harness(format!(
             "the target supports none of the requested delivery modes (it has: {})",

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use self::collect::{PushFeed, StreamFeed, StreamRequest};
 use self::wire::{EVIDENCE_CHARS, Refusal};
 use super::mailbox::{InvalidOp, Model, Prediction, predict_with};
-use super::ops::{FolderHandle, Handle, Mode, Op, Scope, SubHandle, WatermarkHandle};
+use super::ops::{FolderHandle, Handle, Mode, Op, OtherAction, Scope, SubHandle, WatermarkHandle};
 use super::oracle::{
     Bindings, Delivery, Divergence, DivergenceKind, Observed, ObservedSubscription, judge,
 };
@@ -411,6 +411,8 @@ struct Session<'d> {
     at_label: String,
     requests: usize,
     notes: Vec<String>,
+    /// Requests go as the second user (their own mailbox, no impersonation).
+    as_other: bool,
 }
 
 /// An operation's outcome inside a run (boxed: failures are rare and large).
@@ -437,6 +439,7 @@ impl<'d> Session<'d> {
             filters: BTreeMap::new(),
             remembered: BTreeMap::new(),
             at: None,
+            as_other: false,
             at_label: "setup".into(),
             requests: 0,
             notes: Vec::new(),
@@ -481,7 +484,11 @@ impl<'d> Session<'d> {
         body: String,
     ) -> Result<StepResult<(u16, String)>, DriveError> {
         self.requests += 1;
-        let user = &self.cfg().user;
+        let cfg = self.cfg();
+        let user = match (&cfg.user2, self.as_other) {
+            (Some(other), true) => other,
+            _ => &cfg.user,
+        };
         let result = self
             .d
             .transport
@@ -523,7 +530,86 @@ impl<'d> Session<'d> {
     }
 
     fn render(&self, body: impl FnOnce(&mut crate::xml::XmlWriter)) -> String {
+        if self.as_other {
+            let own = RequestHeader {
+                version: self.header.version.clone(),
+                impersonate: None,
+            };
+            return request(&own, body);
+        }
         request(&self.header, body)
+    }
+
+    /// Whether the target has a second user for [`Op::OtherMailbox`].
+    fn has_other(&self) -> bool {
+        self.cfg().user2.is_some()
+    }
+
+    /// The second user's activity in their own mailbox. Nothing of it is
+    /// predicted for our subscriptions.
+    async fn other_mailbox(
+        &mut self,
+        index: usize,
+        action: OtherAction,
+    ) -> Result<StepResult<()>, DriveError> {
+        if !self.has_other() {
+            return Ok(Err(self.missing(
+                "the target has no second user for this operation".into(),
+            )));
+        }
+        self.as_other = true;
+        let result = self.other_mailbox_as_other(index, action).await;
+        self.as_other = false;
+        result
+    }
+
+    async fn other_mailbox_as_other(
+        &mut self,
+        index: usize,
+        action: OtherAction,
+    ) -> Result<StepResult<()>, DriveError> {
+        let other = self
+            .cfg()
+            .user2
+            .as_ref()
+            .map(|u| u.smtp.clone())
+            .unwrap_or_default();
+        let (disposition, to, what) = match action {
+            OtherAction::Deliver => (
+                Disposition::SendOnly,
+                vec![other.clone()],
+                "theirs, delivered",
+            ),
+            OtherAction::SaveInInbox => (Disposition::SaveOnly, Vec::new(), "theirs, saved"),
+        };
+        let folder = FolderRef::Distinguished {
+            id: "inbox".into(),
+            mailbox: Some(other.clone()),
+        };
+        let body = self.render(|w| {
+            CreateItem {
+                folder,
+                subject: format!("op {index} {what} {}", self.unique),
+                count: 1,
+                disposition,
+                to,
+                is_read: None,
+            }
+            .render(w)
+        });
+        let before = match action {
+            OtherAction::Deliver => self.inbox_count().await?,
+            OtherAction::SaveInInbox => None,
+        };
+        if let Err(f) = self.item_call("CreateItem", body).await? {
+            return Ok(Err(f));
+        }
+        if action == OtherAction::Deliver {
+            // Their delivery has happened before our next operation, so a
+            // leak would show up where the model expects nothing.
+            self.await_delivery(index, before).await?;
+        }
+        Ok(Ok(()))
     }
 
     // ------------------------------------------------------------ the run
@@ -924,6 +1010,9 @@ impl<'d> Session<'d> {
             }
             Op::Unsubscribe { sub } => {
                 tri!(self.unsubscribe(*sub).await?);
+            }
+            Op::OtherMailbox { action } => {
+                tri!(self.other_mailbox(index, *action).await?);
             }
         }
         Ok(Ok(()))
