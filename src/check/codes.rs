@@ -26,6 +26,21 @@ impl Check for Codes {
             };
             let answer = Answer::read_parsed(&ex.response_text, parsed);
             let call = call_label(i, input.exchanges.len());
+            if super::reports_missed_events(&input.step.expect, &answer) {
+                let step = &input.step.name;
+                out.push(
+                    input
+                        .note(
+                            NAME,
+                            format!(
+                                "step \"{step}\"{call}: the server reported {} instead of delivering the events, which the case accepts (GS6)",
+                                super::MISSED_EVENTS
+                            ),
+                        )
+                        .about(i),
+                );
+                continue;
+            }
             let mut fails = judge(input, status, &answer, &call);
             if fails.is_empty() {
                 continue;

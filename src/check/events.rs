@@ -29,6 +29,13 @@ impl Check for Events {
         }
         let step = &input.step.name;
         let mut out = Vec::new();
+        // The server said it lost the events: nothing to match (the codes
+        // check notes the report).
+        if input.responses().any(|(_, ex, parsed)| {
+            super::reports_missed_events(e, &super::Answer::read_parsed(&ex.response_text, parsed))
+        }) {
+            return out;
+        }
         let mut per_call: Vec<Vec<Notification>> = Vec::new();
         for (i, ex, parsed) in input.responses() {
             if ex.status.is_none() {
@@ -495,6 +502,42 @@ mod tests {
         assert!(msgs[1].contains("expected no ModifiedEvent, got 1"));
         assert!(msgs[2].contains("expected MoreEvents true, got false"));
         assert!(msgs[3].contains("expected batches of [2] events per call, got [3]"));
+    }
+
+    #[test]
+    fn a_report_of_missed_events_stands_in_for_the_events_only_where_the_case_accepts_it() {
+        let missed = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>Missed some notification events.</m:MessageText><m:ResponseCode>ErrorMissedNotificationEvents</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#;
+        let expect = |ok: bool| Expect {
+            events_mode: EventsMode::Exact,
+            events: vec![pattern(EventKind::Created)],
+            missed_events_ok: ok,
+            ..Default::default()
+        };
+        assert!(run(expect(true), &[missed]).is_empty());
+        let f = run(expect(false), &[missed]);
+        assert!(!f.is_empty(), "without the key the events are still owed");
+        // With the key, events that do arrive are judged as ever.
+        let f = run(expect(true), &[GET_EVENTS_OK]);
+        assert!(
+            f[0].message.contains("expected exactly 1 event(s), got 3"),
+            "{f:?}"
+        );
+        // The codes check notes the report instead of failing the Error class.
+        let c = case(None);
+        let s = step("poll", expect(true));
+        let ex = [exchange(200, missed)];
+        let vars = Vars::new();
+        let notes = crate::check::codes::Codes.check(&StepInput::new(&c, &s, &ex, &vars));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].severity, crate::check::Severity::Note);
+        let s = step("poll", expect(false));
+        let fails = crate::check::codes::Codes.check(&StepInput::new(&c, &s, &ex, &vars));
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.severity == crate::check::Severity::Fail),
+            "{fails:?}"
+        );
     }
 
     #[test]

@@ -566,6 +566,15 @@ impl std::fmt::Debug for CheckRegistry {
 
 // ------------------------------------------------- reading a response body
 
+/// The code a server gives when it cannot deliver events it lost (GS6).
+pub const MISSED_EVENTS: &str = "ErrorMissedNotificationEvents";
+
+/// Whether the step accepts a report of lost events and `answer` is one.
+pub fn reports_missed_events(expect: &crate::suite::case::Expect, answer: &Answer) -> bool {
+    expect.missed_events_ok
+        && matches!(answer, Answer::Message { code: Some(c), .. } if c == MISSED_EVENTS)
+}
+
 /// What the first response message (or fault) of a body says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {

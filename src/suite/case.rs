@@ -93,6 +93,7 @@ pub(crate) struct RawExpect {
     pub watermark_chain: Option<bool>,
     pub more_events_until_last: Option<bool>,
     pub arrivals_minutes: Option<Spanned<Vec<f64>>>,
+    pub missed_events_ok: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -362,6 +363,10 @@ pub struct Expect {
     /// `watermark_chain = true`: each notification's PreviousWatermark is
     /// the last event watermark of the one before it (per subscription).
     pub watermark_chain: Option<bool>,
+    /// `missed_events_ok = true`: instead of the events, the server may say
+    /// it lost them (ResponseCode ErrorMissedNotificationEvents, GS6); the
+    /// event and code expectations then give way to a note.
+    pub missed_events_ok: bool,
     /// `more_events_until_last = true`: MoreEvents is true on every
     /// notification but the last, false on the last.
     pub more_events_until_last: Option<bool>,

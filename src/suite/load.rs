@@ -584,6 +584,7 @@ impl<'a> Loader<'a> {
             previous_watermark: raw.previous_watermark.clone(),
             watermark_chain: raw.watermark_chain,
             more_events_until_last: raw.more_events_until_last,
+            missed_events_ok: raw.missed_events_ok.unwrap_or(false),
             arrivals_minutes: raw.arrivals_minutes.as_ref().map(|a| a.get_ref().clone()),
         })
     }
