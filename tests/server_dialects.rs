@@ -391,3 +391,50 @@ async fn joined_chunks_carry_the_envelopes_that_are_ready_together() {
     );
     assert_eq!(stream.chunks, 1, "two envelopes, one chunk");
 }
+
+#[tokio::test]
+async fn a_reconnecting_stream_reports_events_it_dropped_only_with_the_dialect() {
+    let minute = Duration::from_millis(300);
+    for (dialects, reports) in [
+        (vec![], false),
+        (vec![Dialect::ReconnectReportsMissed], true),
+    ] {
+        let s = server_with(&dialects, minute).await;
+        let c = Client::alice(&s);
+        let folder = c
+            .create_folder(&distinguished("msgfolderroot"), "gap")
+            .await;
+        let id = c
+            .streaming(&format!(
+                "<t:FolderIds>{}</t:FolderIds>",
+                folder_id(&folder)
+            ))
+            .await;
+        // A first connection that ends at its ConnectionTimeout (1 minute).
+        let mut first = Stream::open(&c, &[&id], 1).await;
+        while first.next(minute * 4).await.is_some() {}
+        // Raised while no connection is open.
+        let made = c.save_messages(&folder_id(&folder), 1).await;
+        let mut second = Stream::open(&c, &[&id], 1).await;
+        let env = second
+            .until(Duration::from_secs(10), |e| {
+                e.body.contains("CreatedEvent") || e.body.contains("ErrorMissedNotificationEvents")
+            })
+            .await;
+        if reports {
+            assert!(
+                env.body.contains("ErrorMissedNotificationEvents") && env.body.contains(&id),
+                "{}",
+                env.body
+            );
+            // Events raised after the report are delivered on the same connection.
+            let later = c.save_messages(&folder_id(&folder), 1).await;
+            let env = second
+                .until(Duration::from_secs(10), |e| e.body.contains("CreatedEvent"))
+                .await;
+            assert!(env.body.contains(&later[0]), "{}", env.body);
+        } else {
+            assert!(env.body.contains(&made[0]), "{}", env.body);
+        }
+    }
+}

@@ -243,8 +243,15 @@ pub fn collection(input: &StepInput<'_>, all: &[Notification]) -> Vec<Finding> {
         }
     }
 
+    // The server said it lost the events (a step that accepts that):
+    // there is nothing to place under a subscription.
+    let missed = input.responses().any(|(_, ex, parsed)| {
+        super::reports_missed_events(e, &super::Answer::read_parsed(&ex.response_text, parsed))
+    });
     for (p, sub) in e.events.iter().zip(&e.event_subscriptions) {
-        let Some(sub) = sub else { continue };
+        let Some(sub) = sub.as_ref().filter(|_| !missed) else {
+            continue;
+        };
         let (sub, pattern) = match (input.render(NAME, sub), render_pattern(input, NAME, p)) {
             (Ok(s), Ok(r)) => (s, r),
             (Err(f), _) | (_, Err(f)) => {

@@ -49,6 +49,7 @@ pub enum Dialect {
     StreamChunksSplit,
     StreamChunksJoined,
     StreamingEventWatermarks,
+    ReconnectReportsMissed,
     // Event semantics
     StatusWatermarkRefreshed,
     CopyAsCreated,
@@ -266,6 +267,14 @@ pub const DIALECTS: &[DialectInfo] = &[
         "streaming envelopes that are ready together go out in one HTTP chunk",
         "RFC 9112 section 7.1; EWS Managed API HangingServiceRequestBase.cs / ews-javascript-api split a chunk on <Envelope boundaries",
         &[StreamChunksSplit],
+    ),
+    d(
+        ReconnectReportsMissed,
+        "reconnect-reports-missed",
+        "streaming",
+        "a streaming subscription reconnecting after events were raised while no connection was open drops them and reports ErrorMissedNotificationEvents for it in the new connection's second envelope",
+        "EWS reference responsecode.md: ErrorMissedNotificationEvents (events were missed); ews-managed-api StreamingSubscriptionConnection keeps a subscription with that code on the connection (digest GS6: keep the events or say so)",
+        &[],
     ),
     d(
         StreamingEventWatermarks,

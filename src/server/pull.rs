@@ -175,6 +175,7 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             cursor: start,
             connection: None,
             idle_since: Instant::now(),
+            connected_before: false,
         },
     };
     let id = new_subscription_id(&call.state.dialects);

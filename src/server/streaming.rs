@@ -167,6 +167,44 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     let newest = gap
         .then(|| state.mailbox(call.user).map(|m| m.with(|d| d.log.head())))
         .flatten();
+    // The dialect: a subscription reconnecting with events raised while no
+    // connection was open drops them and says so (GS6's alternative).
+    let mut missed = Vec::new();
+    if state.dialects.has(Dialect::ReconnectReportsMissed)
+        && let Some(mailbox) = state.mailbox(call.user)
+    {
+        for id in &good {
+            let Some(sub) = registry.get_mut(id) else {
+                continue;
+            };
+            let super::subscriptions::Subscription { filter, mode, .. } = sub;
+            if let Mode::Streaming {
+                cursor,
+                connection: None,
+                connected_before: true,
+                ..
+            } = mode
+            {
+                let dropped = mailbox.with(|d| {
+                    let pending = !d.log.read_after(*cursor, filter, 1).0.is_empty();
+                    if pending {
+                        *cursor = d.log.head();
+                    }
+                    pending
+                });
+                if dropped {
+                    missed.push(id.clone());
+                }
+            }
+        }
+    }
+    if !missed.is_empty() {
+        refused.push((
+            ResponseCode::ErrorMissedNotificationEvents,
+            "Missed some notification events.",
+            missed,
+        ));
+    }
     for id in &good {
         if let (Some(newest), Some(sub)) = (newest, registry.get_mut(id))
             && let Mode::Streaming {

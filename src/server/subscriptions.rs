@@ -29,6 +29,9 @@ pub enum Mode {
         cursor: u64,
         connection: Option<u64>,
         idle_since: Instant,
+        /// A connection has delivered it before (it is reconnecting, not
+        /// connecting for the first time).
+        connected_before: bool,
     },
 }
 
@@ -189,7 +192,14 @@ impl Registry {
     /// a previous connection is woken so it can report the takeover.
     pub fn attach(&mut self, id: &str, connection: u64) {
         let previous = match self.subs.get_mut(id).map(|s| &mut s.mode) {
-            Some(Mode::Streaming { connection: c, .. }) => c.replace(connection),
+            Some(Mode::Streaming {
+                connection: c,
+                connected_before,
+                ..
+            }) => {
+                *connected_before = true;
+                c.replace(connection)
+            }
             _ => None,
         };
         if let Some(p) = previous.filter(|p| *p != connection) {
@@ -252,6 +262,7 @@ mod tests {
                 cursor: 0,
                 connection: None,
                 idle_since: Instant::now(),
+                connected_before: false,
             },
         ));
         let (c1, _) = r.open_connection(0, 1).expect("first connection");
