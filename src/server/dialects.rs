@@ -48,8 +48,8 @@ pub enum Dialect {
     ErrorSubscriptionIdM,
     StreamChunksSplit,
     StreamChunksJoined,
-    StreamingEventWatermarks,
     ReconnectReportsMissed,
+    StreamingEventWatermarks,
     // Event semantics
     StatusWatermarkRefreshed,
     CopyAsCreated,
