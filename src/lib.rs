@@ -6,6 +6,7 @@ pub mod client;
 pub mod ews;
 pub mod fuzzing;
 pub mod model;
+pub mod ntlm;
 pub mod report;
 pub mod selftest;
 pub mod server;

@@ -16,7 +16,7 @@ use roxmltree::Document;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::auth::authenticate;
+use super::auth::{Authenticated, ConnectionAuth};
 use super::faults::FaultSet;
 use super::faults::{Fault, rewrite_response};
 use super::reply::{
@@ -250,6 +250,7 @@ fn xml_response(status: StatusCode, body: Body) -> Response {
 
 async fn handle(
     AxumState(state): AxumState<Arc<State>>,
+    connection: Option<axum::Extension<ConnectionAuth>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -282,13 +283,27 @@ async fn handle(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(user) = authenticate(auth, &state.config.users) else {
-        let mut r = StatusCode::UNAUTHORIZED.into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"ews\""),
-        );
-        return r;
+    let connection = connection.map(|axum::Extension(c)| c).unwrap_or_default();
+    let user = match connection.authenticate(auth, &state.config.users) {
+        Authenticated::User(user) => user,
+        Authenticated::Challenge(token) => {
+            let mut r = StatusCode::UNAUTHORIZED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&token) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            return r;
+        }
+        Authenticated::No => {
+            // Both schemes on-premises Exchange offers, as two header lines.
+            let mut r = StatusCode::UNAUTHORIZED.into_response();
+            r.headers_mut()
+                .append(header::WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
+            r.headers_mut().append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ews\""),
+            );
+            return r;
+        }
     };
     let mut subscribe = false;
     let reply = catch_unwind(AssertUnwindSafe(|| {

@@ -95,11 +95,15 @@ async fn serve_one(
 ) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
     let closing = how.close_after_response;
+    // NTLM authenticates a connection, not a request: its state lives here.
+    let ntlm = super::auth::ConnectionAuth::default();
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let app = app.clone();
         let done = done_tx.clone();
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ntlm.clone());
         async move {
-            let response = match app.oneshot(req.map(Body::new)).await {
+            let response = match app.oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };

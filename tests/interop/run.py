@@ -40,6 +40,7 @@ try:
     from exchangelib import (
         BASIC,
         DELEGATE,
+        NTLM,
         UTC,
         Account,
         Build,
@@ -173,10 +174,18 @@ class Context:
         self.wire = Wire()
         self.minute = args.minute_ms / 1000.0
         self.tag = uuid.uuid4().hex[:8]
+        if args.auth == "ntlm":
+            # On-premises Exchange's default: DOMAIN\\user, the handshake on
+            # each connection (requests_ntlm through pyspnego).
+            local, _, domain = args.user.partition("@")
+            login = args.ntlm_login or f"{domain.split('.')[0].upper()}\\{local}"
+            credentials, auth_type = Credentials(login, args.password), NTLM
+        else:
+            credentials, auth_type = Credentials(args.user, args.password), BASIC
         config = Configuration(
             service_endpoint=args.endpoint,
-            credentials=Credentials(args.user, args.password),
-            auth_type=BASIC,
+            credentials=credentials,
+            auth_type=auth_type,
             version=Version(build=Build(15, 0, 0, 0)),  # Exchange2013, no version guessing
             retry_policy=FailFast(),
             max_connections=2,  # the streaming scenario creates items while a stream is open
@@ -650,7 +659,9 @@ SCENARIOS = {
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--endpoint", required=True, help="EWS URL, e.g. http://127.0.0.1:8080/EWS/Exchange.asmx")
-    p.add_argument("--user", required=True, help="login for Basic authentication")
+    p.add_argument("--user", required=True, help="SMTP address; the login for Basic authentication")
+    p.add_argument("--auth", choices=["basic", "ntlm"], default="basic", help="HTTP authentication (default basic)")
+    p.add_argument("--ntlm-login", help="NTLM login (default DOMAIN\\local from --user)")
     p.add_argument("--password", default=os.environ.get("EWS_INTEROP_PASSWORD"), help="or EWS_INTEROP_PASSWORD")
     p.add_argument("--email", help="primary SMTP address (default: --user)")
     p.add_argument("--minute-ms", type=int, default=60000, help="the server's protocol minute (default 60000)")
@@ -663,7 +674,7 @@ def main(argv):
     faulthandler.dump_traceback_later(args.deadline, exit=True)
     version = getattr(exchangelib, "__version__", "?")
     note = "" if version == PINNED else f" (the pinned version is {PINNED})"
-    print(f"exchangelib {version}{note} against {args.endpoint}", flush=True)
+    print(f"exchangelib {version}{note} against {args.endpoint} ({args.auth} authentication)", flush=True)
     ctx = Context(args)
     failed = 0
     for name in args.only or list(SCENARIOS):
