@@ -79,7 +79,7 @@ pub fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(b: &[u8]) -> Result<String, NtlmError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(NtlmError::Malformed("a UTF-16 field of odd length"));
     }
     let units: Vec<u16> = b
