@@ -251,6 +251,9 @@ struct TargetArgs {
     /// An OAuth bearer token for the first user (EWS_BEARER_TOKEN).
     #[arg(long)]
     bearer_token: Option<String>,
+    /// How passwords authenticate: basic (default) or ntlm (EWS_AUTH).
+    #[arg(long, value_name = "basic|ntlm")]
+    auth: Option<String>,
     /// RequestServerVersion (EWS_VERSION), default Exchange2013.
     #[arg(long = "request-version")]
     version: Option<String>,
@@ -337,6 +340,15 @@ fn apply(settings: &mut Settings, t: TargetArgs) {
     set(&mut settings.user2, t.user2);
     set(&mut settings.password2, t.password2);
     set(&mut settings.bearer_token, t.bearer_token);
+    if let Some(a) = t.auth {
+        match ews_conformance::settings::parse_auth("--auth", &a) {
+            Ok(ntlm) => settings.ntlm = ntlm,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(i32::from(ExitStatus::HarnessError.code()));
+            }
+        }
+    }
     set(&mut settings.impersonate, t.impersonate);
     set(&mut settings.anchor_mailbox, t.anchor_mailbox);
     set(&mut settings.push_url, t.push_url);

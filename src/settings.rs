@@ -22,6 +22,12 @@ pub struct Settings {
     pub password2: Option<String>,
     /// `EWS_BEARER_TOKEN`: an OAuth token for the first user instead of a password.
     pub bearer_token: Option<String>,
+    /// `EWS_AUTH`: how passwords authenticate, `basic` (default) or `ntlm`
+    /// (NTLMv2, as on-premises Exchange offers it).
+    pub ntlm: bool,
+    /// `EWS_NTLM_DOMAIN`: the NetBIOS domain NTLM sends (default none; the
+    /// user name is then the login as given, a UPN say).
+    pub ntlm_domain: Option<String>,
     /// `EWS_VERSION`: RequestServerVersion to send. Default `Exchange2013`.
     pub version: String,
     /// `EWS_IMPERSONATE`: SMTP address to put in an ExchangeImpersonation header.
@@ -99,6 +105,8 @@ impl Default for Settings {
             user2: None,
             password2: None,
             bearer_token: None,
+            ntlm: false,
+            ntlm_domain: None,
             version: "Exchange2013".into(),
             impersonate: None,
             anchor_mailbox: None,
@@ -135,6 +143,8 @@ impl fmt::Debug for Settings {
             .field("user2", &self.user2)
             .field("password2", &hidden(&self.password2))
             .field("bearer_token", &hidden(&self.bearer_token))
+            .field("ntlm", &self.ntlm)
+            .field("ntlm_domain", &self.ntlm_domain)
             .field("version", &self.version)
             .field("impersonate", &self.impersonate)
             .field("anchor_mailbox", &self.anchor_mailbox)
@@ -157,6 +167,19 @@ impl fmt::Debug for Settings {
             .field("proptest_seed", &self.proptest_seed)
             .field("found_dir", &self.found_dir)
             .finish()
+    }
+}
+
+/// `basic` or `ntlm` (whether NTLM is chosen).
+pub fn parse_auth(variable: &'static str, value: &str) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "basic" => Ok(false),
+        "ntlm" => Ok(true),
+        _ => Err(SettingsError {
+            variable,
+            value: value.to_string(),
+            problem: "expected `basic` or `ntlm`".into(),
+        }),
     }
 }
 
@@ -186,6 +209,10 @@ impl Settings {
         if let Some(v) = get("EWS_VERSION") {
             s.version = v;
         }
+        if let Some(v) = get("EWS_AUTH") {
+            s.ntlm = parse_auth("EWS_AUTH", &v)?;
+        }
+        s.ntlm_domain = get("EWS_NTLM_DOMAIN");
         if let Some(v) = get("EWS_INSECURE_TLS") {
             s.insecure_tls = parse_flag("EWS_INSECURE_TLS", &v)?;
         }

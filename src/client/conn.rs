@@ -206,6 +206,9 @@ pub(crate) struct Conn {
     /// idle connection before it is reused (none for a TLS connection's
     /// ciphertext, which may be a legal close_notify).
     probe: Option<std::net::TcpStream>,
+    /// The user (`DOMAIN\user`) an NTLM handshake authenticated this
+    /// connection as: its later requests need no Authorization.
+    ntlm_user: Option<String>,
 }
 
 /// What waits unread on an idle connection's socket.
@@ -236,6 +239,15 @@ impl Conn {
     /// Whether this connection carried an answer before.
     pub(crate) fn is_reused(&self) -> bool {
         self.answered > 0
+    }
+
+    /// The user an NTLM handshake authenticated this connection as.
+    pub(crate) fn ntlm_user(&self) -> Option<&str> {
+        self.ntlm_user.as_deref()
+    }
+
+    pub(crate) fn set_ntlm_user(&mut self, who: String) {
+        self.ntlm_user = Some(who);
     }
 
     /// Open, and not idle for too long (whether hyper is ready for the
@@ -509,6 +521,7 @@ impl Connector {
             idle_since: Instant::now(),
             last_op: String::new(),
             probe,
+            ntlm_user: None,
         })
     }
 }

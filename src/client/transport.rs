@@ -40,6 +40,15 @@ pub enum Auth {
     Bearer {
         token: String,
     },
+    /// NTLM (NTLMv2), as on-premises Exchange offers it: a handshake on
+    /// each connection, which then carries this user's requests.
+    Ntlm {
+        /// The login as NTLM sends it (`alice`, or the UPN).
+        username: String,
+        /// The NetBIOS domain (may be empty).
+        domain: String,
+        password: String,
+    },
 }
 
 /// Secrets never appear in `{:?}` output.
@@ -49,6 +58,9 @@ impl fmt::Debug for Auth {
             Auth::None => f.write_str("Auth::None"),
             Auth::Basic { username, .. } => write!(f, "Auth::Basic({username}, <hidden>)"),
             Auth::Bearer { .. } => f.write_str("Auth::Bearer(<hidden>)"),
+            Auth::Ntlm {
+                username, domain, ..
+            } => write!(f, "Auth::Ntlm({domain}\\{username}, <hidden>)"),
         }
     }
 }
@@ -74,6 +86,11 @@ impl Auth {
                 v
             }
             Auth::Bearer { token } => vec![token.clone()],
+            // The NTLM messages carry no password, only proofs of it.
+            Auth::Ntlm { password, .. } if password.chars().count() >= MIN_REDACTED_PASSWORD => {
+                vec![password.clone()]
+            }
+            Auth::Ntlm { .. } => Vec::new(),
         };
         all.into_iter().filter(|s| !s.is_empty()).collect()
     }
@@ -663,6 +680,110 @@ impl Transport {
         Ok(request)
     }
 
+    /// The request, with the NTLM AUTHENTICATE message when the handshake
+    /// left one for it to carry.
+    fn ntlm_request(
+        &self,
+        req: &HttpRequest<'_>,
+        authenticate: Option<HeaderValue>,
+    ) -> Result<hyper::Request<Full<Bytes>>, TransportError> {
+        let mut request = self.request(req)?;
+        if let Some(value) = authenticate {
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
+    /// For NTLM, authenticates `conn` as the request's user: the NEGOTIATE
+    /// leg (answered 401 with a CHALLENGE) on a connection of its own, and
+    /// the AUTHENTICATE message returned for the request itself to carry,
+    /// as NTLM over HTTP does. `None`: not NTLM, or `conn` already carries
+    /// this user's requests.
+    async fn ntlm_leg(
+        &self,
+        conn: &mut Conn,
+        req: &HttpRequest<'_>,
+        op: &str,
+    ) -> Result<Option<HeaderValue>, TransportError> {
+        let Auth::Ntlm {
+            username,
+            domain,
+            password,
+        } = req.auth
+        else {
+            return Ok(None);
+        };
+        let who = format!("{domain}\\{username}");
+        if conn.ntlm_user() == Some(who.as_str()) {
+            return Ok(None);
+        }
+        if conn.is_reused() {
+            // A pooled connection may be another user's: start afresh.
+            *conn = self.conns.connect().await?;
+        }
+        let mut first = self.request(req)?;
+        let mut negotiate = HeaderValue::from_str(&crate::ntlm::to_header(
+            &crate::ntlm::negotiate(),
+        ))
+        .map_err(|e| TransportError::Protocol {
+            detail: format!("cannot build the NTLM NEGOTIATE header: {e}"),
+        })?;
+        negotiate.set_sensitive(true);
+        first.headers_mut().insert(AUTHORIZATION, negotiate);
+        let mut response = conn
+            .send(first, op)
+            .await
+            .map_err(|f| TransportError::Protocol {
+                detail: format!("NTLM negotiation: {}", f.detail),
+            })?;
+        let status = response.status().as_u16();
+        let token = response
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crate::ntlm::from_header);
+        // The 401's body is read (bounded) so the connection can go on.
+        let mut read = 0usize;
+        while let Some(frame) = response.body_mut().frame().await {
+            let frame = frame.map_err(|e| TransportError::Protocol {
+                detail: format!("NTLM negotiation: {}", error_chain(&e)),
+            })?;
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > 64 * 1024 {
+                return Err(TransportError::Protocol {
+                    detail: "NTLM negotiation: the 401 answer's body exceeds 64 KiB".into(),
+                });
+            }
+        }
+        conn.answer_complete();
+        let Some(token) = token.filter(|_| status == 401) else {
+            return Err(TransportError::AuthRefused { status });
+        };
+        let challenge =
+            crate::ntlm::read_challenge(&token).map_err(|e| TransportError::Protocol {
+                detail: format!("the target's NTLM CHALLENGE is unreadable: {e}"),
+            })?;
+        let message = crate::ntlm::authenticate(
+            &challenge,
+            username,
+            domain,
+            password,
+            &rand::random(),
+            crate::ntlm::filetime_now(),
+        );
+        let mut value = HeaderValue::from_str(&crate::ntlm::to_header(&message)).map_err(|e| {
+            TransportError::Protocol {
+                detail: format!("cannot build the NTLM AUTHENTICATE header: {e}"),
+            }
+        })?;
+        value.set_sensitive(true);
+        // Taken for authenticated; a 401 to the request ends this
+        // connection (it is not put back).
+        conn.set_ntlm_user(who);
+        Ok(Some(value))
+    }
+
     async fn post_inner(
         &self,
         req: &HttpRequest<'_>,
@@ -670,7 +791,8 @@ impl Transport {
     ) -> Result<Answered, TransportError> {
         let op = operation_label(req.body);
         let (mut conn, mut notes) = self.conns.checkout().await?;
-        let mut response = match conn.send(self.request(req)?, &op).await {
+        let ntlm = self.ntlm_leg(&mut conn, req, &op).await?;
+        let mut response = match conn.send(self.ntlm_request(req, ntlm)?, &op).await {
             Ok(r) => r,
             Err(failure) if conn.is_reused() && failure.nothing_arrived => {
                 // The server closed the idle connection as the request went
@@ -682,7 +804,8 @@ impl Transport {
                     failure.detail
                 ));
                 conn = self.conns.connect().await?;
-                conn.send(self.request(req)?, &op)
+                let ntlm = self.ntlm_leg(&mut conn, req, &op).await?;
+                conn.send(self.ntlm_request(req, ntlm)?, &op)
                     .await
                     .map_err(|f| TransportError::Protocol {
                         detail: format!(
@@ -804,7 +927,8 @@ impl Transport {
 fn authorization(auth: &Auth) -> Option<HeaderValue> {
     use base64::Engine;
     let text = match auth {
-        Auth::None => return None,
+        // NTLM's headers belong to its handshake (see `ntlm_leg`).
+        Auth::None | Auth::Ntlm { .. } => return None,
         Auth::Basic { username, password } => format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))

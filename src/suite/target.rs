@@ -243,7 +243,10 @@ impl TargetBuilder {
         if config.user2.is_some() {
             caps.insert(Capability::SecondUser);
         }
-        if crate::ews::at_least_2010_sp1(&config.version) {
+        // A stream's connection is held by a client that cannot carry an
+        // NTLM handshake: under NTLM the streaming cases are skipped.
+        let ntlm = matches!(config.user.auth, Auth::Ntlm { .. });
+        if crate::ews::at_least_2010_sp1(&config.version) && !ntlm {
             caps.insert(Capability::Streaming);
         }
         if config.push_url.is_some() {
@@ -251,6 +254,23 @@ impl TargetBuilder {
         }
         config.capabilities = caps;
         Ok(config)
+    }
+}
+
+/// NTLM credentials: `DOMAIN\\user` splits; otherwise `EWS_NTLM_DOMAIN`
+/// (or none) with the login as given.
+fn ntlm(login: &str, password: &str, default_domain: Option<&str>) -> Auth {
+    let (domain, username) = match login.split_once('\\') {
+        Some((d, u)) => (d.to_string(), u.to_string()),
+        None => (
+            default_domain.unwrap_or_default().to_string(),
+            login.to_string(),
+        ),
+    };
+    Auth::Ntlm {
+        username,
+        domain,
+        password: password.to_string(),
     }
 }
 
@@ -264,6 +284,9 @@ pub fn live(settings: &Settings, endpoint: &str) -> Result<TargetConfig, TargetE
         (Some(token), _) => Auth::Bearer {
             token: token.clone(),
         },
+        (None, Some(password)) if settings.ntlm => {
+            ntlm(&user, password, settings.ntlm_domain.as_deref())
+        }
         (None, Some(password)) => Auth::Basic {
             username: user.clone(),
             password: password.clone(),
@@ -286,6 +309,7 @@ pub fn live(settings: &Settings, endpoint: &str) -> Result<TargetConfig, TargetE
         .profile(settings.profile.clone());
     if let Some(user2) = &settings.user2 {
         let auth2 = match &settings.password2 {
+            Some(p) if settings.ntlm => ntlm(user2, p, settings.ntlm_domain.as_deref()),
             Some(p) => Auth::Basic {
                 username: user2.clone(),
                 password: p.clone(),
