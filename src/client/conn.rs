@@ -282,6 +282,9 @@ impl Conn {
         op: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, SendFailure> {
         self.last_op = op.to_string();
+        // Right after an answer hyper may not have taken in its end yet (an
+        // NTLM handshake's second leg follows its 401 at once).
+        let _ = tokio::time::timeout(READY_WAIT, self.sender.ready()).await;
         self.wire.complete.store(false, Ordering::SeqCst);
         let before = self.wire.read.load(Ordering::SeqCst);
         let result = self.sender.send_request(request).await;

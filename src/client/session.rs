@@ -266,7 +266,7 @@ impl Session {
                 detail: format!("HTTP {}", opened.status),
             });
         }
-        Ok(StreamReader::from_response(opened.response))
+        Ok(StreamReader::from_body(opened.body))
     }
 }
 

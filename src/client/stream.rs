@@ -128,6 +128,11 @@ impl StreamReader {
         Self::new(response.bytes_stream())
     }
 
+    /// Reads an opened response's body (see `Transport::open`).
+    pub fn from_body(body: crate::client::transport::BodyStream) -> Self {
+        Self::new(body)
+    }
+
     /// Measures `elapsed_since_open` from `opened` (e.g. when the request was sent).
     pub fn opened_at(mut self, opened: Instant) -> Self {
         self.opened = opened;

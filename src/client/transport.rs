@@ -610,6 +610,12 @@ impl Transport {
         deadline: Duration,
     ) -> Result<OpenResponse, TransportError> {
         let started = Instant::now();
+        if matches!(req.auth, Auth::Ntlm { .. }) {
+            return match tokio::time::timeout(deadline, self.open_ntlm(req, started)).await {
+                Ok(result) => result,
+                Err(_) => Err(TransportError::Timeout { after: deadline }),
+            };
+        }
         let send = async {
             let response = self
                 .stream_builder(req)?
@@ -624,13 +630,55 @@ impl Transport {
                 status,
                 headers: header_list(response.headers()),
                 elapsed: started.elapsed(),
-                response,
+                body: Box::pin(futures_util::StreamExt::map(response.bytes_stream(), |r| {
+                    r.map_err(|e| e.to_string())
+                })),
             })
         };
         match tokio::time::timeout(deadline, send).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout { after: deadline }),
         }
+    }
+
+    /// A stream under NTLM: the handshake needs a connection the harness
+    /// holds, so the stream goes on one of its own (fresh, never pooled),
+    /// without `Accept-Encoding` like every stream.
+    async fn open_ntlm(
+        &self,
+        req: &HttpRequest<'_>,
+        started: Instant,
+    ) -> Result<OpenResponse, TransportError> {
+        let op = operation_label(req.body);
+        let mut conn = self.conns.connect().await?;
+        let ntlm = self.ntlm_leg(&mut conn, req, &op).await?;
+        let mut request = self.ntlm_request(req, ntlm)?;
+        request.headers_mut().remove(ACCEPT_ENCODING);
+        let response = conn
+            .send(request, &op)
+            .await
+            .map_err(|f| TransportError::Protocol { detail: f.detail })?;
+        let status = response.status().as_u16();
+        if (status == 401 || status == 403) && !req.accept_auth_failure {
+            return Err(TransportError::AuthRefused { status });
+        }
+        let headers = header_list(response.headers());
+        let frames = http_body_util::BodyStream::new(response.into_body());
+        // The connection lives as long as its body is read.
+        let body = futures_util::StreamExt::filter_map(frames, move |frame| {
+            let _held = &conn;
+            let item = match frame {
+                Ok(f) => f.into_data().ok().map(Ok),
+                Err(e) => Some(Err(error_chain(&e))),
+            };
+            std::future::ready(item)
+        });
+        Ok(OpenResponse {
+            status,
+            headers,
+            elapsed: started.elapsed(),
+            body: Box::pin(body),
+        })
     }
 
     fn stream_builder(
@@ -1001,15 +1049,28 @@ fn decode(headers: &HeaderMap, body: Vec<u8>, cap: usize) -> Result<Vec<u8>, Tra
     }
 }
 
+/// A body read piece by piece as it arrives.
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, String>> + Send>>;
+
 /// A response whose headers have arrived and whose body is still to be read.
-#[derive(Debug)]
 pub struct OpenResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     /// Time from sending to the headers.
     pub elapsed: Duration,
     /// The body, to be read incrementally.
-    pub response: reqwest::Response,
+    pub body: BodyStream,
+}
+
+impl fmt::Debug for OpenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("elapsed", &self.elapsed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The response headers, without cookies.

@@ -243,10 +243,7 @@ impl TargetBuilder {
         if config.user2.is_some() {
             caps.insert(Capability::SecondUser);
         }
-        // A stream's connection is held by a client that cannot carry an
-        // NTLM handshake: under NTLM the streaming cases are skipped.
-        let ntlm = matches!(config.user.auth, Auth::Ntlm { .. });
-        if crate::ews::at_least_2010_sp1(&config.version) && !ntlm {
+        if crate::ews::at_least_2010_sp1(&config.version) {
             caps.insert(Capability::Streaming);
         }
         if config.push_url.is_some() {

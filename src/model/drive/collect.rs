@@ -103,10 +103,8 @@ async fn read_stream(request: StreamRequest, shared: Arc<StreamShared>, tx: watc
             Auth::None => builder,
             Auth::Basic { username, password } => builder.basic_auth(username, Some(password)),
             Auth::Bearer { token } => builder.bearer_auth(token),
-            // Streams go through a pooled client that cannot hold a
-            // connection's NTLM handshake: the target answers 401, noted
-            // as a stream problem (explore drives NTLM targets without
-            // streaming, see `Driver::modes`).
+            // A pooled client cannot hold a connection's NTLM handshake:
+            // explore drives NTLM targets without streaming (`Driver::modes`).
             Auth::Ntlm { .. } => builder,
         };
         for (k, v) in &request.headers {

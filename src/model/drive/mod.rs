@@ -309,7 +309,10 @@ impl Driver {
     pub fn modes(&self) -> Vec<Mode> {
         let cfg = self.target.config();
         let mut modes = vec![Mode::Pull];
-        if cfg.has(crate::suite::Capability::Streaming) {
+        // The explorer's stream collector (collect.rs) reads through a
+        // pooled client that cannot hold an NTLM handshake.
+        let ntlm = matches!(cfg.user.auth, crate::client::transport::Auth::Ntlm { .. });
+        if cfg.has(crate::suite::Capability::Streaming) && !ntlm {
             modes.push(Mode::Streaming);
         }
         if self.target.push_listener().is_some() && cfg.push_url.is_some() {

@@ -281,7 +281,7 @@ async fn open_named(ctx: &mut StepContext<'_>, args: &Args, name: String) -> Res
         }
     };
     if opened.status != 200 {
-        let text = read_plain(opened.response, deadline).await;
+        let text = read_plain(opened.body, deadline).await;
         let ex = Exchange {
             step: step.clone(),
             line: ctx.step().line,
@@ -303,7 +303,7 @@ async fn open_named(ctx: &mut StepContext<'_>, args: &Args, name: String) -> Res
     let mut handle = Handle {
         name: name.clone(),
         request: body.clone(),
-        reader: StreamReader::from_response(opened.response).opened_at(sent),
+        reader: StreamReader::from_body(opened.body).opened_at(sent),
         opened: sent,
         connection_timeout,
         closed_after: None,
@@ -390,12 +390,13 @@ fn no_response(ctx: &mut StepContext<'_>, body: String, why: &str, after: Durati
 
 /// Reads a whole (non-streaming) body before the deadline; the error is a description.
 async fn read_plain(
-    mut response: reqwest::Response,
+    mut response: crate::client::transport::BodyStream,
     deadline: tokio::time::Instant,
 ) -> Result<String, String> {
+    use futures_util::StreamExt;
     let mut body = Vec::new();
     let read = async {
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = response.next().await.transpose()? {
             if body.len() + chunk.len() > MAX_PLAIN_BODY {
                 return Err(format!("the body exceeds {MAX_PLAIN_BODY} bytes"));
             }
