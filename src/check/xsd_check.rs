@@ -59,6 +59,12 @@ impl XsdCheck {
                     password: password.clone(),
                 },
                 Auth::Bearer { token } => FetchAuth::Bearer(token.clone()),
+                Auth::Ntlm { .. } => {
+                    return Err(
+                        "EWS_XSD_FETCH cannot fetch the schema files under NTLM; give them with EWS_XSD_DIR"
+                            .into(),
+                    );
+                }
             };
             let v = XsdValidator::fetch(&target.endpoint, &auth, DEFAULT_FETCH_DEADLINE)
                 .await
