@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::client::push::{Answer, PushConfig, PushListener};
+use crate::client::push::{PushAnswer, PushConfig, PushListener};
 use crate::client::session::{Session, SessionError};
 use crate::client::stream::parse_envelope;
 use crate::client::transport::{Transport, TransportConfig};
@@ -431,7 +431,7 @@ pub async fn stress(
     tasks.abort_all();
     if let Some(l) = listener.as_ref().and_then(Pushes::listener) {
         tracing::debug!(stats = ?l.stats(), "push listener");
-        l.set_default_answer(Answer::Unsubscribe);
+        l.set_default_answer(PushAnswer::Unsubscribe);
     }
     for (mode, id, _) in &subs {
         if *mode != "push" {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ews_conformance::client::push::{Answer, PushConfig, PushListener, PushWaitError};
+use ews_conformance::client::push::{PushAnswer, PushConfig, PushListener, PushWaitError};
 use ews_conformance::ews::envelope::{self, EnvelopeStyle};
 use ews_conformance::ews::{
     Event, Notification, ResponseMessage, SendNotification, ServerVersionInfo, SubscriptionStatus,
@@ -81,7 +81,7 @@ async fn records_a_push_and_answers_ok() {
     assert_eq!(push.seq, 1);
     assert_eq!(push.path, format!("/ews-push/{token}"));
     assert_eq!(push.subscription_id.as_deref(), Some("sub-A"));
-    assert_eq!(push.answered, Answer::Ok);
+    assert_eq!(push.answered, PushAnswer::Ok);
     assert!(!push.body_truncated);
     assert_eq!(push.body_text(), notification("sub-A"));
     let parsed = push.parsed.as_ref().expect("a valid SendNotification");
@@ -102,7 +102,7 @@ async fn records_a_push_and_answers_ok() {
 async fn answers_follow_the_policy_per_subscription() {
     let listener = PushListener::start(local(), None).await.expect("start");
     let url = listener.url().to_string();
-    listener.set_answer("sub-U", Answer::Unsubscribe);
+    listener.set_answer("sub-U", PushAnswer::Unsubscribe);
 
     let (status, reply) = post(&url, notification("sub-U")).await;
     assert_eq!(status, 200);
@@ -112,7 +112,7 @@ async fn answers_follow_the_policy_per_subscription() {
     let (_, reply) = post(&url, notification("sub-other")).await;
     assert_eq!(status_of(&reply), SubscriptionStatus::Ok);
 
-    listener.set_default_answer(Answer::HttpError(500));
+    listener.set_default_answer(PushAnswer::HttpError(500));
     let (status, _) = post(&url, notification("sub-other")).await;
     assert_eq!(status, 500);
     // The per-subscription answer still wins over the default.
@@ -122,15 +122,15 @@ async fn answers_follow_the_policy_per_subscription() {
     let (status, _) = post(&url, notification("sub-U")).await;
     assert_eq!(status, 500);
 
-    let answers: Vec<Answer> = listener.received().iter().map(|p| p.answered).collect();
+    let answers: Vec<PushAnswer> = listener.received().iter().map(|p| p.answered).collect();
     assert_eq!(
         answers,
         vec![
-            Answer::Unsubscribe,
-            Answer::Ok,
-            Answer::HttpError(500),
-            Answer::Unsubscribe,
-            Answer::HttpError(500),
+            PushAnswer::Unsubscribe,
+            PushAnswer::Ok,
+            PushAnswer::HttpError(500),
+            PushAnswer::Unsubscribe,
+            PushAnswer::HttpError(500),
         ]
     );
     listener.shutdown().await;
@@ -140,7 +140,7 @@ async fn answers_follow_the_policy_per_subscription() {
 async fn a_hanging_answer_makes_the_sender_time_out_and_ends_at_shutdown() {
     let listener = PushListener::start(local(), None).await.expect("start");
     let url = listener.url().to_string();
-    listener.set_default_answer(Answer::Hang);
+    listener.set_default_answer(PushAnswer::Hang);
 
     let timed_out = reqwest::Client::new()
         .post(&url)
@@ -150,7 +150,7 @@ async fn a_hanging_answer_makes_the_sender_time_out_and_ends_at_shutdown() {
         .await
         .expect_err("no answer comes");
     assert!(timed_out.is_timeout(), "{timed_out}");
-    assert_eq!(listener.received()[0].answered, Answer::Hang);
+    assert_eq!(listener.received()[0].answered, PushAnswer::Hang);
 
     // A request still hanging is released (503) when the listener shuts down.
     let pending = tokio::spawn({
@@ -296,7 +296,7 @@ async fn expect_none_passes_quietly_and_fails_with_the_unexpected_push() {
 async fn malformed_bodies_are_recorded_with_the_reason() {
     let listener = PushListener::start(local(), None).await.expect("start");
     let url = listener.url().to_string();
-    listener.set_answer("sub-M", Answer::Unsubscribe);
+    listener.set_answer("sub-M", PushAnswer::Unsubscribe);
 
     let (status, _) = post(&url, "this is not XML".into()).await;
     assert_eq!(status, 200);
@@ -313,7 +313,7 @@ async fn malformed_bodies_are_recorded_with_the_reason() {
     let second = all[1].parsed.as_ref().expect_err("not a notification");
     assert!(second.contains("SendNotification"), "{second}");
     assert_eq!(all[1].subscription_id.as_deref(), Some("sub-M"));
-    assert_eq!(all[1].answered, Answer::Unsubscribe);
+    assert_eq!(all[1].answered, PushAnswer::Unsubscribe);
     listener.shutdown().await;
 }
 
@@ -551,7 +551,7 @@ async fn a_sender_stalling_mid_body_is_recorded_and_answered_400() {
     let push = &listener.received()[0];
     assert!(push.body_truncated);
     assert_eq!(push.body_text(), "<s:Envelope");
-    assert_eq!(push.answered, Answer::HttpError(400));
+    assert_eq!(push.answered, PushAnswer::HttpError(400));
     let why = push.parsed.as_ref().expect_err("incomplete");
     assert!(why.contains("not delivered in full"), "{why}");
     listener.shutdown().await;

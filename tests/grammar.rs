@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use ews_conformance::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
 use ews_conformance::ews::grammar::{
-    Direction, MAX_VIOLATIONS, Rule, Severity, Violation, validate_envelope, validate_request,
-    validate_response,
+    Direction, MAX_VIOLATIONS, Rule, Violation, ViolationLevel, validate_envelope,
+    validate_request, validate_response,
 };
 use ews_conformance::ews::{
     ConnectionStatus, Event, EventKind, FolderRef, FolderScope, GetEventsRequest,
@@ -383,7 +383,7 @@ fn boolean_one_and_zero_are_notes_not_errors() {
     );
     assert!(errors(&found).is_empty(), "{found:#?}");
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].severity, Severity::Note);
+    assert_eq!(found[0].severity, ViolationLevel::Note);
     assert_eq!(found[0].rule, Rule::ValueType);
     assert!(found[0].message.contains("exchangelib"), "{}", found[0]);
     let plain = check(
@@ -544,7 +544,7 @@ fn streaming_notification_namespace_is_a_note_either_way() {
     ] {
         let found = check(&stream(element), Response, "Exchange2013");
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert_eq!(found[0].severity, Severity::Note);
+        assert_eq!(found[0].severity, ViolationLevel::Note);
         assert_eq!(found[0].rule, Rule::Namespace);
         assert!(found[0].message.contains(says), "{}", found[0]);
     }
@@ -816,7 +816,7 @@ fn findings_are_bounded() {
     );
     assert_eq!(found.len(), MAX_VIOLATIONS + 1);
     let last = found.last().expect("a final note");
-    assert_eq!(last.severity, Severity::Note);
+    assert_eq!(last.severity, ViolationLevel::Note);
     assert!(last.message.contains("omitted"));
 }
 
@@ -869,7 +869,7 @@ fn corrected_seed_examples_pass() {
     // The streaming sample uses m:Notification: recorded, not failed.
     let found = check(&data("valid/gse-response.xml"), Response, "Exchange2013");
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].severity, Severity::Note);
+    assert_eq!(found[0].severity, ViolationLevel::Note);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ews_conformance::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
 use ews_conformance::ews::grammar::{
-    Direction, Severity, Violation, validate_envelope, validate_request, validate_response,
+    Direction, Violation, ViolationLevel, validate_envelope, validate_request, validate_response,
 };
 use ews_conformance::ews::{
     ConnectionStatus, Event, EventKind, GetEventsResponse, GetStreamingEventsResponse, Id,
@@ -29,8 +29,8 @@ const VERSIONS: &[&str] = &[
 
 fn line(v: &Violation) -> String {
     let sev = match v.severity {
-        Severity::Error => "E",
-        Severity::Note => "N",
+        ViolationLevel::Error => "E",
+        ViolationLevel::Note => "N",
     };
     format!("  [{sev}] {} {:?} {:?}", v.rule, v.path, v.message)
 }

@@ -22,7 +22,7 @@ use super::wire::{each_document_parsed, received};
 use super::{Check, Finding, StepInput, excerpt};
 use crate::ews::SERVER_VERSIONS;
 use crate::ews::envelope::open;
-use crate::ews::grammar::{Direction, Severity as GrammarSeverity, validate_envelope};
+use crate::ews::grammar::{Direction, ViolationLevel, validate_envelope};
 use crate::xml::{ElementExt, element_children, ns, parse_document};
 
 pub struct Structure;
@@ -164,7 +164,7 @@ fn judge_parsed(
     let violations = validate_envelope(doc, Direction::Response, version);
     let (errors, notes): (Vec<_>, Vec<_>) = violations
         .iter()
-        .partition(|v| v.severity == GrammarSeverity::Error);
+        .partition(|v| v.severity == ViolationLevel::Error);
     for v in errors.iter().take(MAX_PER_DOCUMENT) {
         out.push(input.fail(NAME, format!("{place}: {v} ({})", v.rule)));
     }

@@ -417,7 +417,9 @@ fn lost_items(
         }
         for sub in subs {
             let Some(ask) = &sub.ask else { continue };
-            if ask.mode != super::wire::Mode::Pull || !ask.covers(EventKind::Created, folder) {
+            if ask.mode != super::wire::SubscriptionKind::Pull
+                || !ask.covers(EventKind::Created, folder)
+            {
                 continue;
             }
             // A folder named with its mailbox may be another user's: all

@@ -83,7 +83,7 @@ pub enum FolderKey {
 
 /// Which kind of subscription a Subscribe asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum SubscriptionKind {
     Pull,
     Push,
     Streaming,
@@ -92,7 +92,7 @@ pub enum Mode {
 /// What a Subscribe request asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeAsk {
-    pub mode: Mode,
+    pub mode: SubscriptionKind,
     pub folders: Vec<FolderKey>,
     pub all_folders: bool,
     pub event_types: Vec<EventKind>,
@@ -178,9 +178,9 @@ pub fn read_request_parsed(
                 return Request::Unreadable;
             };
             let mode = match req.tag_name().name() {
-                "PullSubscriptionRequest" => Mode::Pull,
-                "PushSubscriptionRequest" => Mode::Push,
-                "StreamingSubscriptionRequest" => Mode::Streaming,
+                "PullSubscriptionRequest" => SubscriptionKind::Pull,
+                "PushSubscriptionRequest" => SubscriptionKind::Push,
+                "StreamingSubscriptionRequest" => SubscriptionKind::Streaming,
                 _ => return Request::Unreadable,
             };
             let folders = element_children(req)
@@ -650,7 +650,7 @@ mod tests {
         let Request::Subscribe(ask) = read_request(SUBSCRIBE) else {
             panic!("a Subscribe");
         };
-        assert_eq!(ask.mode, Mode::Pull);
+        assert_eq!(ask.mode, SubscriptionKind::Pull);
         assert_eq!(ask.watermark.as_deref(), Some("W9"));
         assert!(ask.covers(EventKind::Created, &FolderKey::Id("F1".into())));
         assert!(ask.covers(

@@ -52,7 +52,7 @@ const LISTED_IN_ERRORS: usize = 20;
 
 /// How the listener answers a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub enum PushAnswer {
     /// `SendNotificationResult` with `SubscriptionStatus` OK.
     Ok,
     /// `SendNotificationResult` with `SubscriptionStatus` Unsubscribe: the
@@ -65,13 +65,13 @@ pub enum Answer {
     Hang,
 }
 
-impl fmt::Display for Answer {
+impl fmt::Display for PushAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Answer::Ok => write!(f, "OK"),
-            Answer::Unsubscribe => write!(f, "Unsubscribe"),
-            Answer::HttpError(code) => write!(f, "HTTP {code}"),
-            Answer::Hang => write!(f, "no answer (hang)"),
+            PushAnswer::Ok => write!(f, "OK"),
+            PushAnswer::Unsubscribe => write!(f, "Unsubscribe"),
+            PushAnswer::HttpError(code) => write!(f, "HTTP {code}"),
+            PushAnswer::Hang => write!(f, "no answer (hang)"),
         }
     }
 }
@@ -96,7 +96,7 @@ pub struct ReceivedPush {
     /// From the parsed notification, or from any `SubscriptionId` element
     /// when the body is XML but not a valid notification.
     pub subscription_id: Option<String>,
-    pub answered: Answer,
+    pub answered: PushAnswer,
 }
 
 impl ReceivedPush {
@@ -289,8 +289,8 @@ impl Default for PushConfig {
 
 #[derive(Debug)]
 struct Policy {
-    default: Answer,
-    by_subscription: HashMap<String, Answer>,
+    default: PushAnswer,
+    by_subscription: HashMap<String, PushAnswer>,
 }
 
 #[derive(Debug)]
@@ -337,7 +337,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn answer_for(&self, subscription_id: Option<&str>) -> Answer {
+    fn answer_for(&self, subscription_id: Option<&str>) -> PushAnswer {
         let policy = lock(&self.policy);
         subscription_id
             .and_then(|id| policy.by_subscription.get(id).copied())
@@ -443,7 +443,7 @@ impl PushListener {
             token,
             counters: Counters::default(),
             policy: Mutex::new(Policy {
-                default: Answer::Ok,
+                default: PushAnswer::Ok,
                 by_subscription: HashMap::new(),
             }),
             record: Mutex::new(Record {
@@ -517,12 +517,12 @@ impl PushListener {
     }
 
     /// The answer for subscriptions without one of their own.
-    pub fn set_default_answer(&self, answer: Answer) {
+    pub fn set_default_answer(&self, answer: PushAnswer) {
         lock(&self.shared.policy).default = answer;
     }
 
     /// The answer for one subscription id, from the next push on.
-    pub fn set_answer(&self, subscription_id: &str, answer: Answer) {
+    pub fn set_answer(&self, subscription_id: &str, answer: PushAnswer) {
         lock(&self.shared.policy)
             .by_subscription
             .insert(subscription_id.to_string(), answer);
@@ -797,7 +797,7 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
                 Err("the body was not delivered in full (stalled or broken)".into()),
                 None,
             ),
-            Answer::HttpError(StatusCode::BAD_REQUEST.as_u16()),
+            PushAnswer::HttpError(StatusCode::BAD_REQUEST.as_u16()),
         ),
     };
     let recorded = shared.record(ReceivedPush {
@@ -906,7 +906,7 @@ impl AsyncWrite for LimitedIo {
     }
 }
 
-async fn respond(shared: &Shared, answer: Answer) -> Response {
+async fn respond(shared: &Shared, answer: PushAnswer) -> Response {
     let soap = |status: SubscriptionStatus| {
         (
             StatusCode::OK,
@@ -916,13 +916,13 @@ async fn respond(shared: &Shared, answer: Answer) -> Response {
             .into_response()
     };
     match answer {
-        Answer::Ok => soap(SubscriptionStatus::Ok),
-        Answer::Unsubscribe => soap(SubscriptionStatus::Unsubscribe),
-        Answer::HttpError(code) => {
+        PushAnswer::Ok => soap(SubscriptionStatus::Ok),
+        PushAnswer::Unsubscribe => soap(SubscriptionStatus::Unsubscribe),
+        PushAnswer::HttpError(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, format!("push listener answers {status}\n")).into_response()
         }
-        Answer::Hang => {
+        PushAnswer::Hang => {
             let mut closing = shared.closing.subscribe();
             let _ = tokio::time::timeout(shared.config.hang_limit, closing.wait_for(|c| *c)).await;
             (

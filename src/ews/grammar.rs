@@ -76,7 +76,7 @@ impl fmt::Display for Rule {
 /// Whether a finding breaks the protocol or is only worth recording
 /// (documented conflicts, forms that are legal but trip real clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Severity {
+pub enum ViolationLevel {
     Error,
     Note,
 }
@@ -88,12 +88,12 @@ pub struct Violation {
     pub path: String,
     pub rule: Rule,
     pub message: String,
-    pub severity: Severity,
+    pub severity: ViolationLevel,
 }
 
 impl Violation {
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.severity == ViolationLevel::Error
     }
 }
 
@@ -861,13 +861,13 @@ impl<'v> Checker<'v> {
                 path: "/".into(),
                 rule: Rule::Unexpected,
                 message: format!("more than {MAX_VIOLATIONS} findings; the rest are omitted"),
-                severity: Severity::Note,
+                severity: ViolationLevel::Note,
             });
         }
         self.out
     }
 
-    fn push(&mut self, path: &At<'_>, rule: Rule, severity: Severity, message: String) {
+    fn push(&mut self, path: &At<'_>, rule: Rule, severity: ViolationLevel, message: String) {
         if self.out.len() >= MAX_VIOLATIONS {
             self.truncated = true;
             return;
@@ -881,11 +881,11 @@ impl<'v> Checker<'v> {
     }
 
     fn error(&mut self, path: &At<'_>, rule: Rule, message: String) {
-        self.push(path, rule, Severity::Error, message);
+        self.push(path, rule, ViolationLevel::Error, message);
     }
 
     fn note(&mut self, path: &At<'_>, rule: Rule, message: String) {
-        self.push(path, rule, Severity::Note, message);
+        self.push(path, rule, ViolationLevel::Note, message);
     }
 
     /// Dispatches an operation element (the Body's child) to its grammar.

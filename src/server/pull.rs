@@ -22,7 +22,7 @@ use super::log::Filter;
 use super::reply::{Call, Reply};
 use super::resolve::{self, Unresolved};
 use super::state::State;
-use super::subscriptions::{Mode, Subscription};
+use super::subscriptions::{DeliveryState, Subscription};
 use crate::ews::{
     Event, EventKind, GetEventsResponse, Notification, ResponseCode, ResponseMessage,
     SubscribeResponse, UnsubscribeResponse,
@@ -165,13 +165,13 @@ pub fn subscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             let timeout = text(req, T, "Timeout")
                 .and_then(|t| t.parse::<u32>().ok())
                 .unwrap_or(1);
-            Mode::Pull {
+            DeliveryState::Pull {
                 timeout: minute * timeout,
                 last_used: Instant::now(),
             }
         }
-        "PushSubscriptionRequest" => Mode::Push { cursor: start },
-        _ => Mode::Streaming {
+        "PushSubscriptionRequest" => DeliveryState::Push { cursor: start },
+        _ => DeliveryState::Streaming {
             cursor: start,
             connection: None,
             idle_since: Instant::now(),
@@ -275,7 +275,7 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             Some(sub) => {
                 let found = (sub.filter.clone(), sub.owner);
                 match &mut sub.mode {
-                    Mode::Pull { last_used, .. } => {
+                    DeliveryState::Pull { last_used, .. } => {
                         if !faults.has(Fault::TimeoutNotReset) {
                             *last_used = Instant::now();
                         }
@@ -361,7 +361,7 @@ pub fn unsubscribe(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
             None => Err(not_found(call.state, unsubscribed)),
             Some(sub) if sub.owner != call.user => Err(access_denied()),
             Some(Subscription {
-                mode: Mode::Push { .. },
+                mode: DeliveryState::Push { .. },
                 ..
             }) => Err(not_pull()),
             Some(_) => {

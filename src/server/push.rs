@@ -15,7 +15,7 @@ use super::faults::{Fault, shape_events};
 use super::lock;
 use super::state::State;
 use super::streaming::stopped;
-use super::subscriptions::Mode;
+use super::subscriptions::DeliveryState;
 use super::validate::notification_request;
 use crate::ews::envelope::{RequestHeader, open, request};
 use crate::ews::{Event, Notification, ResponseMessage, SendNotification, SubscriptionStatus};
@@ -40,7 +40,7 @@ struct Pending {
 fn pending(state: &State, id: &str) -> Option<Pending> {
     let registry = lock(&state.registry);
     let sub = registry.get(id)?;
-    let Mode::Push { cursor } = sub.mode else {
+    let DeliveryState::Push { cursor } = sub.mode else {
         return None;
     };
     let mailbox = state.mailbox(sub.owner)?;
@@ -135,7 +135,7 @@ async fn deliver(state: Arc<State>, id: String, url: String, frequency: Duration
             Some(SubscriptionStatus::Ok) => {
                 let mut registry = lock(&state.registry);
                 match registry.get_mut(&id).map(|s| &mut s.mode) {
-                    Some(Mode::Push { cursor }) => *cursor = next.next_cursor,
+                    Some(DeliveryState::Push { cursor }) => *cursor = next.next_cursor,
                     _ => return,
                 }
                 drop(registry);

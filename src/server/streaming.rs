@@ -28,7 +28,7 @@ use super::lock;
 use super::pull::{access_denied, not_found};
 use super::reply::{Call, Reply};
 use super::state::State;
-use super::subscriptions::Mode;
+use super::subscriptions::DeliveryState;
 use crate::ews::envelope::{EnvelopeStyle, response};
 use crate::ews::{
     ConnectionStatus, GetStreamingEventsResponse, Notification, ResponseCode, ResponseMessage,
@@ -144,7 +144,7 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         match registry.live(id, minute) {
             None => refuse(not_found(state, unsubscribed), id),
             Some(s) if s.owner != call.user => refuse(access_denied(), id),
-            Some(s) if !matches!(s.mode, Mode::Streaming { .. }) => refuse(
+            Some(s) if !matches!(s.mode, DeliveryState::Streaming { .. }) => refuse(
                 (
                     ResponseCode::ErrorInvalidSubscription,
                     "The subscription is not a streaming subscription.",
@@ -178,7 +178,7 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
                 continue;
             };
             let super::subscriptions::Subscription { filter, mode, .. } = sub;
-            if let Mode::Streaming {
+            if let DeliveryState::Streaming {
                 cursor,
                 connection: None,
                 connected_before: true,
@@ -207,7 +207,7 @@ pub fn get_streaming_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
     }
     for id in &good {
         if let (Some(newest), Some(sub)) = (newest, registry.get_mut(id))
-            && let Mode::Streaming {
+            && let DeliveryState::Streaming {
                 cursor,
                 connection: None,
                 ..
@@ -438,11 +438,11 @@ impl Connection {
             let registry = lock(&self.state.registry);
             self.subscriptions
                 .retain(|id| match registry.get(id).map(|s| &s.mode) {
-                    Some(Mode::Streaming {
+                    Some(DeliveryState::Streaming {
                         connection: Some(c),
                         ..
                     }) if *c == self.id => true,
-                    Some(Mode::Streaming { .. }) => {
+                    Some(DeliveryState::Streaming { .. }) => {
                         taken.push(id.clone());
                         false
                     }
@@ -488,7 +488,7 @@ impl Connection {
                 continue;
             };
             let filter = &sub.filter;
-            let Mode::Streaming {
+            let DeliveryState::Streaming {
                 cursor,
                 connection: Some(c),
                 ..

@@ -15,7 +15,7 @@ use super::log::Filter;
 pub const STREAMING_IDLE_MINUTES: u32 = 30;
 
 #[derive(Debug, Clone)]
-pub enum Mode {
+pub enum DeliveryState {
     Pull {
         timeout: Duration,
         last_used: Instant,
@@ -43,20 +43,20 @@ pub struct Subscription {
     /// The RequestServerVersion it was made with (push sends it back).
     pub version: String,
     pub filter: Filter,
-    pub mode: Mode,
+    pub mode: DeliveryState,
 }
 
 impl Subscription {
     fn expired(&self, now: Instant, minute: Duration) -> bool {
         match &self.mode {
-            Mode::Pull { timeout, last_used } => now >= *last_used + *timeout,
-            Mode::Push { .. } => false,
-            Mode::Streaming {
+            DeliveryState::Pull { timeout, last_used } => now >= *last_used + *timeout,
+            DeliveryState::Push { .. } => false,
+            DeliveryState::Streaming {
                 connection: None,
                 idle_since,
                 ..
             } => now >= *idle_since + minute * STREAMING_IDLE_MINUTES,
-            Mode::Streaming { .. } => false,
+            DeliveryState::Streaming { .. } => false,
         }
     }
 }
@@ -118,7 +118,7 @@ impl Registry {
 
     pub fn remove(&mut self, id: &str) -> Option<Subscription> {
         let sub = self.subs.remove(id)?;
-        if let Mode::Streaming {
+        if let DeliveryState::Streaming {
             connection: Some(c),
             ..
         } = sub.mode
@@ -175,7 +175,7 @@ impl Registry {
         self.connections.remove(&connection);
         let now = Instant::now();
         for s in self.subs.values_mut() {
-            if let Mode::Streaming {
+            if let DeliveryState::Streaming {
                 connection: c,
                 idle_since,
                 ..
@@ -192,7 +192,7 @@ impl Registry {
     /// a previous connection is woken so it can report the takeover.
     pub fn attach(&mut self, id: &str, connection: u64) {
         let previous = match self.subs.get_mut(id).map(|s| &mut s.mode) {
-            Some(Mode::Streaming {
+            Some(DeliveryState::Streaming {
                 connection: c,
                 connected_before,
                 ..
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
     use crate::ews::EventKind;
 
-    fn sub(id: &str, mode: Mode) -> Subscription {
+    fn sub(id: &str, mode: DeliveryState) -> Subscription {
         Subscription {
             id: id.into(),
             owner: 0,
@@ -241,7 +241,7 @@ mod tests {
         let mut r = Registry::default();
         r.insert(sub(
             "p",
-            Mode::Pull {
+            DeliveryState::Pull {
                 timeout: minute,
                 last_used: Instant::now(),
             },
@@ -258,7 +258,7 @@ mod tests {
         let mut r = Registry::default();
         r.insert(sub(
             "s",
-            Mode::Streaming {
+            DeliveryState::Streaming {
                 cursor: 0,
                 connection: None,
                 idle_since: Instant::now(),

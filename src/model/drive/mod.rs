@@ -1138,7 +1138,7 @@ impl<'d> Session<'d> {
         if let Feed::Push(_) = run.feed {
             // A push subscription ends by the listener's answer (R62).
             if let Some(listener) = self.d.target.push_listener() {
-                listener.set_answer(&id, crate::client::push::Answer::Unsubscribe);
+                listener.set_answer(&id, crate::client::push::PushAnswer::Unsubscribe);
             }
             return Ok(Ok(()));
         }
@@ -1426,7 +1426,7 @@ impl<'d> Session<'d> {
             }
             if push {
                 if let Some(listener) = self.d.target.push_listener() {
-                    listener.set_answer(&id, crate::client::push::Answer::Unsubscribe);
+                    listener.set_answer(&id, crate::client::push::PushAnswer::Unsubscribe);
                 }
                 continue;
             }

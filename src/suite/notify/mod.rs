@@ -251,7 +251,7 @@ fn unmet(ctx: &StepContext<'_>, step: &Step, docs: &[Exchange]) -> Vec<Finding> 
 
 /// How a waiting step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+enum WaitEnd {
     /// `count` documents met the expectations on their own.
     Alone,
     /// The documents received so far meet them together.
@@ -304,13 +304,13 @@ impl Judging {
     }
 
     /// Judges the newly recorded exchange `idx`; `Some` when the wait may stop.
-    fn offer(&mut self, ctx: &StepContext<'_>, idx: usize) -> Option<Verdict> {
+    fn offer(&mut self, ctx: &StepContext<'_>, idx: usize) -> Option<WaitEnd> {
         self.received += 1;
         let docs = ctx.exchanges();
         if unmet(ctx, &self.selection, std::slice::from_ref(&docs[idx])).is_empty() {
             self.met.push(idx);
             if self.met.len() >= self.count {
-                return Some(Verdict::Alone);
+                return Some(WaitEnd::Alone);
             }
             return None;
         }
@@ -322,11 +322,11 @@ impl Judging {
             && adds
             && unmet(ctx, &self.selection, &docs[self.since..=idx]).is_empty()
         {
-            return Some(Verdict::Together);
+            return Some(WaitEnd::Together);
         }
         if self.received >= MAX_DOCUMENTS {
             self.gave_up = true;
-            return Some(Verdict::Unmet);
+            return Some(WaitEnd::Unmet);
         }
         None
     }
@@ -339,20 +339,20 @@ impl Judging {
     }
 
     /// Marks which exchanges the step is judged on.
-    fn finish(&self, ctx: &mut StepContext<'_>, verdict: Verdict) {
+    fn finish(&self, ctx: &mut StepContext<'_>, verdict: WaitEnd) {
         let end = ctx.exchanges().len();
         let keep_all = self.exact
             || match verdict {
-                Verdict::Together => true,
-                Verdict::Alone => false,
-                Verdict::Unmet => !self.per_document,
+                WaitEnd::Together => true,
+                WaitEnd::Alone => false,
+                WaitEnd::Unmet => !self.per_document,
             };
         if keep_all {
             return;
         }
         let last = end.checked_sub(1).filter(|l| *l >= self.since);
         for i in self.since..end {
-            let judged = self.met.contains(&i) || (verdict == Verdict::Unmet && Some(i) == last);
+            let judged = self.met.contains(&i) || (verdict == WaitEnd::Unmet && Some(i) == last);
             if !judged {
                 ctx.pass_over(i);
             }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, awaited, check_arrivals, count,
+    CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, WaitEnd, awaited, check_arrivals, count,
     listing, param, received, secs, wait,
 };
 use crate::check::Severity;
-use crate::client::push::{Answer, PushListener, ReceivedPush, result_envelope};
+use crate::client::push::{PushAnswer, PushListener, ReceivedPush, result_envelope};
 use crate::ews::{EventKind, SubscriptionStatus};
 use crate::suite::case::Args;
 use crate::suite::exec::{StepContext, StepError};
@@ -46,16 +46,16 @@ fn listener<'r>(ctx: &StepContext<'r>) -> Result<&'r PushListener, StepError> {
 }
 
 /// `OK`, `Unsubscribe`, `Hang`, or `Error<status>` (400..=599).
-pub fn parse_answer(text: &str) -> Option<Answer> {
+pub fn parse_answer(text: &str) -> Option<PushAnswer> {
     match text {
-        "OK" => Some(Answer::Ok),
-        "Unsubscribe" => Some(Answer::Unsubscribe),
-        "Hang" => Some(Answer::Hang),
+        "OK" => Some(PushAnswer::Ok),
+        "Unsubscribe" => Some(PushAnswer::Unsubscribe),
+        "Hang" => Some(PushAnswer::Hang),
         _ => text
             .strip_prefix("Error")
             .and_then(|c| c.parse::<u16>().ok())
             .filter(|c| (400..=599).contains(c))
-            .map(Answer::HttpError),
+            .map(PushAnswer::HttpError),
     }
 }
 
@@ -65,7 +65,7 @@ fn apply_answer(
     args: &Args,
     listener: &PushListener,
     subscription: &str,
-) -> Result<Option<Answer>, StepError> {
+) -> Result<Option<PushAnswer>, StepError> {
     let Some(text) = args.text(ctx, "answer")? else {
         return Ok(None);
     };
@@ -95,14 +95,14 @@ fn set_cursor(ctx: &mut StepContext<'_>, subscription: &str, seq: u64) {
 }
 
 /// What the listener answered, as the exchange's request text.
-fn answer_text(answer: Answer) -> String {
+fn answer_text(answer: PushAnswer) -> String {
     match answer {
-        Answer::Ok => result_envelope(SubscriptionStatus::Ok),
-        Answer::Unsubscribe => result_envelope(SubscriptionStatus::Unsubscribe),
-        Answer::HttpError(code) => {
+        PushAnswer::Ok => result_envelope(SubscriptionStatus::Ok),
+        PushAnswer::Unsubscribe => result_envelope(SubscriptionStatus::Unsubscribe),
+        PushAnswer::HttpError(code) => {
             format!("(the listener answered HTTP {code} without a SOAP body)")
         }
-        Answer::Hang => "(the listener held the request without answering)".into(),
+        PushAnswer::Hang => "(the listener held the request without answering)".into(),
     }
 }
 
@@ -181,7 +181,7 @@ async fn await_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepEr
     let deadline = tokio::time::Instant::now() + wait.limit;
     let mut judging = Judging::new(ctx, count);
     let mut seen = Vec::new();
-    let mut verdict = Verdict::Unmet;
+    let mut verdict = WaitEnd::Unmet;
     while let Some(push) = next_push(listener, &sub, after, deadline).await {
         after = push.seq;
         let idx = record(ctx, &push, began);
@@ -194,7 +194,7 @@ async fn await_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepEr
     set_cursor(ctx, &sub, after);
     judging.finish(ctx, verdict);
     let step = ctx.step().name.clone();
-    if verdict == Verdict::Unmet {
+    if verdict == WaitEnd::Unmet {
         let what = awaited(ctx, &judging.selection, "push", count);
         let closest = super::closest(judging.last_problem(ctx));
         ctx.report(
@@ -447,11 +447,11 @@ mod tests {
 
     #[test]
     fn answers_are_named() {
-        assert_eq!(parse_answer("OK"), Some(Answer::Ok));
-        assert_eq!(parse_answer("Unsubscribe"), Some(Answer::Unsubscribe));
-        assert_eq!(parse_answer("Hang"), Some(Answer::Hang));
-        assert_eq!(parse_answer("Error500"), Some(Answer::HttpError(500)));
-        assert_eq!(parse_answer("Error404"), Some(Answer::HttpError(404)));
+        assert_eq!(parse_answer("OK"), Some(PushAnswer::Ok));
+        assert_eq!(parse_answer("Unsubscribe"), Some(PushAnswer::Unsubscribe));
+        assert_eq!(parse_answer("Hang"), Some(PushAnswer::Hang));
+        assert_eq!(parse_answer("Error500"), Some(PushAnswer::HttpError(500)));
+        assert_eq!(parse_answer("Error404"), Some(PushAnswer::HttpError(404)));
         assert_eq!(parse_answer("Error200"), None);
         assert_eq!(parse_answer("ok"), None);
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    CHECK, COUNT, Judging, Verdict, WITHIN_MINUTES, WITHIN_SECONDS, Wait, awaited, check_arrivals,
+    CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, Wait, WaitEnd, awaited, check_arrivals,
     count, listing, param, received, secs, wait,
 };
 use crate::check::Severity;
@@ -441,7 +441,7 @@ async fn await_stream(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), Step
 
 /// How reading a stream for a step ended.
 enum End {
-    Met(Verdict),
+    Met(WaitEnd),
     GaveUp,
     Deadline(String),
     Ended,
@@ -467,7 +467,7 @@ async fn read_until(
             Ok(Some(env)) => {
                 let idx = record(ctx, handle, env, began);
                 match judging.offer(ctx, idx) {
-                    Some(Verdict::Unmet) => break End::GaveUp,
+                    Some(WaitEnd::Unmet) => break End::GaveUp,
                     Some(v) => break End::Met(v),
                     None => {}
                 }
@@ -498,7 +498,7 @@ async fn read_until(
     };
     let verdict = match end {
         End::Met(v) => v,
-        _ => Verdict::Unmet,
+        _ => WaitEnd::Unmet,
     };
     judging.finish(ctx, verdict);
     let step_name = ctx.step().name.clone();
@@ -506,7 +506,7 @@ async fn read_until(
     let items = arrivals(ctx, handle, judging.since, began);
     let n = items.len();
     let closest = match verdict {
-        Verdict::Unmet => super::closest(judging.last_problem(ctx)),
+        WaitEnd::Unmet => super::closest(judging.last_problem(ctx)),
         _ => String::new(),
     };
     let failure = match end {
@@ -712,9 +712,9 @@ async fn await_closed(
         }
     }
     let verdict = if handle.closed_after.is_some() && judging.met.len() == 1 {
-        Verdict::Alone
+        WaitEnd::Alone
     } else {
-        Verdict::Unmet
+        WaitEnd::Unmet
     };
     judging.finish(ctx, verdict);
     if let Some((p, evidence)) = problem {
