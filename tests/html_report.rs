@@ -271,6 +271,16 @@ async fn console_errors(c: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Clicks the element `css` selects (scrolling it into view).
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
 async fn eval(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.expect("the script runs")
 }
@@ -349,30 +359,15 @@ async fn reports_work_in_a_real_browser() {
     assert_eq!(shown, format!("{} of {} shown", CASES.len(), CASES.len()));
 
     // "problems only" leaves exactly the failing cases.
-    c.find(Locator::Css("#only-problems"))
-        .await
-        .expect("the button")
-        .click()
-        .await
-        .expect("click");
+    click(c, "#only-problems").await;
     let problems = visible_rows(c, "cases").await;
     assert_eq!(problems.len(), failing.len(), "{problems:?}");
     assert!(problems.iter().all(|v| v == "fail"), "{problems:?}");
     // Unticking `fail` leaves nothing.
-    c.find(Locator::Css("input.verdict-filter[value=fail]"))
-        .await
-        .expect("the fail box")
-        .click()
-        .await
-        .expect("click");
+    click(c, "input.verdict-filter[value=fail]").await;
     assert!(visible_rows(c, "cases").await.is_empty());
     // The text filter narrows to matching ids.
-    c.find(Locator::Css("#show-all"))
-        .await
-        .expect("all")
-        .click()
-        .await
-        .expect("click");
+    click(c, "#show-all").await;
     c.find(Locator::Css("#search"))
         .await
         .expect("search")
@@ -380,12 +375,7 @@ async fn reports_work_in_a_real_browser() {
         .await
         .expect("type");
     assert_eq!(visible_rows(c, "cases").await.len(), 3);
-    c.find(Locator::Css("#show-all"))
-        .await
-        .expect("all")
-        .click()
-        .await
-        .expect("click");
+    click(c, "#show-all").await;
     assert_eq!(visible_rows(c, "cases").await.len(), CASES.len());
 
     // A failing case shows its finding, the response lines it names, its timeline.
@@ -422,12 +412,7 @@ async fn reports_work_in_a_real_browser() {
     .await;
     let [changed, marked] = serde_json::from_value::<[u64; 2]>(golden.clone()).expect("counts");
     assert!(changed >= 1 && marked >= 1, "{golden}");
-    c.find(Locator::Css("#case-getevents-idle-status-event"))
-        .await
-        .expect("section")
-        .click()
-        .await
-        .expect("scrolls");
+    click(c, "#case-getevents-idle-status-event").await;
     screenshot(c, "run-golden-case.png").await;
     let errors = console_errors(c).await;
     assert!(errors.is_empty(), "console errors after use: {errors:?}");
@@ -436,12 +421,7 @@ async fn reports_work_in_a_real_browser() {
     c.goto(&file_url(&compare_page)).await.expect("loads");
     assert!(console_errors(c).await.is_empty());
     assert_eq!(visible_rows(c, "matrix").await.len(), comparison.rows.len());
-    c.find(Locator::Css("#only-problems"))
-        .await
-        .expect("the button")
-        .click()
-        .await
-        .expect("click");
+    click(c, "#only-problems").await;
     let differing = visible_rows(c, "matrix").await;
     assert_eq!(differing.len(), comparison.differences());
     assert!(differing.len() >= 3 && differing.iter().all(|v| v == "differs"));
