@@ -21,17 +21,17 @@ use std::time::{Duration, Instant};
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::stream::{StreamReader, parse_envelope};
 use ews_conformance::client::transport::{Auth, HttpRequest, Transport, TransportConfig};
-use ews_conformance::ews::envelope::{RequestHeader, request};
-use ews_conformance::ews::{EventKind, GetEventsResponse, ObjectId};
 use ews_conformance::report::Reporter;
-use ews_conformance::server::ServerConfig;
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{
     Executor, Loader, Outcome, RunOptions, Summary, TargetConfig, run_suite, target,
 };
-use ews_conformance::xml::parse_document;
-use ews_conformance::xml::path::XPath;
+use ews_proto::ews::envelope::{RequestHeader, request};
+use ews_proto::ews::{EventKind, GetEventsResponse, ObjectId};
+use ews_proto::xml::parse_document;
+use ews_proto::xml::path::XPath;
+use ews_server::ServerConfig;
 
 const ALICE: &str = "alice@example.com";
 const ALICE_PW: &str = "alice-Secret-1";
@@ -133,8 +133,8 @@ async fn suite() {
 
 /// A reference server, and two executors for it as alice: one with every
 /// check kind, one with none.
-async fn overhead_target() -> (ews_conformance::server::RunningServer, Executor, Executor) {
-    let server = ews_conformance::server::start(ServerConfig::default())
+async fn overhead_target() -> (ews_server::RunningServer, Executor, Executor) {
+    let server = ews_server::start(ServerConfig::default())
         .await
         .expect("the server starts");
     let config = TargetConfig::builder(server.url())
@@ -385,7 +385,7 @@ async fn overhead_chain() {
         for body in &create {
             let _ = raw.post(body.clone()).await;
             let poll = request(&header, |w| {
-                ews_conformance::ews::messages::GetEventsRequest {
+                ews_proto::ews::messages::GetEventsRequest {
                     subscription_id: sub.clone(),
                     watermark: watermark.clone(),
                 }
@@ -633,7 +633,7 @@ impl Raw {
 
 async fn pull() {
     const ITEMS: usize = 10_000;
-    let server = ews_conformance::server::start(ServerConfig::default())
+    let server = ews_server::start(ServerConfig::default())
         .await
         .expect("the server starts");
     let raw = Raw::new(server.url());
@@ -664,7 +664,7 @@ async fn pull() {
             .await;
         calls += 1;
         let doc = parse_document(&body).expect("XML");
-        let opened = ews_conformance::ews::envelope::open(&doc).expect("SOAP");
+        let opened = ews_proto::ews::envelope::open(&doc).expect("SOAP");
         let r = GetEventsResponse::parse(opened.payload).expect("a GetEventsResponse");
         let n = r.notification.expect("a notification");
         events += n
@@ -693,7 +693,7 @@ async fn pull() {
 
 async fn latency() {
     const SAMPLES: usize = 1000;
-    let server = ews_conformance::server::start(ServerConfig::default())
+    let server = ews_server::start(ServerConfig::default())
         .await
         .expect("the server starts");
     let raw = Raw::new(server.url());

@@ -18,15 +18,15 @@ use std::sync::OnceLock;
 
 use crate::check::{Answer, notifications};
 use crate::client::stream::{EnvelopeSplitter, parse_envelope, split_all};
-use crate::ews::envelope::open;
-use crate::ews::grammar::{Direction, validate_envelope};
-use crate::ews::{
+use crate::suite::ops::OpRegistry;
+use ews_proto::ews::envelope::open;
+use ews_proto::ews::grammar::{Direction, validate_envelope};
+use ews_proto::ews::{
     GetEventsResponse, GetStreamingEventsResponse, SendNotification, SubscribeResponse,
     UnsubscribeResponse,
 };
-use crate::server::{OfflineServer, ServerConfig};
-use crate::suite::ops::OpRegistry;
-use crate::xml::parse_document;
+use ews_proto::xml::parse_document;
+use ews_server::{OfflineServer, ServerConfig};
 
 /// One runtime for the whole process: server answers may start tasks.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -50,8 +50,8 @@ pub fn server_request(data: &[u8]) {
     for user in [0, 1] {
         judge_answer(server.handle(user, data), data);
     }
-    let subscribe = crate::ews::envelope::request(
-        &crate::ews::RequestHeader {
+    let subscribe = ews_proto::ews::envelope::request(
+        &ews_proto::ews::RequestHeader {
             version: Some("Exchange2013".into()),
             impersonate: None,
         },
@@ -153,9 +153,9 @@ pub fn response(data: &[u8]) {
     }
 }
 
-static PATHS: OnceLock<Vec<crate::xml::path::XPath>> = OnceLock::new();
+static PATHS: OnceLock<Vec<ews_proto::xml::path::XPath>> = OnceLock::new();
 
-fn paths() -> Vec<crate::xml::path::XPath> {
+fn paths() -> Vec<ews_proto::xml::path::XPath> {
     [
         "//m:SubscriptionId",
         "//m:ResponseCode",
@@ -166,7 +166,7 @@ fn paths() -> Vec<crate::xml::path::XPath> {
         "//*:Watermark",
     ]
     .iter()
-    .filter_map(|p| crate::xml::path::XPath::parse(p).ok())
+    .filter_map(|p| ews_proto::xml::path::XPath::parse(p).ok())
     .collect()
 }
 

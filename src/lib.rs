@@ -3,14 +3,10 @@
 
 pub mod check;
 pub mod client;
-pub mod ews;
 pub mod fuzzing;
 pub mod model;
-pub mod ntlm;
 pub mod report;
 pub mod selftest;
-pub mod server;
 pub mod settings;
 pub mod stress;
 pub mod suite;
-pub mod xml;

@@ -25,13 +25,13 @@ use ews_conformance::report::junit::Junit;
 use ews_conformance::report::progress::{Progress, RunProgress};
 use ews_conformance::report::{Fanout, Reporter};
 use ews_conformance::selftest::{self, Scope, SelftestOptions};
-use ews_conformance::server::{CATALOGUE, DIALECTS, DialectSet, Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage};
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, Profile, RunOptions, Signal, run_suite, target,
 };
+use ews_server::{CATALOGUE, DIALECTS, DialectSet, Fault, FaultSet};
 
 #[derive(Parser)]
 #[command(
@@ -425,10 +425,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitStatus> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     let mut config = match &args.config {
-        Some(path) => {
-            ews_conformance::server::ServerConfig::from_file_listening(path, SERVE_LISTEN)?
-        }
-        None => ews_conformance::server::ServerConfig {
+        Some(path) => ews_server::ServerConfig::from_file_listening(path, SERVE_LISTEN)?,
+        None => ews_server::ServerConfig {
             listen: SERVE_LISTEN,
             ..Default::default()
         },
@@ -437,8 +435,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         config.listen = listen;
     }
     if !args.push_allow.is_empty() {
-        config.push_destinations =
-            ews_conformance::server::PushDestinations::allow_only(&args.push_allow)?;
+        config.push_destinations = ews_server::PushDestinations::allow_only(&args.push_allow)?;
     }
     if let Some(ms) = args.protocol_minute_ms {
         config.protocol_minute = std::time::Duration::from_millis(ms.max(10));
@@ -456,7 +453,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     config.dialects.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = ews_conformance::server::start(config.clone())
+        let server = ews_server::start(config.clone())
             .await
             .context("starting the reference server")?;
         println!("EWS reference server listening at {}", server.url());
@@ -939,7 +936,7 @@ fn selftest(mut settings: Settings, args: SelftestArgs) -> anyhow::Result<ExitSt
     let servers = if args.dialects_only {
         0
     } else if faults.is_empty() {
-        1 + ews_conformance::server::Fault::all().count()
+        1 + ews_server::Fault::all().count()
     } else {
         1 + faults.len()
     } + dialect_runs.len();

@@ -19,10 +19,10 @@ use crate::client::push::{PushAnswer, PushConfig, PushListener};
 use crate::client::session::{Session, SessionError};
 use crate::client::stream::parse_envelope;
 use crate::client::transport::{Transport, TransportConfig};
-use crate::ews::{
+use crate::suite::target::Target;
+use ews_proto::ews::{
     EventKind, FolderRef, FolderScope, Notification, ObjectId, SubscribeRequest, SubscriptionKind,
 };
-use crate::suite::target::Target;
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ews_conformance::client::push::{PushAnswer, PushConfig, PushListener, PushWaitError};
-use ews_conformance::ews::envelope::{self, EnvelopeStyle};
-use ews_conformance::ews::{
+use ews_proto::ews::envelope::{self, EnvelopeStyle};
+use ews_proto::ews::{
     Event, Notification, ResponseMessage, SendNotification, ServerVersionInfo, SubscriptionStatus,
 };
-use ews_conformance::xml::parse_document;
+use ews_proto::xml::parse_document;
 use tokio::time::Instant;
 
 fn local() -> SocketAddr {

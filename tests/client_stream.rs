@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::routing::post;
 use bytes::Bytes;
 use ews_conformance::client::stream::{StreamError, StreamReader, parse_envelope};
-use ews_conformance::ews::envelope::{self, EnvelopeStyle};
-use ews_conformance::ews::{
+use ews_proto::ews::envelope::{self, EnvelopeStyle};
+use ews_proto::ews::{
     ConnectionStatus, Event, GetStreamingEventsResponse, Notification, ResponseMessage,
     ServerVersionInfo,
 };

@@ -705,7 +705,7 @@ async fn run_cases_through(mode: Relay, texts: &[&str]) -> Vec<ews_conformance::
     use ews_conformance::check::CheckRegistry;
     use ews_conformance::suite::ops::OpRegistry;
     use ews_conformance::suite::{Executor, Loader};
-    let server = ews_conformance::server::start(ews_conformance::server::ServerConfig::default())
+    let server = ews_server::start(ews_server::ServerConfig::default())
         .await
         .expect("the reference server starts");
     let (url, task) = relay(server.url(), mode).await;

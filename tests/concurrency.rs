@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use ews_conformance::client::push::PushListener;
 use ews_conformance::client::stream::{StreamReader, parse_envelope};
-use ews_conformance::ews::{Event, EventKind, Notification, ObjectId};
-use ews_conformance::server::RunningServer;
+use ews_proto::ews::{Event, EventKind, Notification, ObjectId};
+use ews_server::RunningServer;
 
 use server_support::{Client, Stream, folder_id, listed, server};
 

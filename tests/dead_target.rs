@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ews_conformance::server::{ServerConfig, start};
+use ews_server::{ServerConfig, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn harness(endpoint: &str, json: &std::path::Path, extra: &[&str]) -> Command {

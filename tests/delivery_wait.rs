@@ -20,14 +20,14 @@ use axum::routing::post;
 
 use ews_conformance::check::{CheckRegistry, Severity};
 use ews_conformance::client::transport::Auth;
-use ews_conformance::ews::envelope::{EnvelopeStyle, ServerVersionInfo, open, response};
-use ews_conformance::ews::{
+use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::{Executor, Loader, Outcome, TargetConfig, Verdict};
+use ews_proto::ews::envelope::{EnvelopeStyle, ServerVersionInfo, open, response};
+use ews_proto::ews::{
     Event, EventKind, GetEventsResponse, Id, Notification, ObjectId, ResponseMessage,
     SubscribeResponse, UnsubscribeResponse, render_response,
 };
-use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Executor, Loader, Outcome, TargetConfig, Verdict};
-use ews_conformance::xml::{ElementExt, XmlWriter, ns};
+use ews_proto::xml::{ElementExt, XmlWriter, ns};
 
 const USER: &str = "alice@example.test";
 const INBOX: &str = "INBOX-ID";

@@ -5,19 +5,19 @@
 
 use std::path::PathBuf;
 
-use ews_conformance::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
-use ews_conformance::ews::grammar::{
+use ews_proto::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
+use ews_proto::ews::grammar::{
     Direction, MAX_VIOLATIONS, Rule, Violation, ViolationLevel, validate_envelope,
     validate_request, validate_response,
 };
-use ews_conformance::ews::{
+use ews_proto::ews::{
     ConnectionStatus, Event, EventKind, FolderRef, FolderScope, GetEventsRequest,
     GetEventsResponse, GetStreamingEventsRequest, GetStreamingEventsResponse, Id, Notification,
     ObjectId, ResponseCode, ResponseMessage, SendNotification, SoapFault, SubscribeRequest,
     SubscribeResponse, SubscriptionKind, SubscriptionStatus, UnsubscribeRequest,
     UnsubscribeResponse,
 };
-use ews_conformance::xml::{XmlWriter, ns, parse_document};
+use ews_proto::xml::{XmlWriter, ns, parse_document};
 
 use Direction::{Request, Response};
 

@@ -7,15 +7,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ews_conformance::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
-use ews_conformance::ews::grammar::{
+use ews_proto::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
+use ews_proto::ews::grammar::{
     Direction, Violation, ViolationLevel, validate_envelope, validate_request, validate_response,
 };
-use ews_conformance::ews::{
+use ews_proto::ews::{
     ConnectionStatus, Event, EventKind, GetEventsResponse, GetStreamingEventsResponse, Id,
     Notification, ObjectId, ResponseCode, ResponseMessage, SendNotification,
 };
-use ews_conformance::xml::{ns, parse_document};
+use ews_proto::xml::{ns, parse_document};
 
 use Direction::{Request, Response};
 
@@ -815,7 +815,7 @@ fn mutated_documents() {
             impersonate: None,
         },
         |w| {
-            ews_conformance::ews::GetStreamingEventsRequest {
+            ews_proto::ews::GetStreamingEventsRequest {
                 subscription_ids: vec!["a".into(), "b".into()],
                 connection_timeout: 30,
             }

@@ -22,11 +22,11 @@ use ews_conformance::report::html::Html;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, REPORT_BODY_KEEP, Reporter};
-use ews_conformance::server::{RunningServer, ServerConfig};
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, Outcome, RunOptions, TargetConfig, Verdict, run_suite,
 };
+use ews_server::{RunningServer, ServerConfig};
 
 use hostile::{Behaviour as B, Hostile, Scope};
 
@@ -116,7 +116,7 @@ impl Ran {
 }
 
 async fn reference_server() -> RunningServer {
-    ews_conformance::server::start(ServerConfig::default())
+    ews_server::start(ServerConfig::default())
         .await
         .expect("the reference server starts")
 }

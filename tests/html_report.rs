@@ -29,11 +29,11 @@ use ews_conformance::report::compare::Comparison;
 use ews_conformance::report::html::{Html, render_comparison};
 use ews_conformance::report::json::Json;
 use ews_conformance::report::{Fanout, Reporter};
-use ews_conformance::server::{Fault, FaultSet, ServerConfig};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::target::start_embedded_with;
 use ews_conformance::suite::{Executor, Loader, RunOptions, Target, TargetConfig, run_suite};
+use ews_server::{Fault, FaultSet, ServerConfig};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -128,7 +128,7 @@ async fn run_into(dir: &Path, faults: &[Fault]) -> Vec<ews_conformance::suite::O
 /// A hostile target's HTML login page (with a script and an image whose
 /// onerror sets a global) as the answer to GetEvents, reported as HTML.
 async fn hostile_page(dir: &Path) {
-    let server = ews_conformance::server::start(ServerConfig::default())
+    let server = ews_server::start(ServerConfig::default())
         .await
         .expect("the reference server starts");
     let proxy = hostile::Hostile::start(

@@ -15,8 +15,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use ews_conformance::server::{self, ServerConfig};
 use ews_conformance::settings::Settings;
+use ews_server::ServerConfig;
 
 /// The protocol minute the server runs with: StatusFrequency, pull Timeout
 /// and ConnectionTimeout are counted in these, so the push and streaming
@@ -65,7 +65,7 @@ async fn run_scenarios(client: &Client) {
         ..ServerConfig::default()
     };
     let user = config.users[0].clone();
-    let server = server::start(config)
+    let server = ews_server::start(config)
         .await
         .expect("the reference server starts on 127.0.0.1:0");
     let script = format!("{}/{}", env!("CARGO_MANIFEST_DIR"), client.script);
@@ -194,7 +194,7 @@ async fn ews_javascript_api_scenarios_pass_against_the_reference_server() {
 async fn subscribe_with_affinity_sets_the_backend_cookie() {
     let config = ServerConfig::default();
     let user = config.users[0].clone();
-    let server = server::start(config)
+    let server = ews_server::start(config)
         .await
         .expect("the reference server starts on 127.0.0.1:0");
     let envelope = |body: &str| {

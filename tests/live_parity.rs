@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ews_conformance::report::Fanout;
-use ews_conformance::server::{self, ServerConfig};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::target::{self, Target};
 use ews_conformance::suite::{Executor, Loader, RunOptions, run_suite};
+use ews_server::ServerConfig;
 
 const MINUTE_MS: u64 = 2_000;
 
@@ -57,7 +57,7 @@ async fn a_live_endpoint_gets_the_same_verdicts_as_the_embedded_target() {
         ..ServerConfig::default()
     };
     let users = config.users.clone();
-    let separate = server::start(config)
+    let separate = ews_server::start(config)
         .await
         .expect("a separate server starts");
     let live_settings = Settings {

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ews_conformance::ews::EventKind;
 use ews_conformance::model::{
     DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
     WatermarkHandle, describe_sequence, ops_strategy, predict, predict_for, to_case_toml,
 };
+use ews_proto::ews::EventKind;
 use proptest::prelude::*;
 use serde::Deserialize;
 use toml::Value;

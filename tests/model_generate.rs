@@ -299,7 +299,7 @@ proptest! {
             let mut ordinal = 0;
             for (k, d) in obs.deliveries.iter().enumerate() {
                 for (j, e) in d.notification.events.iter().enumerate() {
-                    if e.kind != ews_conformance::ews::EventKind::Status {
+                    if e.kind != ews_proto::ews::EventKind::Status {
                         let optional = prediction.subscriptions[sub].events[ordinal].optional;
                         ordinal += 1;
                         if !optional {
@@ -316,7 +316,7 @@ proptest! {
             .get_mut(&sub)
             .map(|o| o.deliveries[k].notification.events.remove(j));
         let folder_modified = dropped.as_ref().is_some_and(|e| {
-            e.kind == ews_conformance::ews::EventKind::Modified
+            e.kind == ews_proto::ews::EventKind::Modified
                 && e.object.as_ref().is_some_and(|o| o.is_folder())
         });
         let mut profiles = vec![Profile::reference()];

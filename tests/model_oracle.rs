@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use ews_conformance::ews::{Event, EventKind, Id, ObjectId};
 use ews_conformance::model::simulate::{
     fake_id, fake_subscription_id, fake_watermark, render_event,
 };
@@ -12,6 +11,7 @@ use ews_conformance::model::{
     Observed, ObservedSubscription, Op, Prediction, Profile, Redelete, Scope, SubHandle,
     WatermarkHandle, judge, predict, predict_for, simulate,
 };
+use ews_proto::ews::{Event, EventKind, Id, ObjectId};
 
 const CASE: FolderHandle = FolderHandle::Case;
 const F1: FolderHandle = FolderHandle::User(1);

@@ -1,11 +1,11 @@
 //! Operation-level minimisation removes what a failure does not need, with
 //! the operations that depend on it, and never yields an invalid sequence.
 
-use ews_conformance::ews::EventKind;
 use ews_conformance::model::{
     DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
     describe_sequence, judge, minimize, ops_strategy, predict, simulate,
 };
+use ews_proto::ews::EventKind;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 fn create(n: u32) -> Op {

@@ -150,7 +150,7 @@ async fn embedded_server_run_with_tracing_leaks_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_echoing_credentials_leaks_nothing() {
-    let server = ews_conformance::server::start(Default::default())
+    let server = ews_server::start(Default::default())
         .await
         .expect("the reference server starts");
     let echo = Hostile::start(

@@ -2,7 +2,7 @@
 
 use ews_conformance::check::normalize::{NormalizeError, Normalizer};
 use ews_conformance::check::shape::{ShapeDiff, ShapeDiffKind, compare_shapes, shape_of};
-use ews_conformance::xml::{ns, parse_document};
+use ews_proto::xml::{ns, parse_document};
 
 fn subscribe_response(id: &str, watermark: &str) -> String {
     format!(

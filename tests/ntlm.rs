@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::transport::Auth;
-use ews_conformance::server::{ServerConfig, start};
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{Executor, Loader, TargetConfig, Verdict};
+use ews_server::{ServerConfig, start};
 
 const CASES: &[&str] = &[
     "getevents/created-item-event",

@@ -36,7 +36,6 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::transport::Auth;
-use ews_conformance::ews::EventKind;
 use ews_conformance::model::drive::{
     DriveError, Driver, ExploreConfig, ExploreReport, Failure, Signature, explore,
 };
@@ -44,11 +43,12 @@ use ews_conformance::model::{
     DivergenceKind, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
     ops_strategy, predict, to_case_toml,
 };
-use ews_conformance::server::{FaultSet, RunningServer, ServerConfig};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::target::{self, Target, TargetConfig};
 use ews_conformance::suite::{Executor, Loader, Verdict};
+use ews_proto::ews::EventKind;
+use ews_server::{FaultSet, RunningServer, ServerConfig};
 
 const MINUTE: Duration = Duration::from_millis(2_000);
 
@@ -358,7 +358,7 @@ async fn start_proxy(upstream: String, how: Break) -> Proxy {
 }
 
 async fn reference_server(config: ServerConfig) -> RunningServer {
-    ews_conformance::server::start(ServerConfig {
+    ews_server::start(ServerConfig {
         protocol_minute: MINUTE,
         ..config
     })
@@ -542,7 +542,7 @@ fn tiny_sequence() -> Vec<Op> {
             sub: SubHandle(1),
             mode: Mode::Pull,
             scope: Scope::Folders([FolderHandle::Case].into()),
-            event_types: [ews_conformance::ews::EventKind::Created].into(),
+            event_types: [ews_proto::ews::EventKind::Created].into(),
         },
         Op::CreateItem {
             item: ItemHandle(1),

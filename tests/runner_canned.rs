@@ -18,11 +18,6 @@ use base64::Engine;
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::transport::Auth;
-use ews_conformance::ews::envelope::{EnvelopeStyle, ServerVersionInfo, open, response};
-use ews_conformance::ews::{
-    Event, EventKind, GetEventsResponse, Id, Notification, ObjectId, ResponseCode, ResponseMessage,
-    SoapFault, SubscribeResponse, UnsubscribeResponse, render_response,
-};
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
@@ -31,7 +26,12 @@ use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, RunOptions, RunResult, TargetConfig, Verdict, run_suite,
 };
-use ews_conformance::xml::{ElementExt, XmlWriter, ns};
+use ews_proto::ews::envelope::{EnvelopeStyle, ServerVersionInfo, open, response};
+use ews_proto::ews::{
+    Event, EventKind, GetEventsResponse, Id, Notification, ObjectId, ResponseCode, ResponseMessage,
+    SoapFault, SubscribeResponse, UnsubscribeResponse, render_response,
+};
+use ews_proto::xml::{ElementExt, XmlWriter, ns};
 
 const USER: &str = "alice@example.test";
 const PASSWORD: &str = "canned-secret-pw";

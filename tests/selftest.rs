@@ -18,10 +18,10 @@ use std::process::Command;
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::report::explain;
 use ews_conformance::selftest::{self, FaultVerdict, Scope, SelftestOptions, expectation};
-use ews_conformance::server::{CATALOGUE, DIALECTS, Dialect, DialectSet, Fault};
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::{Case, ExitStatus, Loader};
+use ews_server::{CATALOGUE, DIALECTS, Dialect, DialectSet, Fault};
 
 fn cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")

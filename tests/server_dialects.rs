@@ -6,8 +6,8 @@ mod server_support;
 use std::io::Read;
 use std::time::Duration;
 
-use ews_conformance::ews::EventKind;
-use ews_conformance::server::{Dialect, DialectSet, RunningServer, ServerConfig, start};
+use ews_proto::ews::EventKind;
+use ews_server::{Dialect, DialectSet, RunningServer, ServerConfig, start};
 use server_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -358,7 +358,7 @@ async fn streaming_dialects_change_the_envelopes_not_the_events() {
         .expect("a notification");
     assert_eq!(
         notification.tag_name().namespace(),
-        Some(ews_conformance::xml::ns::MESSAGES)
+        Some(ews_proto::xml::ns::MESSAGES)
     );
     assert!(
         !env.all("//t:CreatedEvent/t:Watermark").is_empty(),

@@ -8,7 +8,7 @@ mod server_support;
 use std::time::Duration;
 
 use ews_conformance::client::push::{PushAnswer, PushListener};
-use ews_conformance::server::{Fault, FaultSet, RunningServer, ServerConfig, start};
+use ews_server::{Fault, FaultSet, RunningServer, ServerConfig, start};
 use server_support::*;
 use tokio::time::Instant;
 

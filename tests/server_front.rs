@@ -4,7 +4,7 @@
 
 mod server_support;
 
-use ews_conformance::xml::ns;
+use ews_proto::xml::ns;
 use server_support::*;
 
 const TYPES: &str = "<t:EventTypes><t:EventType>NewMailEvent</t:EventType></t:EventTypes>";

@@ -9,7 +9,7 @@ mod server_support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ews_conformance::server::{ConnectionLimits, PushDestinations, ServerConfig, start};
+use ews_server::{ConnectionLimits, PushDestinations, ServerConfig, start};
 use server_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,7 +24,7 @@ fn limits(max_connections: usize) -> ConnectionLimits {
     }
 }
 
-async fn limited_server(max_connections: usize) -> ews_conformance::server::RunningServer {
+async fn limited_server(max_connections: usize) -> ews_server::RunningServer {
     start(ServerConfig {
         limits: limits(max_connections),
         ..ServerConfig::default()

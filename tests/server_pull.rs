@@ -5,10 +5,10 @@ mod server_support;
 
 use std::time::Duration;
 
-use ews_conformance::ews::{
+use ews_proto::ews::{
     EventKind, FolderRef, FolderScope, ResponseCode, SubscribeRequest, SubscriptionKind,
 };
-use ews_conformance::server::{ServerConfig, start};
+use ews_server::{ServerConfig, start};
 use server_support::*;
 
 /// A folder of its own under the inbox and a pull subscription on it.
@@ -223,7 +223,7 @@ async fn save_logs_created_and_folder_modified() {
     for e in &n.events {
         let ts = e.timestamp.as_deref().expect("a TimeStamp");
         assert!(
-            ews_conformance::ews::time::is_xs_datetime(ts) && !ts.contains('.'),
+            ews_proto::ews::time::is_xs_datetime(ts) && !ts.contains('.'),
             "{ts}"
         );
         assert!(e.watermark.as_deref().is_some_and(|w| !w.is_empty()));
@@ -492,10 +492,7 @@ async fn get_events_and_unsubscribe_errors() {
         Some(ResponseCode::ErrorSubscriptionNotFound)
     );
     let err = alice.get_events("bm90LWEtc3Vi", &wm).await;
-    assert_eq!(
-        err.message.class,
-        ews_conformance::ews::ResponseClass::Error
-    );
+    assert_eq!(err.message.class, ews_proto::ews::ResponseClass::Error);
     assert_eq!(err.message.descriptive_link_key, Some(0));
     assert!(err.notification.is_none());
 }

@@ -12,8 +12,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use ews_conformance::ews::envelope::{EnvelopeStyle, open, response};
-use ews_conformance::ews::{EventKind, ResponseCode, SendNotification, SubscriptionStatus};
+use ews_proto::ews::envelope::{EnvelopeStyle, open, response};
+use ews_proto::ews::{EventKind, ResponseCode, SendNotification, SubscriptionStatus};
 use server_support::*;
 use tokio::time::Instant;
 

@@ -4,8 +4,8 @@ mod server_support;
 
 use std::time::Duration;
 
-use ews_conformance::ews::ResponseCode;
-use ews_conformance::server::{ServerConfig, start};
+use ews_proto::ews::ResponseCode;
+use ews_server::{ServerConfig, start};
 use server_support::*;
 
 fn is_notification(a: &Answer) -> bool {
@@ -262,7 +262,7 @@ async fn many_events_arrive_complete_in_notifications_of_at_most_fifty() {
         let doc = n.doc();
         for note in doc
             .descendants()
-            .filter(|d| d.has_tag_name((ews_conformance::xml::ns::TYPES, "Notification")))
+            .filter(|d| d.has_tag_name((ews_proto::xml::ns::TYPES, "Notification")))
         {
             let events: Vec<_> = note.children().filter(|e| e.is_element()).skip(1).collect();
             assert!(

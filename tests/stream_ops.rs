@@ -19,15 +19,15 @@ use axum::routing::post;
 use futures_util::stream;
 
 use ews_conformance::check::{CheckRegistry, Severity};
-use ews_conformance::ews::envelope::{EnvelopeStyle, ServerVersionInfo, response};
-use ews_conformance::ews::{
-    ConnectionStatus, GetStreamingEventsResponse, ResponseCode, ResponseMessage, SubscribeResponse,
-};
 use ews_conformance::report::explain;
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::ops::OpRegistry;
 use ews_conformance::suite::target::start_live;
 use ews_conformance::suite::{Executor, Loader, Outcome, Verdict};
+use ews_proto::ews::envelope::{EnvelopeStyle, ServerVersionInfo, response};
+use ews_proto::ews::{
+    ConnectionStatus, GetStreamingEventsResponse, ResponseCode, ResponseMessage, SubscribeResponse,
+};
 
 /// One protocol minute on these targets.
 const MINUTE_MS: u64 = 1_000;

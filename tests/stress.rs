@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ews_conformance::server::{Fault, FaultSet};
 use ews_conformance::settings::Settings;
 use ews_conformance::stress::{StressConfig, StressReport, stress};
 use ews_conformance::suite::target::{Target, start_embedded_with};
+use ews_server::{Fault, FaultSet};
 
 fn config(pull: usize, streams: usize, push: usize) -> StressConfig {
     StressConfig {

@@ -16,15 +16,15 @@ use axum::routing::get;
 use ews_conformance::check::xsd::{
     FetchAuth, MAX_DOCUMENT_BYTES, Repair, XsdError, XsdFinding, XsdValidator,
 };
-use ews_conformance::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
-use ews_conformance::ews::{
+use ews_proto::ews::envelope::{self, EnvelopeStyle, RequestHeader, ServerVersionInfo};
+use ews_proto::ews::{
     ConnectionStatus, Event, EventKind, FolderRef, FolderScope, GetEventsRequest,
     GetEventsResponse, GetStreamingEventsRequest, GetStreamingEventsResponse, Id, Notification,
     ObjectId, ResponseCode, ResponseMessage, SendNotification, SoapFault, SubscribeRequest,
     SubscribeResponse, SubscriptionKind, SubscriptionStatus, UnsubscribeRequest,
     UnsubscribeResponse,
 };
-use ews_conformance::xml::{XmlWriter, ns};
+use ews_proto::xml::{XmlWriter, ns};
 
 // ------------------------------------------------------------------ set-up
 

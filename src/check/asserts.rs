@@ -7,8 +7,8 @@
 //! *every* matched value, and fail when nothing matched.
 
 use super::{Check, Finding, StepInput};
-use crate::ews::time::is_xs_datetime;
 use crate::suite::case::{Assert, Predicate};
+use ews_proto::ews::time::is_xs_datetime;
 
 pub struct Asserts;
 
@@ -147,7 +147,7 @@ mod tests {
     use crate::check::testing::*;
     use crate::suite::case::Expect;
     use crate::suite::template::Vars;
-    use crate::xml::path::XPath;
+    use ews_proto::xml::path::XPath;
 
     fn run(asserts: Vec<(&str, Predicate)>, bodies: &[&str], vars: &Vars) -> Vec<Finding> {
         let c = case(None);

@@ -13,7 +13,7 @@
 
 use super::wire::{Channel, Link, received, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput, call_label};
-use crate::ews::{EventKind, Notification};
+use ews_proto::ews::{EventKind, Notification};
 
 pub struct Batching;
 

@@ -6,8 +6,8 @@
 //! fails where it happened instead of confusing a later event check.
 
 use super::{Answer, Check, Finding, StepInput, call_label, excerpt};
-use crate::ews::ResponseClass;
 use crate::suite::case::Action;
+use ews_proto::ews::ResponseClass;
 
 pub struct Codes;
 

@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 use super::events::Rendered;
-use crate::ews::{Event, EventKind};
+use ews_proto::ews::{Event, EventKind};
 
 /// Larger bursts are matched greedily, most specific pattern first, instead
 /// of trying every order (no real operation raises that many events).
@@ -223,7 +223,7 @@ fn permute(items: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::{Id, ObjectId};
+    use ews_proto::ews::{Id, ObjectId};
 
     fn id(s: &str) -> Id {
         Id {

@@ -6,8 +6,8 @@
 
 use super::event_match::{self, Mismatch};
 use super::{Check, Finding, StepInput, notifications_parsed};
-use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
 use crate::suite::case::{EventPattern, EventsMode};
+use ews_proto::ews::{Event, EventKind, Id, Notification, ObjectId};
 
 pub struct Events;
 

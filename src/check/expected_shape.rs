@@ -15,7 +15,7 @@
 use super::shape::{Shape, compare_shapes, shape_of};
 use super::wire::{documents, received};
 use super::{Check, Finding, StepInput, excerpt};
-use crate::xml::parse_document;
+use ews_proto::xml::parse_document;
 
 pub struct ExpectedShape;
 

@@ -32,7 +32,7 @@ use insta::internals::{SnapshotContents, TextSnapshotContents};
 use super::normalize::Normalizer;
 use super::wire::{documents, received};
 use super::{CaseInput, Check, Finding, StepInput, excerpt};
-use crate::xml::{ns, parse_document};
+use ews_proto::xml::{ns, parse_document};
 
 const NAME: &str = "golden";
 

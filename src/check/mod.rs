@@ -30,12 +30,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::ews::envelope::{Opened, open};
-use crate::ews::{Notification, ResponseClass, SoapFault};
 use crate::suite::case::{Case, Step};
 use crate::suite::exec::Exchange;
 use crate::suite::template::Vars;
-use crate::xml::{ElementExt, child, element_children, ns};
+use ews_proto::ews::envelope::{Opened, open};
+use ews_proto::ews::{Notification, ResponseClass, SoapFault};
+use ews_proto::xml::{ElementExt, child, element_children, ns};
 
 /// How much a finding weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -183,7 +183,7 @@ impl<'a> StepInput<'a> {
     pub fn document(
         &self,
         index: usize,
-    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &ews_proto::xml::XmlError>> {
         self.parsed
             .get(self.exchanges, index, |ex| &ex.response_text)
     }
@@ -196,7 +196,7 @@ impl<'a> StepInput<'a> {
         Item = (
             usize,
             &'a Exchange,
-            Result<&roxmltree::Document<'a>, &crate::xml::XmlError>,
+            Result<&roxmltree::Document<'a>, &ews_proto::xml::XmlError>,
         ),
     > + '_ {
         let exchanges: &'a [Exchange] = self.exchanges;
@@ -212,7 +212,7 @@ impl<'a> StepInput<'a> {
     pub fn request_document(
         &self,
         index: usize,
-    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &ews_proto::xml::XmlError>> {
         self.requests.get(self.exchanges, index, |ex| &ex.request)
     }
 
@@ -292,7 +292,7 @@ impl<'a> StepInput<'a> {
     }
 }
 
-type ParseResult<'a> = Result<roxmltree::Document<'a>, crate::xml::XmlError>;
+type ParseResult<'a> = Result<roxmltree::Document<'a>, ews_proto::xml::XmlError>;
 
 impl<'a> Parsed<'a> {
     fn all(
@@ -303,7 +303,7 @@ impl<'a> Parsed<'a> {
         self.0.get_or_init(|| {
             exchanges
                 .iter()
-                .map(|ex| crate::xml::parse_document(body(ex)))
+                .map(|ex| ews_proto::xml::parse_document(body(ex)))
                 .collect()
         })
     }
@@ -313,7 +313,7 @@ impl<'a> Parsed<'a> {
         exchanges: &'a [Exchange],
         index: usize,
         body: impl Fn(&'a Exchange) -> &'a str,
-    ) -> Option<Result<&roxmltree::Document<'a>, &crate::xml::XmlError>> {
+    ) -> Option<Result<&roxmltree::Document<'a>, &ews_proto::xml::XmlError>> {
         self.all(exchanges, body).get(index).map(Result::as_ref)
     }
 }
@@ -601,13 +601,13 @@ impl Answer {
                 problem: "the body is empty".into(),
             };
         }
-        Answer::read_parsed(body, crate::xml::parse_document(body).as_ref())
+        Answer::read_parsed(body, ews_proto::xml::parse_document(body).as_ref())
     }
 
     /// [`Answer::read`] on a body already parsed.
     pub fn read_parsed(
         body: &str,
-        parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+        parsed: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
     ) -> Answer {
         if body.trim().is_empty() {
             return Answer::NotSoap {
@@ -644,7 +644,7 @@ impl Answer {
                 }
             }
             None => Answer::NoMessage {
-                payload: crate::xml::display_name(opened.payload),
+                payload: ews_proto::xml::display_name(opened.payload),
             },
         }
     }
@@ -694,12 +694,12 @@ fn first_response_message<'a, 'i>(opened: &Opened<'a, 'i>) -> Option<roxmltree::
 
 /// Every notification in a body (GetEvents, push and streaming forms; `m:` or `t:`).
 pub fn notifications(body: &str) -> Result<Vec<Notification>, String> {
-    notifications_parsed(crate::xml::parse_document(body).as_ref())
+    notifications_parsed(ews_proto::xml::parse_document(body).as_ref())
 }
 
 /// [`notifications`] on a body already parsed.
 pub fn notifications_parsed(
-    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+    parsed: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
 ) -> Result<Vec<Notification>, String> {
     let doc = parsed.map_err(|e| format!("the body is not well-formed XML: {e}"))?;
     let opened = open(doc).map_err(|e| e.to_string())?;

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use roxmltree::Node;
 
-use crate::ews::time::is_xs_datetime;
-use crate::xml::{ns, parse_document};
+use ews_proto::ews::time::is_xs_datetime;
+use ews_proto::xml::{ns, parse_document};
 
 /// Deeper documents are refused rather than walked (the protocol needs ~12).
 pub const MAX_DEPTH: usize = 256;
@@ -30,7 +30,7 @@ pub const MAX_DEPTH: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum NormalizeError {
     #[error("not well-formed XML: {0}")]
-    NotXml(#[from] crate::xml::XmlError),
+    NotXml(#[from] ews_proto::xml::XmlError),
     #[error("elements nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
 }

@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use super::events::render_pattern;
 use super::{Check, Finding, StepInput, excerpt, notifications};
 use crate::client::stream::parse_envelope;
-use crate::ews::{Event, Notification, ObjectId};
 use crate::suite::case::Expect;
+use ews_proto::ews::{Event, Notification, ObjectId};
 
 pub struct Notify;
 
@@ -353,9 +353,9 @@ fn describe(ev: &Event) -> String {
 mod tests {
     use super::*;
     use crate::check::testing::*;
-    use crate::ews::{ConnectionStatus, EventKind};
     use crate::suite::case::EventPattern;
     use crate::suite::template::Vars;
+    use ews_proto::ews::{ConnectionStatus, EventKind};
 
     const STREAM_ERROR: &str = r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>x</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscriptionIds><t:SubscriptionId>BAD</t:SubscriptionId></m:ErrorSubscriptionIds><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></Body></Envelope>"#;
 

@@ -13,7 +13,7 @@ use std::fmt;
 
 use roxmltree::Node;
 
-use crate::xml::{display_name, element_children, ns};
+use ews_proto::xml::{display_name, element_children, ns};
 
 /// Documents wider than this are compared position by position instead of
 /// by a longest-common-subsequence alignment (bounded work).

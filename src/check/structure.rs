@@ -1,5 +1,5 @@
 //! `structure`: every response document of every step against the
-//! protocol's structural grammar ([`crate::ews::grammar`]), whatever
+//! protocol's structural grammar ([`ews_proto::ews::grammar`]), whatever
 //! operation produced it — named operations, raw `send` steps (a fault
 //! answering a deliberately broken request must itself be well-formed SOAP),
 //! streamed envelopes and push bodies alike.
@@ -20,10 +20,10 @@ use roxmltree::Document;
 
 use super::wire::{each_document_parsed, received};
 use super::{Check, Finding, StepInput, excerpt};
-use crate::ews::SERVER_VERSIONS;
-use crate::ews::envelope::open;
-use crate::ews::grammar::{Direction, ViolationLevel, validate_envelope};
-use crate::xml::{ElementExt, element_children, ns, parse_document};
+use ews_proto::ews::SERVER_VERSIONS;
+use ews_proto::ews::envelope::open;
+use ews_proto::ews::grammar::{Direction, ViolationLevel, validate_envelope};
+use ews_proto::xml::{ElementExt, element_children, ns, parse_document};
 
 pub struct Structure;
 
@@ -65,7 +65,7 @@ impl Check for Structure {
                 .filter(|v| SERVER_VERSIONS.contains(&v.as_str()))
                 .unwrap_or_else(|| DEFAULT_VERSION.to_string());
             let visit =
-                |d, count, text: &str, parsed: Result<&Document<'_>, &crate::xml::XmlError>| {
+                |d, count, text: &str, parsed: Result<&Document<'_>, &ews_proto::xml::XmlError>| {
                     let place = Place {
                         step: &input.step.name,
                         call: i,
@@ -138,7 +138,7 @@ fn judge_parsed(
     place: &dyn std::fmt::Display,
     status: u16,
     text: &str,
-    parsed: Result<&Document<'_>, &crate::xml::XmlError>,
+    parsed: Result<&Document<'_>, &ews_proto::xml::XmlError>,
     version: &str,
 ) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::wire::{Delivery, Entry, Link, Poll, Request, Subscription, short, subscriptions};
 use super::{CaseInput, Check, Finding, StepInput};
-use crate::ews::{Event, EventKind, Notification};
+use ews_proto::ews::{Event, EventKind, Notification};
 
 pub struct Watermark;
 

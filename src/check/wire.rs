@@ -11,10 +11,10 @@
 use roxmltree::Node;
 
 use crate::client::stream::split_all;
-use crate::ews::envelope::open;
-use crate::ews::{EventKind, Notification};
 use crate::suite::exec::Exchange;
-use crate::xml::{ElementExt, element_children, ns, parse_document};
+use ews_proto::ews::envelope::open;
+use ews_proto::ews::{EventKind, Notification};
+use ews_proto::xml::{ElementExt, element_children, ns, parse_document};
 
 /// The documents of a response body: usually one; several when the body is
 /// a GetStreamingEvents stream read to its end by a raw `send`.
@@ -36,8 +36,8 @@ pub fn documents(text: &str) -> Vec<String> {
 /// the whole body (so a body that is one document is parsed only once).
 pub fn each_document_parsed(
     text: &str,
-    whole: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
-    mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &crate::xml::XmlError>),
+    whole: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
+    mut f: impl FnMut(usize, usize, &str, Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>),
 ) {
     let whole = match whole {
         Ok(doc) => return f(0, 1, text, Ok(doc)),
@@ -159,7 +159,7 @@ pub fn read_request(text: &str) -> Request {
 
 /// [`read_request`] on a body already parsed.
 pub fn read_request_parsed(
-    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+    parsed: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
 ) -> Request {
     let Ok(doc) = parsed else {
         return Request::Unreadable;
@@ -297,7 +297,7 @@ pub fn read_reply(text: &str) -> Option<Reply> {
 /// [`read_reply`] given the parse of the whole body.
 pub fn read_reply_parsed(
     text: &str,
-    whole: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+    whole: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
 ) -> Option<Reply> {
     let mut out: Option<Reply> = None;
     each_document_parsed(text, whole, |_, _, _, parsed| {
@@ -367,7 +367,7 @@ pub fn requested_version(request: &str) -> Option<String> {
 
 /// [`requested_version`] on a body already parsed.
 pub fn requested_version_parsed(
-    parsed: Result<&roxmltree::Document<'_>, &crate::xml::XmlError>,
+    parsed: Result<&roxmltree::Document<'_>, &ews_proto::xml::XmlError>,
 ) -> Option<String> {
     let doc = parsed.ok()?;
     let header = element_children(doc.root_element()).find(|c| c.tag_name().name() == "Header")?;

@@ -22,7 +22,7 @@ use libxml::parser::{Parser, ParserOptions, XmlParseFailure};
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use regex::Regex;
 
-use crate::xml::ns;
+use ews_proto::xml::ns;
 
 /// Larger documents are not handed to libxml2 at all (a finding says so).
 pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -972,7 +972,7 @@ mod tests {
     #[test]
     fn stub_schemas_are_well_formed() {
         for text in [XML_LANG_SCHEMA, SOAP_SCHEMA, &driver_schema()] {
-            crate::xml::parse_document(text).expect("stub schema parses");
+            ews_proto::xml::parse_document(text).expect("stub schema parses");
         }
     }
 }

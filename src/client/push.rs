@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::ews::{SendNotification, SubscriptionStatus, envelope};
-use crate::xml::{XmlWriter, ns, parse_document};
+use ews_proto::ews::{SendNotification, SubscriptionStatus, envelope};
+use ews_proto::xml::{XmlWriter, ns, parse_document};
 
 /// Largest notification body accepted; a longer one is answered 413 and not
 /// kept (one that stalls or breaks is answered 400). A notification of 50
@@ -685,7 +685,7 @@ fn read_notification(body: &[u8]) -> (Result<SendNotification, String>, Option<S
     let any_id = || {
         doc.descendants()
             .find(|n| n.is_element() && n.tag_name().name() == "SubscriptionId")
-            .map(|n| crate::xml::text_of(n).trim().to_string())
+            .map(|n| ews_proto::xml::text_of(n).trim().to_string())
     };
     let parsed = envelope::open(&doc)
         .map_err(|e| e.to_string())

@@ -10,13 +10,13 @@ use roxmltree::Node;
 
 use super::stream::StreamReader;
 use super::transport::{Auth, HttpRequest, Transport, TransportError};
-use crate::ews::envelope::{RequestHeader, open, request};
-use crate::ews::items::{CreateFolder, CreateItem, DeleteFolder, Disposition};
-use crate::ews::{
+use ews_proto::ews::envelope::{RequestHeader, open, request};
+use ews_proto::ews::items::{CreateFolder, CreateItem, DeleteFolder, Disposition};
+use ews_proto::ews::{
     FolderRef, GetEventsRequest, GetEventsResponse, GetStreamingEventsRequest, Notification,
     ParseError, SubscribeRequest, SubscribeResponse, UnsubscribeRequest, UnsubscribeResponse,
 };
-use crate::xml::{ElementExt, XmlWriter, child, element_children, ns, parse_document};
+use ews_proto::xml::{ElementExt, XmlWriter, child, element_children, ns, parse_document};
 
 /// Why an operation did not give its answer.
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +217,7 @@ impl Session {
             .await?;
         ids.into_iter()
             .next()
-            .map(|id| FolderRef::Id(crate::ews::Id::new(id)))
+            .map(|id| FolderRef::Id(ews_proto::ews::Id::new(id)))
             .ok_or(SessionError::Unreadable {
                 operation: "CreateFolder",
                 detail: "no t:FolderId in a success".into(),

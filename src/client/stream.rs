@@ -20,8 +20,8 @@ pub use split::{
     evidence, split_all,
 };
 
-use crate::ews::{GetStreamingEventsResponse, ParseError, SoapFault, envelope};
-use crate::xml::parse_document;
+use ews_proto::ews::{GetStreamingEventsResponse, ParseError, SoapFault, envelope};
+use ews_proto::xml::parse_document;
 
 /// How many past envelopes the reader remembers (as summaries).
 const HISTORY: usize = 64;

@@ -770,12 +770,11 @@ impl Transport {
             *conn = self.conns.connect().await?;
         }
         let mut first = self.request(req)?;
-        let mut negotiate = HeaderValue::from_str(&crate::ntlm::to_header(
-            &crate::ntlm::negotiate(),
-        ))
-        .map_err(|e| TransportError::Protocol {
-            detail: format!("cannot build the NTLM NEGOTIATE header: {e}"),
-        })?;
+        let mut negotiate =
+            HeaderValue::from_str(&ews_proto::ntlm::to_header(&ews_proto::ntlm::negotiate()))
+                .map_err(|e| TransportError::Protocol {
+                    detail: format!("cannot build the NTLM NEGOTIATE header: {e}"),
+                })?;
         negotiate.set_sensitive(true);
         first.headers_mut().insert(AUTHORIZATION, negotiate);
         let mut response = conn
@@ -790,7 +789,7 @@ impl Transport {
             .get_all(reqwest::header::WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(crate::ntlm::from_header);
+            .find_map(ews_proto::ntlm::from_header);
         // The 401's body is read (bounded) so the connection can go on.
         let mut read = 0usize;
         while let Some(frame) = response.body_mut().frame().await {
@@ -809,22 +808,23 @@ impl Transport {
             return Err(TransportError::AuthRefused { status });
         };
         let challenge =
-            crate::ntlm::read_challenge(&token).map_err(|e| TransportError::Protocol {
+            ews_proto::ntlm::read_challenge(&token).map_err(|e| TransportError::Protocol {
                 detail: format!("the target's NTLM CHALLENGE is unreadable: {e}"),
             })?;
-        let message = crate::ntlm::authenticate(
+        let message = ews_proto::ntlm::authenticate(
             &challenge,
             username,
             domain,
             password,
             &rand::random(),
-            crate::ntlm::filetime_now(),
+            ews_proto::ntlm::filetime_now(),
         );
-        let mut value = HeaderValue::from_str(&crate::ntlm::to_header(&message)).map_err(|e| {
-            TransportError::Protocol {
-                detail: format!("cannot build the NTLM AUTHENTICATE header: {e}"),
-            }
-        })?;
+        let mut value =
+            HeaderValue::from_str(&ews_proto::ntlm::to_header(&message)).map_err(|e| {
+                TransportError::Protocol {
+                    detail: format!("cannot build the NTLM AUTHENTICATE header: {e}"),
+                }
+            })?;
         value.set_sensitive(true);
         // Taken for authenticated; a 401 to the request ends this
         // connection (it is not put back).

@@ -11,7 +11,7 @@ use super::ops::{
     FolderHandle, Handle, ItemHandle, Mode, Op, OtherAction, Scope, SubHandle, WatermarkHandle,
 };
 use super::profile::Profile;
-use crate::ews::EventKind;
+use ews_proto::ews::EventKind;
 
 /// The case file for `ops`. `prediction` must be the model's prediction
 /// for `ops`; `profile` decides whether a poll's events must be exact

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::mailbox::{InvalidOp, Model};
 use super::ops::{DeleteHow, FolderHandle, Mode, Op, OtherAction, Scope};
-use crate::ews::EventKind;
+use ews_proto::ews::EventKind;
 
 /// One drawn triple: which operation, then two numbers for its arguments.
 pub type OpSeed = (u32, u32, u32);

@@ -11,7 +11,7 @@ use std::fmt;
 use super::ops::WatermarkHandle;
 use super::ops::{DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle};
 use super::profile::{Profile, Redelete, SoftDelete};
-use crate::ews::EventKind;
+use ews_proto::ews::EventKind;
 
 /// One event the model predicts, in terms of handles.
 #[derive(Debug, Clone, PartialEq, Eq)]

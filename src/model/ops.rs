@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::ews::EventKind;
+use ews_proto::ews::EventKind;
 
 /// An item the sequence created (or delivered, moved, copied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

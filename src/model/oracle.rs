@@ -15,7 +15,7 @@ use super::mailbox::{
 };
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::profile::Profile;
-use crate::ews::{Event, EventKind, Notification, ObjectId};
+use ews_proto::ews::{Event, EventKind, Notification, ObjectId};
 
 /// At most this many delivery-level divergences per subscription: a broken
 /// target must give a readable report, not thousands of lines.
@@ -461,7 +461,7 @@ impl<'a> SubJudge<'a> {
                     && !e
                         .timestamp
                         .as_deref()
-                        .is_some_and(crate::ews::time::is_xs_datetime)
+                        .is_some_and(ews_proto::ews::time::is_xs_datetime)
             }) {
                 let mut div = at(self.divergence(
                     DivergenceKind::BadTimestamp,
@@ -840,8 +840,9 @@ impl<'a> SubJudge<'a> {
                 .as_ref()
                 .is_some_and(|p| bindings.handle_of(&p.id).is_none());
         // A whole-mailbox subscription sees folders the model does not know.
-        let unknown =
-            |id: Option<&crate::ews::Id>| id.is_none_or(|p| bindings.handle_of(&p.id).is_none());
+        let unknown = |id: Option<&ews_proto::ews::Id>| {
+            id.is_none_or(|p| bindings.handle_of(&p.id).is_none())
+        };
         let foreign = self.profile.foreign_folder_events
             && self.pred.scope == super::ops::Scope::AllFolders
             && e.parent_folder_id.is_some()
@@ -1066,7 +1067,7 @@ impl<'a> SubJudge<'a> {
             return false;
         };
         let folder_of =
-            |id: Option<&crate::ews::Id>| match id.and_then(|i| bindings.handle_of(&i.id)) {
+            |id: Option<&ews_proto::ews::Id>| match id.and_then(|i| bindings.handle_of(&i.id)) {
                 Some(Handle::Folder(f)) => Some(f),
                 _ => None,
             };

@@ -9,7 +9,7 @@ use super::mailbox::{ExpectedEvent, Prediction};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::oracle::{Bindings, Delivery, Observed, ObservedSubscription};
 use super::profile::Profile;
-use crate::ews::{Event, EventKind, Id, Notification, ObjectId};
+use ews_proto::ews::{Event, EventKind, Id, Notification, ObjectId};
 
 /// The fixed TimeStamp of simulated events.
 const TIMESTAMP: &str = "2024-01-01T00:00:00Z";

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::mailbox::AllFolders;
 use super::*;
-use crate::ews::EventKind::{self, Copied, Created, Deleted, Modified, Moved, NewMail};
+use ews_proto::ews::EventKind::{self, Copied, Created, Deleted, Modified, Moved, NewMail};
 
 const CASE: FolderHandle = FolderHandle::Case;
 const INBOX: FolderHandle = FolderHandle::Inbox;

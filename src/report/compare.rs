@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ews::ServerVersionInfo;
+use ews_proto::ews::ServerVersionInfo;
 
 /// A JSON report that could not be read as one.
 #[derive(Debug, thiserror::Error)]

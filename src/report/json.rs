@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::{Reporter, capped_outcome};
 use crate::client::push::{PushStats, PushStatsHandle};
-use crate::ews::ServerVersionInfo;
 use crate::suite::exec::Outcome;
 use crate::suite::run::Summary;
+use ews_proto::ews::ServerVersionInfo;
 
 pub struct Json {
     path: PathBuf,

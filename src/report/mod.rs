@@ -75,12 +75,12 @@ impl Reporter for Fanout {
 
 /// What the target said it is: the ServerVersionInfo of the first
 /// response that carries one.
-pub fn server_version(outcomes: &[Outcome]) -> Option<crate::ews::ServerVersionInfo> {
+pub fn server_version(outcomes: &[Outcome]) -> Option<ews_proto::ews::ServerVersionInfo> {
     outcomes
         .iter()
         .flat_map(|o| o.exchanges.iter())
         .filter(|e| e.response_text.contains("ServerVersionInfo"))
-        .find_map(|e| crate::ews::ServerVersionInfo::read(&e.response_text))
+        .find_map(|e| ews_proto::ews::ServerVersionInfo::read(&e.response_text))
 }
 
 /// Target-provided text made safe to show: every control character but

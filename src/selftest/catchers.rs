@@ -5,7 +5,7 @@
 //! A fault marked `pending` waits for a catcher another part of the suite
 //! will add; the self-test reports it as "awaiting catcher" instead of failing.
 
-use crate::server::Fault;
+use ews_server::Fault;
 
 /// What the self-test expects of the suite while one fault is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,7 +345,7 @@ pub fn expectation(fault: Fault) -> Expectation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::CATALOGUE;
+    use ews_server::CATALOGUE;
 
     #[test]
     fn one_entry_per_fault_in_catalogue_order() {

@@ -1,7 +1,7 @@
 //! The self-test: proves that the suite can fail. It runs the cases against
 //! the faithful embedded reference server (every case must pass), then
 //! against one fresh embedded server per fault of the catalogue
-//! ([`crate::server::faults`]), and reports which cases caught each fault.
+//! ([`ews_server::faults`]), and reports which cases caught each fault.
 //!
 //! A fault is *caught* when at least one case fails, every case the
 //! catalogue names as its catcher fails, and each of those failures names
@@ -35,12 +35,12 @@ use crate::check::CheckRegistry;
 use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
 use crate::report::progress::Progress;
-use crate::server::{Dialect, DialectSet, Fault, FaultSet};
 use crate::settings::Settings;
 use crate::suite::Case;
 use crate::suite::exec::{Executor, Outcome, Verdict};
 use crate::suite::run::{RunOptions, Summary, run_suite};
 use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_variant};
+use ews_server::{Dialect, DialectSet, Fault, FaultSet};
 
 /// Which cases run against each fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -606,7 +606,7 @@ mod tests {
     #[test]
     fn the_standard_runs_are_every_dialect_then_all() {
         let runs = standard_dialect_runs();
-        assert_eq!(runs.len(), crate::server::DIALECTS.len() + 1);
+        assert_eq!(runs.len(), ews_server::DIALECTS.len() + 1);
         assert_eq!(runs.last(), Some(&DialectSet::all_compatible()));
         assert!(runs.iter().all(|r| r.check().is_ok()));
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::{Expectation, Scope, expectation};
 use crate::check::Finding;
-use crate::server::{DialectSet, Fault};
 use crate::suite::exec::{Outcome, Verdict};
 use crate::suite::run::{ExitStatus, Summary};
+use ews_server::{DialectSet, Fault};
 
 /// The suite against one server with some dialects: it must not fail.
 #[derive(Debug, Clone)]

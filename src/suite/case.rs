@@ -8,8 +8,8 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ews::{ConnectionStatus, EventKind, ResponseClass};
-use crate::xml::path::XPath;
+use ews_proto::ews::{ConnectionStatus, EventKind, ResponseClass};
+use ews_proto::xml::path::XPath;
 
 // ------------------------------------------------------------------ raw form
 

@@ -28,8 +28,8 @@ use crate::client::push::PushListener;
 use crate::client::transport::{
     HttpRequest, OpenResponse, Transport, TransportConfig, TransportError,
 };
-use crate::ews::envelope::RequestHeader;
-use crate::xml::path::XPath;
+use ews_proto::ews::envelope::RequestHeader;
+use ews_proto::xml::path::XPath;
 
 /// One HTTP request and what came back.
 #[derive(Debug, Clone, Serialize)]
@@ -1092,7 +1092,7 @@ fn capture(
     let docs: Vec<roxmltree::Document<'_>> = exchanges
         .iter()
         .filter(|e| e.status.is_some())
-        .filter_map(|e| crate::xml::parse_document(&e.response_text).ok())
+        .filter_map(|e| ews_proto::xml::parse_document(&e.response_text).ok())
         .collect();
     let selected = select_captures(captures, &docs.iter().collect::<Vec<_>>());
     bind_captures(captures, selected, vars, step)

@@ -15,8 +15,8 @@ use super::case::*;
 use super::ops::{OpRegistry, validate_args};
 use super::template::referenced;
 use crate::check::CheckRegistry;
-use crate::ews::{ConnectionStatus, EventKind, ResponseClass};
-use crate::xml::path::XPath;
+use ews_proto::ews::{ConnectionStatus, EventKind, ResponseClass};
+use ews_proto::xml::path::XPath;
 
 /// The highest requirement id of the digest (R1..R78).
 pub const MAX_REQUIREMENT: u32 = 78;
@@ -553,7 +553,7 @@ impl<'a> Loader<'a> {
             }
         }
         if let Some(shape) = &raw.shape
-            && let Err(e) = crate::xml::parse_document(shape.get_ref())
+            && let Err(e) = ews_proto::xml::parse_document(shape.get_ref())
         {
             return Err(src.error(
                 shape.span(),

@@ -10,12 +10,12 @@ use futures_util::future::BoxFuture;
 use super::case::Args;
 use super::exec::{StepContext, StepError};
 use super::notify::delivery;
-use crate::ews::envelope::{open, request};
-use crate::ews::items::{
+use ews_proto::ews::envelope::{open, request};
+use ews_proto::ews::items::{
     CreateFolder, CreateItem, DELETE_TYPES, DeleteFolder, DeleteItem, Disposition, GetFolder,
     GetItem, MoveOrCopyItem, UpdateItem, folder_ref,
 };
-use crate::ews::{
+use ews_proto::ews::{
     Event, EventKind, FolderScope, GetEventsRequest, GetEventsResponse, Notification,
     SubscribeRequest, SubscriptionKind, UnsubscribeRequest,
 };
@@ -656,7 +656,7 @@ async fn pull(
 
 /// The notification of a successful GetEvents response.
 fn read_notification(body: &str) -> Option<Notification> {
-    let doc = crate::xml::parse_document(body).ok()?;
+    let doc = ews_proto::xml::parse_document(body).ok()?;
     let opened = open(&doc).ok()?;
     let resp = GetEventsResponse::parse(opened.payload).ok()?;
     if !resp.message.is_success() {

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 
 use crate::client::push::PushListener;
 use crate::client::transport::Auth;
-use crate::server::{DialectSet, FaultSet, RunningServer, ServerConfig};
 use crate::settings::Settings;
+use ews_server::{DialectSet, FaultSet, RunningServer, ServerConfig};
 
 use super::case::{Capability, UserRole};
 
@@ -227,11 +227,11 @@ impl TargetBuilder {
                 )));
             }
         }
-        if !crate::ews::SERVER_VERSIONS.contains(&config.version.as_str()) {
+        if !ews_proto::ews::SERVER_VERSIONS.contains(&config.version.as_str()) {
             return Err(TargetError::Invalid(format!(
                 "RequestServerVersion `{}` is not one of {}",
                 config.version,
-                crate::ews::SERVER_VERSIONS.join(", ")
+                ews_proto::ews::SERVER_VERSIONS.join(", ")
             )));
         }
         if config.request_timeout.is_zero() || config.protocol_minute.is_zero() {
@@ -243,7 +243,7 @@ impl TargetBuilder {
         if config.user2.is_some() {
             caps.insert(Capability::SecondUser);
         }
-        if crate::ews::at_least_2010_sp1(&config.version) {
+        if ews_proto::ews::at_least_2010_sp1(&config.version) {
             caps.insert(Capability::Streaming);
         }
         if config.push_url.is_some() {
@@ -415,11 +415,11 @@ pub async fn start_embedded_variant(
             "the embedded server needs two users".into(),
         ));
     };
-    let server = crate::server::start(server_config)
+    let server = ews_server::start(server_config)
         .await
         .map_err(|e| TargetError::Start(format!("embedded server: {e}")))?;
     let push = start_push(settings).await?;
-    let basic = |u: &crate::server::UserConfig| Auth::Basic {
+    let basic = |u: &ews_server::UserConfig| Auth::Basic {
         username: u.smtp.clone(),
         password: u.password.clone(),
     };

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use ews_conformance::ews::envelope::{RequestHeader, open, request};
-use ews_conformance::ews::{
+use ews_proto::ews::envelope::{RequestHeader, open, request};
+use ews_proto::ews::{
     EventKind, FolderRef, FolderScope, GetEventsRequest, GetEventsResponse, Notification,
     SubscribeRequest, SubscribeResponse, SubscriptionKind, UnsubscribeRequest, UnsubscribeResponse,
 };
-use ews_conformance::server::{RunningServer, ServerConfig, start};
-use ews_conformance::xml::XmlWriter;
-use ews_conformance::xml::path::XPath;
+use ews_proto::xml::XmlWriter;
+use ews_proto::xml::path::XPath;
+use ews_server::{RunningServer, ServerConfig, start};
 
 pub async fn server_with_minute(minute: Duration) -> RunningServer {
     let config = ServerConfig {
@@ -259,7 +259,7 @@ pub fn distinguished(name: &str) -> String {
 pub fn listed(ids: &[&str]) -> FolderScope {
     FolderScope::Listed(
         ids.iter()
-            .map(|i| FolderRef::Id(ews_conformance::ews::Id::new(*i)))
+            .map(|i| FolderRef::Id(ews_proto::ews::Id::new(*i)))
             .collect(),
     )
 }

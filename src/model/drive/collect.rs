@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::client::push::{PushListener, ReceivedPush};
 use crate::client::stream::{StreamReader, parse_envelope};
 use crate::client::transport::Auth;
-use crate::ews::Notification;
+use ews_proto::ews::Notification;
 
 /// How often a stream that ended is opened again before the feed gives up.
 const MAX_RECONNECTS: usize = 20;
@@ -156,7 +156,7 @@ async fn read_stream(request: StreamRequest, shared: Arc<StreamShared>, tx: watc
                             count += 1;
                             tx.send_replace(count);
                         }
-                        if r.connection_status == Some(crate::ews::ConnectionStatus::Closed) {
+                        if r.connection_status == Some(ews_proto::ews::ConnectionStatus::Closed) {
                             break;
                         }
                     }

@@ -504,7 +504,7 @@ mod tests {
                 sub: SubHandle(1),
                 mode,
                 scope: Scope::Folders([FolderHandle::Case].into()),
-                event_types: [crate::ews::EventKind::Created].into(),
+                event_types: [ews_proto::ews::EventKind::Created].into(),
             },
             Op::CreateItem {
                 item: ItemHandle(1),

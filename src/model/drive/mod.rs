@@ -2,7 +2,7 @@
 //! wire and judges what it delivers.
 //!
 //! It uses the harness's own machinery: the [`Target`] (embedded reference
-//! server or live endpoint), the request renderers of [`crate::ews`], the
+//! server or live endpoint), the request renderers of [`ews_proto::ews`], the
 //! [`Transport`] with its per-request deadline, the push listener the
 //! target offers, and [`crate::client::stream::StreamReader`] for
 //! streaming. One run:
@@ -42,16 +42,16 @@ use super::oracle::{
 use super::profile::Profile;
 use crate::check::excerpt;
 use crate::client::transport::{HttpRequest, Transport, TransportConfig, TransportError};
-use crate::ews::envelope::{RequestHeader, request};
-use crate::ews::items::{
+use crate::suite::target::{Target, TargetConfig};
+use ews_proto::ews::envelope::{RequestHeader, request};
+use ews_proto::ews::items::{
     CreateFolder, CreateItem, DeleteFolder, DeleteItem, Disposition, GetFolder, MoveOrCopyItem,
     UpdateItem,
 };
-use crate::ews::{
+use ews_proto::ews::{
     EventKind, FolderRef, FolderScope, GetEventsRequest, GetStreamingEventsRequest, Id,
     Notification, SubscribeRequest, SubscriptionKind, UnsubscribeRequest,
 };
-use crate::suite::target::{Target, TargetConfig};
 
 pub use explore::{
     ExploreConfig, ExploreProgress, ExploreReport, Found, explore, explore_with_progress,
@@ -532,7 +532,7 @@ impl<'d> Session<'d> {
         Ok(wire::item_reply(status, &text).map_err(|r| self.fail(request_name, r, Some(&text))))
     }
 
-    fn render(&self, body: impl FnOnce(&mut crate::xml::XmlWriter)) -> String {
+    fn render(&self, body: impl FnOnce(&mut ews_proto::xml::XmlWriter)) -> String {
         if self.as_other {
             let own = RequestHeader {
                 version: self.header.version.clone(),

@@ -5,9 +5,9 @@
 use roxmltree::{Document, Node};
 
 use crate::check::excerpt;
-use crate::ews::envelope::open;
-use crate::ews::{GetEventsResponse, Notification, SubscribeResponse};
-use crate::xml::{ElementExt, child, ns, parse_document};
+use ews_proto::ews::envelope::open;
+use ews_proto::ews::{GetEventsResponse, Notification, SubscribeResponse};
+use ews_proto::xml::{ElementExt, child, ns, parse_document};
 
 /// How much of a response a failure quotes.
 pub(super) const EVIDENCE_CHARS: usize = 1_500;

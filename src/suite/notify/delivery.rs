@@ -29,11 +29,11 @@ use super::{
     WITHIN_SECONDS, param, protocol_time, secs,
 };
 use crate::check::events::patterns_arrived;
-use crate::ews::envelope::request;
-use crate::ews::items::folder_ref;
-use crate::ews::{Event, EventKind};
 use crate::suite::case::Step;
-use crate::xml::{ElementExt, ns};
+use ews_proto::ews::envelope::request;
+use ews_proto::ews::items::folder_ref;
+use ews_proto::ews::{Event, EventKind};
+use ews_proto::xml::{ElementExt, ns};
 
 /// How long a delivery wait lasts by default, in protocol minutes.
 pub const POLL_MINUTES: f64 = 1.0;
@@ -196,7 +196,7 @@ fn find_item(ctx: &StepContext<'_>, folder: &str, subject: &str) -> String {
 /// (`None`: not a successful answer, the checks say why). A message
 /// without a subject counts as matching: the server applied the restriction.
 fn found_subjects(text: &str, subject: &str) -> Option<usize> {
-    let doc = crate::xml::parse_document(text).ok()?;
+    let doc = ews_proto::xml::parse_document(text).ok()?;
     let message = doc
         .descendants()
         .find(|n| n.is(ns::MESSAGES, "FindItemResponseMessage"))?;
@@ -257,9 +257,9 @@ async fn await_delivery(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::{Id, ObjectId};
     use crate::suite::case::EventPattern;
     use crate::suite::template::Vars;
+    use ews_proto::ews::{Id, ObjectId};
 
     fn pattern(kind: EventKind, item: Option<&str>) -> EventPattern {
         EventPattern {

@@ -16,10 +16,10 @@ use super::{
 };
 use crate::check::Severity;
 use crate::client::push::{PushAnswer, PushListener, ReceivedPush, result_envelope};
-use crate::ews::{EventKind, SubscriptionStatus};
 use crate::suite::case::Args;
 use crate::suite::exec::{StepContext, StepError};
 use crate::suite::ops::{Operation, Param, ParamKind};
+use ews_proto::ews::{EventKind, SubscriptionStatus};
 
 /// Per subscription, the seq of the last push a step of this case took.
 #[derive(Default)]

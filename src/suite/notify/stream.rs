@@ -14,11 +14,11 @@ use crate::client::stream::{
     ArrivedEnvelope, SplitNote, StreamError, StreamReader, parse_envelope,
 };
 use crate::client::transport::TransportError;
-use crate::ews::envelope::request;
-use crate::ews::{ConnectionStatus, GetStreamingEventsRequest};
 use crate::suite::case::Args;
 use crate::suite::exec::{Exchange, StepContext, StepError};
 use crate::suite::ops::{Operation, Param, ParamKind};
+use ews_proto::ews::envelope::request;
+use ews_proto::ews::{ConnectionStatus, GetStreamingEventsRequest};
 
 /// The stream name when a step gives none.
 const DEFAULT_STREAM: &str = "s1";

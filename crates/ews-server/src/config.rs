@@ -11,7 +11,7 @@ use super::ServerError;
 use super::destinations::PushDestinations;
 use super::dialects::DialectSet;
 use super::faults::FaultSet;
-use crate::ews::ServerVersionInfo;
+use ews_proto::ews::ServerVersionInfo;
 
 /// One mailbox owner who may authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::ids::{IdKind, StoreId, change_key, new_nonce};
 use super::lock;
 use super::log::{EventLog, LoggedEvent};
-use crate::ews::{EventKind, Id, ObjectId, ResponseCode, time::now_utc};
+use ews_proto::ews::{EventKind, Id, ObjectId, ResponseCode, time::now_utc};
 
 /// The distinguished folders every mailbox has: (name, display name, parent).
 pub const DISTINGUISHED: &[(&str, &str, Option<&str>)] = &[
@@ -652,7 +652,7 @@ impl MailboxData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::log::Filter;
+    use crate::log::Filter;
 
     fn kinds(mb: &Mailbox, after: u64) -> Vec<(EventKind, bool)> {
         mb.with(|d| {

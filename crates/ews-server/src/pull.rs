@@ -23,11 +23,11 @@ use super::reply::{Call, Reply};
 use super::resolve::{self, Unresolved};
 use super::state::State;
 use super::subscriptions::{DeliveryState, Subscription};
-use crate::ews::{
+use ews_proto::ews::{
     Event, EventKind, GetEventsResponse, Notification, ResponseCode, ResponseMessage,
     SubscribeResponse, UnsubscribeResponse,
 };
-use crate::xml::{ElementExt, child, element_children, ns};
+use ews_proto::xml::{ElementExt, child, element_children, ns};
 
 const M: &str = ns::MESSAGES;
 const T: &str = ns::TYPES;
@@ -326,7 +326,7 @@ pub fn get_events(call: &Call<'_>, op: Node<'_, '_>) -> Reply {
         };
         let mut status = Event::status(Some(mark));
         if faults.has(Fault::StatusEventTimestamp) {
-            status.timestamp = Some(crate::ews::time::now_utc());
+            status.timestamp = Some(ews_proto::ews::time::now_utc());
         }
         events.push(status);
     }

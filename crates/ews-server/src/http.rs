@@ -26,10 +26,12 @@ use super::reply::{
 use super::state::State;
 use super::validate::{SchemaViolation, notification_request_except};
 use super::{front, items, pull, streaming};
-use crate::ews::envelope::open;
-use crate::ews::grammar;
-use crate::ews::{ResponseCode, SERVER_VERSIONS};
-use crate::xml::{ElementExt, XmlError, child, display_name, element_children, ns, parse_bounded};
+use ews_proto::ews::envelope::open;
+use ews_proto::ews::grammar;
+use ews_proto::ews::{ResponseCode, SERVER_VERSIONS};
+use ews_proto::xml::{
+    ElementExt, XmlError, child, display_name, element_children, ns, parse_bounded,
+};
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;

@@ -5,8 +5,8 @@ use roxmltree::Node;
 
 use super::ids::{IdKind, StoreId};
 use super::reply::Call;
-use crate::ews::ResponseCode;
-use crate::xml::{ElementExt, child, ns};
+use ews_proto::ews::ResponseCode;
+use ews_proto::xml::{ElementExt, child, ns};
 
 /// Why a reference names nothing the caller may use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,11 +29,11 @@ use super::pull::{access_denied, not_found};
 use super::reply::{Call, Reply};
 use super::state::State;
 use super::subscriptions::DeliveryState;
-use crate::ews::envelope::{EnvelopeStyle, response};
-use crate::ews::{
+use ews_proto::ews::envelope::{EnvelopeStyle, response};
+use ews_proto::ews::{
     ConnectionStatus, GetStreamingEventsResponse, Notification, ResponseCode, ResponseMessage,
 };
-use crate::xml::{ElementExt, child, element_children, ns};
+use ews_proto::xml::{ElementExt, child, element_children, ns};
 
 /// Subscriptions one connection may carry (digest L3).
 pub const MAX_IDS_PER_CONNECTION: usize = 200;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::ids::{decode_watermark, encode_refreshed_watermark, encode_watermark};
-use crate::ews::{Event, EventKind, Id, ObjectId};
+use ews_proto::ews::{Event, EventKind, Id, ObjectId};
 
 /// How many entries a log keeps before dropping the oldest; older
 /// watermarks then answer ErrorInvalidWatermark, as Exchange does for

@@ -89,14 +89,14 @@ impl Id {
         }
     }
 
-    pub(crate) fn render(&self, w: &mut XmlWriter, name: &str) {
+    pub fn render(&self, w: &mut XmlWriter, name: &str) {
         match &self.change_key {
             Some(ck) => w.empty(name, &[("Id", &self.id), ("ChangeKey", ck)]),
             None => w.empty(name, &[("Id", &self.id)]),
         };
     }
 
-    pub(crate) fn parse(node: Node<'_, '_>, at: &str) -> Result<Self, ParseError> {
+    pub fn parse(node: Node<'_, '_>, at: &str) -> Result<Self, ParseError> {
         let id = node.attribute("Id").unwrap_or_default();
         if id.is_empty() {
             return Err(ParseError::new(at, "the Id attribute is missing or empty"));

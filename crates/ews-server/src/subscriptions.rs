@@ -219,7 +219,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::EventKind;
+    use ews_proto::ews::EventKind;
 
     fn sub(id: &str, mode: DeliveryState) -> Subscription {
         Subscription {

@@ -104,7 +104,7 @@ const fn d(
 
 use Dialect::*;
 
-use crate::ews::ServerVersionInfo;
+use ews_proto::ews::ServerVersionInfo;
 
 /// Every dialect, in [`Dialect`] order.
 pub const DIALECTS: &[DialectInfo] = &[
@@ -623,7 +623,7 @@ mod tests {
             include_str!("ids.rs"),
             include_str!("reply.rs"),
             include_str!("subscriptions.rs"),
-            include_str!("mod.rs"),
+            include_str!("lib.rs"),
             include_str!("transport.rs"),
         ];
         let asks = Regex::new(r"\.has\(Dialect::(\w+)\)").expect("valid pattern");

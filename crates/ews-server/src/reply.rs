@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::dialects::Dialect;
 use super::state::State;
 use super::validate::SchemaViolation;
-use crate::ews::envelope::{EnvelopeStyle, FaultForm, FaultPosition, open_operation, response};
-use crate::ews::{ResponseCode, ResponseMessage, SoapFault};
-use crate::xml::XmlWriter;
+use ews_proto::ews::envelope::{EnvelopeStyle, FaultForm, FaultPosition, open_operation, response};
+use ews_proto::ews::{ResponseCode, ResponseMessage, SoapFault};
+use ews_proto::xml::XmlWriter;
 
 /// One authenticated request being handled.
 pub struct Call<'s> {

@@ -39,10 +39,10 @@ impl ConnectionAuth {
             // A connection NTLM authenticated stays authenticated.
             return state.user.map_or(Authenticated::No, Authenticated::User);
         };
-        let Some(message) = crate::ntlm::from_header(value) else {
+        let Some(message) = ews_proto::ntlm::from_header(value) else {
             return authenticate(Some(value), users).map_or(Authenticated::No, Authenticated::User);
         };
-        if let Ok(flags) = crate::ntlm::read_negotiate(&message) {
+        if let Ok(flags) = ews_proto::ntlm::read_negotiate(&message) {
             let challenge: [u8; 8] = rand::random();
             state.challenge = Some(challenge);
             state.user = None;
@@ -52,13 +52,13 @@ impl ConnectionAuth {
                 .and_then(|d| d.split('.').next())
                 .unwrap_or("EWS")
                 .to_uppercase();
-            let reply = crate::ntlm::challenge(flags, &challenge, &domain, "EWS");
-            return Authenticated::Challenge(crate::ntlm::to_header(&reply));
+            let reply = ews_proto::ntlm::challenge(flags, &challenge, &domain, "EWS");
+            return Authenticated::Challenge(ews_proto::ntlm::to_header(&reply));
         }
         // AUTHENTICATE answers the challenge this connection was sent, once.
         let (Some(challenge), Ok(auth)) = (
             state.challenge.take(),
-            crate::ntlm::read_authenticate(&message),
+            ews_proto::ntlm::read_authenticate(&message),
         ) else {
             return Authenticated::No;
         };
@@ -102,19 +102,19 @@ mod tests {
     }
 
     fn handshake(c: &ConnectionAuth, users: &[UserConfig], user: &str, pw: &str) -> Authenticated {
-        let n = crate::ntlm::to_header(&crate::ntlm::negotiate());
+        let n = ews_proto::ntlm::to_header(&ews_proto::ntlm::negotiate());
         let Authenticated::Challenge(token) = c.authenticate(Some(&n), users) else {
             panic!("a challenge");
         };
-        let bytes = crate::ntlm::from_header(&token).expect("NTLM token");
-        let ch = crate::ntlm::read_challenge(&bytes).expect("a CHALLENGE");
-        let a = crate::ntlm::authenticate(&ch, user, "EXAMPLE", pw, &[9; 8], 0);
-        c.authenticate(Some(&crate::ntlm::to_header(&a)), users)
+        let bytes = ews_proto::ntlm::from_header(&token).expect("NTLM token");
+        let ch = ews_proto::ntlm::read_challenge(&bytes).expect("a CHALLENGE");
+        let a = ews_proto::ntlm::authenticate(&ch, user, "EXAMPLE", pw, &[9; 8], 0);
+        c.authenticate(Some(&ews_proto::ntlm::to_header(&a)), users)
     }
 
     #[test]
     fn ntlm_authenticates_the_connection_not_the_request() {
-        let users = crate::server::ServerConfig::default().users;
+        let users = crate::ServerConfig::default().users;
         let c = ConnectionAuth::default();
         assert_eq!(c.authenticate(None, &users), Authenticated::No);
         assert_eq!(
@@ -137,16 +137,17 @@ mod tests {
         assert_eq!(c.authenticate(None, &users), Authenticated::No);
         // An AUTHENTICATE without a challenge on this connection fails.
         let other = ConnectionAuth::default();
-        let ch = crate::ntlm::read_challenge(&crate::ntlm::challenge(
-            crate::ntlm::CLIENT_FLAGS,
+        let ch = ews_proto::ntlm::read_challenge(&ews_proto::ntlm::challenge(
+            ews_proto::ntlm::CLIENT_FLAGS,
             &[1; 8],
             "EXAMPLE",
             "EWS",
         ))
         .expect("challenge");
-        let a = crate::ntlm::authenticate(&ch, "alice", "EXAMPLE", "alice-Secret-1", &[9; 8], 0);
+        let a =
+            ews_proto::ntlm::authenticate(&ch, "alice", "EXAMPLE", "alice-Secret-1", &[9; 8], 0);
         assert_eq!(
-            other.authenticate(Some(&crate::ntlm::to_header(&a)), &users),
+            other.authenticate(Some(&ews_proto::ntlm::to_header(&a)), &users),
             Authenticated::No
         );
         // Hostile tokens are refusals.
@@ -171,7 +172,7 @@ mod tests {
 
     #[test]
     fn accepts_the_three_name_forms() {
-        let users = crate::server::ServerConfig::default().users;
+        let users = crate::ServerConfig::default().users;
         for name in ["alice@example.com", "ALICE", "EXAMPLE\\alice"] {
             assert_eq!(
                 authenticate(Some(&basic(name, "alice-Secret-1")), &users),
@@ -187,7 +188,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_credentials() {
-        let users = crate::server::ServerConfig::default().users;
+        let users = crate::ServerConfig::default().users;
         for h in [
             None,
             Some(basic("alice", "wrong")),

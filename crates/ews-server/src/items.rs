@@ -17,9 +17,9 @@ use super::store::{
 };
 use super::transport;
 use super::validate::SchemaViolation;
-use crate::ews::events::parse_bool;
-use crate::ews::{Id, ResponseCode};
-use crate::xml::{ElementExt, XmlWriter, child, children, display_name, element_children, ns};
+use ews_proto::ews::events::parse_bool;
+use ews_proto::ews::{Id, ResponseCode};
+use ews_proto::xml::{ElementExt, XmlWriter, child, children, display_name, element_children, ns};
 
 const M: &str = ns::MESSAGES;
 const T: &str = ns::TYPES;

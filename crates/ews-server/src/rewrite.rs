@@ -17,7 +17,7 @@ use quick_xml::name::{QName, ResolveResult};
 use quick_xml::reader::NsReader;
 
 use super::dialects::{Dialect, DialectSet};
-use crate::xml::ns;
+use ews_proto::xml::ns;
 
 /// Prefixes the `other-prefixes` dialect uses (distinct from every prefix
 /// the server writes, so no original declaration is ever shadowed).
@@ -309,12 +309,12 @@ impl Emitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::envelope::{EnvelopeStyle, response};
-    use crate::ews::{
+    use crate::reply::exchange_fault;
+    use ews_proto::ews::envelope::{EnvelopeStyle, response};
+    use ews_proto::ews::{
         ConnectionStatus, GetStreamingEventsResponse, ResponseCode, ResponseMessage,
         UnsubscribeResponse,
     };
-    use crate::server::reply::exchange_fault;
     use roxmltree::Document;
 
     fn ok_doc() -> String {

@@ -16,7 +16,7 @@ use std::sync::{LazyLock, Mutex};
 use regex::Regex;
 
 use super::lock;
-use crate::ews::{Event, EventKind};
+use ews_proto::ews::{Event, EventKind};
 
 /// One deliberate defect of the reference server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -644,8 +644,8 @@ pub fn rewrite_response(faults: &FaultSet, xml: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::envelope::{EnvelopeStyle, response};
-    use crate::ews::{Id, ObjectId, ResponseCode, ResponseMessage, UnsubscribeResponse};
+    use ews_proto::ews::envelope::{EnvelopeStyle, response};
+    use ews_proto::ews::{Id, ObjectId, ResponseCode, ResponseMessage, UnsubscribeResponse};
 
     #[test]
     fn the_table_is_in_enum_order_with_unique_kebab_names() {

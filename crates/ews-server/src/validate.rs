@@ -1,13 +1,13 @@
 //! Structural validation of the notification requests (Subscribe,
 //! GetEvents, GetStreamingEvents, Unsubscribe) and of the push listener's
 //! SendNotificationResult. The rules themselves live in the shared
-//! [`crate::ews::grammar`], which the harness's structure check also uses,
+//! [`ews_proto::ews::grammar`], which the harness's structure check also uses,
 //! so the server rejects exactly what the suite calls schema-invalid.
 
 use roxmltree::Node;
 
-use crate::ews::grammar::{self, Rule};
-use crate::xml::ns;
+use ews_proto::ews::grammar::{self, Rule};
+use ews_proto::xml::ns;
 
 /// Where a request departs from the schema, and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

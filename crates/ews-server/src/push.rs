@@ -17,8 +17,8 @@ use super::state::State;
 use super::streaming::stopped;
 use super::subscriptions::DeliveryState;
 use super::validate::notification_request;
-use crate::ews::envelope::{RequestHeader, open, request};
-use crate::ews::{Event, Notification, ResponseMessage, SendNotification, SubscriptionStatus};
+use ews_proto::ews::envelope::{RequestHeader, open, request};
+use ews_proto::ews::{Event, Notification, ResponseMessage, SendNotification, SubscriptionStatus};
 
 /// Largest listener answer read (anything longer is not a usable answer).
 const MAX_ANSWER: usize = 1024 * 1024;
@@ -220,7 +220,7 @@ async fn post_once(state: &State, url: &str, body: &str) -> Option<SubscriptionS
 
 /// Reads `m:SendNotificationResult/m:SubscriptionStatus` from the listener's envelope.
 pub fn read_result(text: &str) -> Option<SubscriptionStatus> {
-    let doc = crate::xml::parse_bounded(text, false, 10_000).ok()?;
+    let doc = ews_proto::xml::parse_bounded(text, false, 10_000).ok()?;
     let opened = open(&doc).ok()?;
     let version = opened.requested_version().unwrap_or("Exchange2013");
     notification_request(opened.payload, version).ok()?;
@@ -230,7 +230,7 @@ pub fn read_result(text: &str) -> Option<SubscriptionStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::envelope::{EnvelopeStyle, response};
+    use ews_proto::ews::envelope::{EnvelopeStyle, response};
 
     fn answer(status: &str) -> String {
         format!(
