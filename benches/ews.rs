@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ews_conformance::check::CheckRegistry;
+use ews_conformance::client::auth::Auth;
 use ews_conformance::client::stream::{StreamReader, parse_envelope};
-use ews_conformance::client::transport::{Auth, HttpRequest, Transport, TransportConfig};
+use ews_conformance::client::transport::{HttpRequest, Transport, TransportConfig};
 use ews_conformance::report::Reporter;
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{
     Executor, Loader, Outcome, RunOptions, Summary, TargetConfig, run_suite, target,
 };
@@ -496,9 +497,9 @@ fn process_cpu() -> Option<Duration> {
 /// over one run's recorded exchanges: the response parse the step's checks
 /// share, each kind given that parse, reading each exchange for the
 /// case-level kinds, and each case-level kind given those readings.
-async fn check_costs(executor: &Executor, case: &ews_conformance::suite::Case) {
+async fn check_costs(executor: &Executor, case: &ews_conformance::case::Case) {
+    use ews_conformance::case::template::Vars;
     use ews_conformance::check::{CaseInput, Check, StepInput};
-    use ews_conformance::suite::template::Vars;
     let outcome = executor.run_case(case).await;
     let vars = Vars::new();
     let kinds: Vec<Arc<dyn Check>> = vec![

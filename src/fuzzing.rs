@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use crate::check::{Answer, notifications};
 use crate::client::stream::{EnvelopeSplitter, parse_envelope, split_all};
-use crate::suite::ops::OpRegistry;
+use crate::suite::operation::OpRegistry;
 use ews_proto::ews::envelope::open;
 use ews_proto::ews::grammar::{Direction, validate_envelope};
 use ews_proto::ews::{
@@ -111,7 +111,7 @@ pub fn grammar(data: &[u8]) {
 /// Everything the harness does with a response body.
 pub fn response(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = crate::client::transport::encoding_problem(data);
+    let _ = crate::client::body::encoding_problem(data);
     let answer = Answer::read(&text);
     let _ = (answer.describe(), answer.code(), answer.server_text());
     let _ = notifications(&text);
@@ -122,7 +122,7 @@ pub fn response(data: &[u8]) {
         pretty.len() <= text.len() * 64 + crate::report::PRETTY_MAX_BYTES + 1024,
         "pretty printing grew without bound"
     );
-    let _ = crate::check::excerpt(&text, 300);
+    let _ = crate::client::excerpt::excerpt(&text, 300);
     let Ok(doc) = parse_document(&text) else {
         return;
     };

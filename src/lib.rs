@@ -1,6 +1,7 @@
 //! ews-conformance: a conformance harness for the Exchange Web Services
 //! notification protocol, and a reference server to run it against.
 
+pub mod case;
 pub mod check;
 pub mod client;
 pub mod fuzzing;

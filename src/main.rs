@@ -15,8 +15,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use ews_conformance::check::CheckRegistry;
 use ews_conformance::check::golden::GoldenMode;
-use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::compare::Comparison;
 use ews_conformance::report::console::Console;
 use ews_conformance::report::html::{Html, render_comparison};
@@ -26,7 +26,8 @@ use ews_conformance::report::progress::{Progress, RunProgress};
 use ews_conformance::report::{Fanout, Reporter};
 use ews_conformance::selftest::{self, Scope, SelftestOptions};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::checks::registry_for;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage};
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, Profile, RunOptions, Signal, run_suite, target,

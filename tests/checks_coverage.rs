@@ -9,7 +9,7 @@ use std::process::Command;
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::suite::Loader;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::requirements::{Catalogue, Coverage, Level};
 
 fn root() -> PathBuf {

@@ -16,12 +16,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use regex::Regex;
 
+use ews_conformance::case::Capability;
 use ews_conformance::check::golden::{Golden, GoldenMode};
 use ews_conformance::check::{CheckRegistry, Severity};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::start_embedded;
-use ews_conformance::suite::{Capability, Executor, Loader, Outcome, Target, Verdict};
+use ews_conformance::suite::{Executor, Loader, Outcome, Target, Verdict};
 
 type Rewrite = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
@@ -108,7 +109,7 @@ async fn run(ids: &[&str], rewrite: Rewrite, tag: &str) -> Vec<Outcome> {
     let ops = OpRegistry::builtin();
     let loader = Loader::new(&ops, executor.checks());
     let cases_dir = root().join("cases");
-    let cases: Vec<ews_conformance::suite::Case> = if ids.is_empty() {
+    let cases: Vec<ews_conformance::case::Case> = if ids.is_empty() {
         // The proxy answers whole bodies and has no push listener: every case
         // but the streaming and push ones.
         let suite = loader.load_dir(&cases_dir);

@@ -8,11 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ews_conformance::case::Case;
+use ews_conformance::case::template::Vars;
+use ews_conformance::check::exchange::Exchange;
 use ews_conformance::check::golden::{Golden, GoldenMode, snapshot_file_name};
 use ews_conformance::check::{CaseInput, Check, CheckRegistry, Finding, Severity};
-use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::template::Vars;
-use ews_conformance::suite::{Case, Exchange, Loader};
+use ews_conformance::suite::Loader;
+use ews_conformance::suite::operation::OpRegistry;
 
 const CASE: &str = r#"
 title = "golden round trip"

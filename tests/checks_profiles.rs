@@ -11,7 +11,7 @@ use ews_conformance::check::CheckRegistry;
 use ews_conformance::report::Reporter;
 use ews_conformance::report::junit;
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::start_embedded;
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, Outcome, Profile, RunOptions, Summary, Target, Verdict, run_suite,

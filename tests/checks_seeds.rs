@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use ews_conformance::case::Case;
 use ews_conformance::check::CheckRegistry;
-use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Case, Loader};
+use ews_conformance::suite::Loader;
+use ews_conformance::suite::operation::OpRegistry;
 
 fn cases() -> Vec<Case> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases");

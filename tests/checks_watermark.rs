@@ -6,12 +6,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ews_conformance::case::Case;
+use ews_conformance::case::template::Vars;
 use ews_conformance::check::batching::Batching;
+use ews_conformance::check::exchange::Exchange;
 use ews_conformance::check::watermark::Watermark;
 use ews_conformance::check::{CaseInput, Check, CheckRegistry, Finding, Severity};
-use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::template::Vars;
-use ews_conformance::suite::{Case, Exchange, Loader};
+use ews_conformance::suite::Loader;
+use ews_conformance::suite::operation::OpRegistry;
 
 const M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
 const T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";

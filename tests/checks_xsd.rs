@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ews_conformance::case::Case;
+use ews_conformance::case::template::Vars;
+use ews_conformance::check::exchange::Exchange;
 use ews_conformance::check::xsd::XsdValidator;
 use ews_conformance::check::xsd_check::XsdCheck;
 use ews_conformance::check::{Check, CheckRegistry, Finding, Severity, StepInput};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::start_embedded;
-use ews_conformance::suite::template::Vars;
-use ews_conformance::suite::{Case, Exchange, Executor, Loader, Target};
+use ews_conformance::suite::{Executor, Loader, Target};
 
 fn schema_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("EWS_XSD_DIR") {
@@ -112,7 +114,7 @@ async fn reference_answers_validate() {
         ..Settings::default()
     };
     let target = start_embedded(&settings).await.expect("embedded target");
-    let checks = ews_conformance::check::registry_for(
+    let checks = ews_conformance::suite::checks::registry_for(
         &settings,
         target.config(),
         ews_conformance::check::golden::GoldenMode::Compare,

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use ews_conformance::client::transport::{Auth, HttpRequest, Transport, TransportConfig};
+use ews_conformance::client::auth::Auth;
+use ews_conformance::client::transport::{HttpRequest, Transport, TransportConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};

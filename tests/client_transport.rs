@@ -11,9 +11,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use ews_conformance::client::transport::{
-    Auth, HttpRequest, HttpResponse, Transport, TransportConfig, TransportError,
-};
+use ews_conformance::client::auth::Auth;
+use ews_conformance::client::error::TransportError;
+use ews_conformance::client::transport::{HttpRequest, HttpResponse, Transport, TransportConfig};
 
 /// What the server does with the `n`th request (from 0) on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 /// The operation a test request names (`<m:Op/>` in the Body).
 fn op_of(body: &str) -> String {
-    ews_conformance::client::transport::body_operation(body).unwrap_or_default()
+    ews_conformance::client::reply::body_operation(body).unwrap_or_default()
 }
 
 fn answer(op: &str) -> String {
@@ -703,7 +703,7 @@ expect = { class = "Success", code = "NoError" }
 /// Runs the cases one after another through one executor (one transport).
 async fn run_cases_through(mode: Relay, texts: &[&str]) -> Vec<ews_conformance::suite::Outcome> {
     use ews_conformance::check::CheckRegistry;
-    use ews_conformance::suite::ops::OpRegistry;
+    use ews_conformance::suite::operation::OpRegistry;
     use ews_conformance::suite::{Executor, Loader};
     let server = ews_server::start(ews_server::ServerConfig::default())
         .await

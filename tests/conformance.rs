@@ -12,11 +12,12 @@ use std::sync::{Arc, RwLock};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+use ews_conformance::check::CheckRegistry;
 use ews_conformance::check::golden::GoldenMode;
-use ews_conformance::check::{CheckRegistry, registry_for};
 use ews_conformance::report::{explain, observations};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::checks::registry_for;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{Executor, Loader, Profile, Verdict, target};
 
 fn main() {

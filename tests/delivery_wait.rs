@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use ews_conformance::check::{CheckRegistry, Severity};
-use ews_conformance::client::transport::Auth;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::client::auth::Auth;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{Executor, Loader, Outcome, TargetConfig, Verdict};
 use ews_proto::ews::envelope::{EnvelopeStyle, ServerVersionInfo, open, response};
 use ews_proto::ews::{

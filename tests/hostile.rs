@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ews_conformance::check::CheckRegistry;
+use ews_conformance::client::auth::Auth;
 use ews_conformance::client::stream::{StreamError, StreamReader, parse_envelope};
-use ews_conformance::client::transport::Auth;
 use ews_conformance::report::console::Console;
 use ews_conformance::report::html::Html;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, REPORT_BODY_KEEP, Reporter};
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, Outcome, RunOptions, TargetConfig, Verdict, run_suite,
 };

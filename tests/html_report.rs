@@ -24,13 +24,13 @@ use serde_json::{Value, json};
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::check::golden::{Golden, GoldenMode};
-use ews_conformance::client::transport::Auth;
+use ews_conformance::client::auth::Auth;
 use ews_conformance::report::compare::Comparison;
 use ews_conformance::report::html::{Html, render_comparison};
 use ews_conformance::report::json::Json;
 use ews_conformance::report::{Fanout, Reporter};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::start_embedded_with;
 use ews_conformance::suite::{Executor, Loader, RunOptions, Target, TargetConfig, run_suite};
 use ews_server::{Fault, FaultSet, ServerConfig};

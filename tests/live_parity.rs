@@ -88,7 +88,7 @@ async fn a_live_endpoint_gets_the_same_verdicts_as_the_embedded_target() {
     );
     // Cases written for another server profile (e.g. the Exchange 2010
     // soft-delete expectation) are skipped under `reference`.
-    let ops = ews_conformance::suite::ops::OpRegistry::builtin();
+    let ops = ews_conformance::suite::operation::OpRegistry::builtin();
     let checks = ews_conformance::check::CheckRegistry::builtin();
     let other_profile: Vec<String> = Loader::new(&ops, &checks)
         .load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cases"))

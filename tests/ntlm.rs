@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ews_conformance::check::CheckRegistry;
-use ews_conformance::client::transport::Auth;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::client::auth::Auth;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{Executor, Loader, TargetConfig, Verdict};
 use ews_server::{ServerConfig, start};
 

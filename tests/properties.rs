@@ -35,7 +35,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use ews_conformance::check::CheckRegistry;
-use ews_conformance::client::transport::Auth;
+use ews_conformance::client::auth::Auth;
 use ews_conformance::model::drive::{
     DriveError, Driver, ExploreConfig, ExploreReport, Failure, Signature, explore,
 };
@@ -44,7 +44,7 @@ use ews_conformance::model::{
     ops_strategy, predict, to_case_toml,
 };
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::{self, Target, TargetConfig};
 use ews_conformance::suite::{Executor, Loader, Verdict};
 use ews_proto::ews::EventKind;

@@ -17,12 +17,12 @@ use axum::routing::post;
 use base64::Engine;
 
 use ews_conformance::check::CheckRegistry;
-use ews_conformance::client::transport::Auth;
+use ews_conformance::client::auth::Auth;
 use ews_conformance::report::console::Console;
 use ews_conformance::report::json::Json;
 use ews_conformance::report::junit::Junit;
 use ews_conformance::report::{Fanout, Reporter};
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{
     Executor, ExitStatus, Loader, RunOptions, RunResult, TargetConfig, Verdict, run_suite,
 };

@@ -15,12 +15,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use ews_conformance::case::Case;
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::report::explain;
 use ews_conformance::selftest::{self, FaultVerdict, Scope, SelftestOptions, expectation};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
-use ews_conformance::suite::{Case, ExitStatus, Loader};
+use ews_conformance::suite::operation::OpRegistry;
+use ews_conformance::suite::{ExitStatus, Loader};
 use ews_server::{CATALOGUE, DIALECTS, Dialect, DialectSet, Fault};
 
 fn cases_dir() -> PathBuf {

@@ -21,7 +21,7 @@ use futures_util::stream;
 use ews_conformance::check::{CheckRegistry, Severity};
 use ews_conformance::report::explain;
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::ops::OpRegistry;
+use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::target::start_live;
 use ews_conformance::suite::{Executor, Loader, Outcome, Verdict};
 use ews_proto::ews::envelope::{EnvelopeStyle, ServerVersionInfo, response};

@@ -6,8 +6,10 @@
 //! `equals`, `not_equals`, `matches`, `one_of` and `is_datetime` judge
 //! *every* matched value, and fail when nothing matched.
 
-use super::{Check, Finding, StepInput};
-use crate::suite::case::{Assert, Predicate};
+use super::finding::Finding;
+use super::input::StepInput;
+use super::registry::Check;
+use crate::case::{Assert, Predicate};
 use ews_proto::ews::time::is_xs_datetime;
 
 pub struct Asserts;
@@ -42,7 +44,7 @@ impl Check for Asserts {
                                 ),
                             )
                             .about(i)
-                            .with_evidence(super::excerpt(&ex.response_text, 300)),
+                            .with_evidence(crate::client::excerpt::excerpt(&ex.response_text, 300)),
                     );
                 }
             }
@@ -144,9 +146,9 @@ fn judge(input: &StepInput<'_>, p: &Predicate, values: &[String]) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Expect;
+    use crate::case::template::Vars;
     use crate::check::testing::*;
-    use crate::suite::case::Expect;
-    use crate::suite::template::Vars;
     use ews_proto::xml::path::XPath;
 
     fn run(asserts: Vec<(&str, Predicate)>, bodies: &[&str], vars: &Vars) -> Vec<Finding> {

@@ -11,8 +11,12 @@
 //!   than StatusEvent (R32, R33, R70). Together with the `watermark` check's
 //!   lost-event rule this makes MoreEvents true exactly while more remain.
 
+use super::finding::Finding;
+use super::finding::call_label;
+use super::input::CaseInput;
+use super::input::StepInput;
+use super::registry::Check;
 use super::wire::{Channel, Link, received, short, subscriptions};
-use super::{CaseInput, Check, Finding, StepInput, call_label};
 use ews_proto::ews::{EventKind, Notification};
 
 pub struct Batching;
@@ -136,10 +140,10 @@ fn describe(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
+    use crate::case::Expect;
+    use crate::case::template::Vars;
+    use crate::check::finding::Severity;
     use crate::check::testing::*;
-    use crate::suite::case::Expect;
-    use crate::suite::template::Vars;
 
     fn get_events(sub: &str, prev: &str, more: bool, events: &[(&str, &str)]) -> String {
         let body: String = events
@@ -186,11 +190,11 @@ mod tests {
     fn more_events_true_must_be_followed_by_events() {
         let c = case(None);
         let vars = Vars::new();
-        let sub = crate::suite::exec::Exchange {
+        let sub = crate::check::exchange::Exchange {
             request: SUBSCRIBE_REQUEST.into(),
             ..exchange(200, SUBSCRIBE_OK)
         };
-        let poll = |sent: &str, body: String| crate::suite::exec::Exchange {
+        let poll = |sent: &str, body: String| crate::check::exchange::Exchange {
             request: get_events_request("S1", sent),
             ..exchange(200, &body)
         };

@@ -5,8 +5,13 @@
 //! fault, ResponseClass not Error), so a failed setup step (CreateItem…)
 //! fails where it happened instead of confusing a later event check.
 
-use super::{Answer, Check, Finding, StepInput, call_label, excerpt};
-use crate::suite::case::Action;
+use super::answer::Answer;
+use super::finding::Finding;
+use super::finding::call_label;
+use super::input::StepInput;
+use super::registry::Check;
+use crate::case::Action;
+use crate::client::excerpt::excerpt;
 use ews_proto::ews::ResponseClass;
 
 pub struct Codes;
@@ -26,7 +31,7 @@ impl Check for Codes {
             };
             let answer = Answer::read_parsed(&ex.response_text, parsed);
             let call = call_label(i, input.exchanges.len());
-            if super::reports_missed_events(&input.step.expect, &answer) {
+            if super::answer::reports_missed_events(&input.step.expect, &answer) {
                 let step = &input.step.name;
                 out.push(
                     input
@@ -34,7 +39,7 @@ impl Check for Codes {
                             NAME,
                             format!(
                                 "step \"{step}\"{call}: the server reported {} instead of delivering the events, which the case accepts (GS6)",
-                                super::MISSED_EVENTS
+                                super::answer::MISSED_EVENTS
                             ),
                         )
                         .about(i),
@@ -55,7 +60,7 @@ impl Check for Codes {
             };
             for f in &mut fails {
                 f.exchange = Some(i);
-                if f.severity == crate::check::Severity::Fail {
+                if f.severity == crate::check::finding::Severity::Fail {
                     f.evidence = Some(evidence.clone());
                 }
             }
@@ -213,10 +218,10 @@ fn rejection_form(status: u16, answer: &Answer) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
+    use crate::case::template::Vars;
+    use crate::case::{Args, Expect};
+    use crate::check::finding::Severity;
     use crate::check::testing::*;
-    use crate::suite::case::{Args, Expect};
-    use crate::suite::template::Vars;
 
     fn run(expect: Expect, status: u16, body: &str) -> Vec<Finding> {
         let c = case(None);
@@ -347,7 +352,7 @@ mod tests {
         // A raw `send` step has no implicit expectation.
         let c = case(None);
         let mut s = step("raw", Expect::default());
-        s.action = crate::suite::case::Action::Send {
+        s.action = crate::case::Action::Send {
             body: "<x/>".into(),
         };
         let ex = [exchange(500, FAULT)];

@@ -11,8 +11,8 @@
 
 use std::ops::Range;
 
-use super::events::Rendered;
-use ews_proto::ews::{Event, EventKind};
+use crate::case::EventPattern;
+use ews_proto::ews::{Event, EventKind, Id, ObjectId};
 
 /// Larger bursts are matched greedily, most specific pattern first, instead
 /// of trying every order (no real operation raises that many events).
@@ -217,6 +217,144 @@ fn permute(items: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
         items.swap(k, i);
         permute(items, k + 1, f);
         items.swap(k, i);
+    }
+}
+
+/// An expected event with its templates substituted: what `events` and
+/// `notify` match the received events against.
+pub(crate) struct Rendered {
+    pub(crate) line: usize,
+    pub(crate) kind: EventKind,
+    /// item, folder, parent, old_item, old_folder, old_parent.
+    ids: [Option<String>; 6],
+    unread_count: Option<i64>,
+}
+
+const ID_NAMES: [&str; 6] = [
+    "item",
+    "folder",
+    "parent",
+    "old_item",
+    "old_folder",
+    "old_parent",
+];
+
+impl Rendered {
+    /// The pattern with each template field passed through `render`.
+    pub(crate) fn from_pattern<E>(
+        p: &EventPattern,
+        render: impl Fn(&str) -> Result<String, E>,
+    ) -> Result<Self, E> {
+        let r = |v: &Option<String>| v.as_deref().map(&render).transpose();
+        Ok(Rendered {
+            line: p.line,
+            kind: p.kind,
+            ids: [
+                r(&p.item)?,
+                r(&p.folder)?,
+                r(&p.parent)?,
+                r(&p.old_item)?,
+                r(&p.old_folder)?,
+                r(&p.old_parent)?,
+            ],
+            unread_count: p.unread_count,
+        })
+    }
+
+    pub(crate) fn item(&self) -> Option<&str> {
+        self.ids[0].as_deref()
+    }
+
+    pub(crate) fn folder(&self) -> Option<&str> {
+        self.ids[1].as_deref()
+    }
+
+    /// A ModifiedEvent about a folder: one naming a `folder`, or naming
+    /// neither an item nor a folder (the folder change a delivery raises).
+    pub(crate) fn is_folder_change(&self) -> bool {
+        self.kind == EventKind::Modified && self.item().is_none()
+    }
+
+    /// An event about an item (or, for moves and copies, either kind of object).
+    pub(crate) fn is_item_event(&self) -> bool {
+        match self.kind {
+            EventKind::Created
+            | EventKind::NewMail
+            | EventKind::Moved
+            | EventKind::Copied
+            | EventKind::Deleted => self.folder().is_none(),
+            EventKind::Modified => self.item().is_some(),
+            _ => false,
+        }
+    }
+
+    /// How many properties the pattern pins down.
+    pub(crate) fn specificity(&self) -> usize {
+        self.ids.iter().filter(|i| i.is_some()).count() + usize::from(self.unread_count.is_some())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(kind: EventKind, item: Option<&str>, folder: Option<&str>) -> Self {
+        Rendered {
+            line: 0,
+            kind,
+            ids: [
+                item.map(str::to_string),
+                folder.map(str::to_string),
+                None,
+                None,
+                None,
+                None,
+            ],
+            unread_count: None,
+        }
+    }
+
+    pub(crate) fn matches(&self, ev: &Event) -> bool {
+        fn item(o: &Option<ObjectId>) -> Option<&Id> {
+            match o {
+                Some(ObjectId::Item(id)) => Some(id),
+                _ => None,
+            }
+        }
+        fn folder(o: &Option<ObjectId>) -> Option<&Id> {
+            match o {
+                Some(ObjectId::Folder(id)) => Some(id),
+                _ => None,
+            }
+        }
+        let got = [
+            item(&ev.object),
+            folder(&ev.object),
+            ev.parent_folder_id.as_ref(),
+            item(&ev.old_object),
+            folder(&ev.old_object),
+            ev.old_parent_folder_id.as_ref(),
+        ];
+        ev.kind == self.kind
+            && self.ids.iter().zip(got).all(|(want, got)| {
+                want.as_ref()
+                    .is_none_or(|w| got.is_some_and(|g| &g.id == w))
+            })
+            && self.unread_count.is_none_or(|n| ev.unread_count == Some(n))
+    }
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        let mut parts: Vec<String> = ID_NAMES
+            .iter()
+            .zip(&self.ids)
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        if let Some(n) = self.unread_count {
+            parts.push(format!("unread_count={n}"));
+        }
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        Ok(())
     }
 }
 

@@ -4,10 +4,13 @@
 //! Events are collected from every response of the step in order, so a
 //! DrainEvents step is judged on everything it drained.
 
-use super::event_match::{self, Mismatch};
-use super::{Check, Finding, StepInput, notifications_parsed};
-use crate::suite::case::{EventPattern, EventsMode};
-use ews_proto::ews::{Event, EventKind, Id, Notification, ObjectId};
+use super::answer::notifications_parsed;
+use super::event_match::{self, Mismatch, Rendered};
+use super::finding::Finding;
+use super::input::StepInput;
+use super::registry::Check;
+use crate::case::{EventPattern, EventsMode};
+use ews_proto::ews::{Event, Notification, ObjectId};
 
 pub struct Events;
 
@@ -32,7 +35,10 @@ impl Check for Events {
         // The server said it lost the events: nothing to match (the codes
         // check notes the report).
         if input.responses().any(|(_, ex, parsed)| {
-            super::reports_missed_events(e, &super::Answer::read_parsed(&ex.response_text, parsed))
+            super::answer::reports_missed_events(
+                e,
+                &super::answer::Answer::read_parsed(&ex.response_text, parsed),
+            )
         }) {
             return out;
         }
@@ -51,7 +57,7 @@ impl Check for Events {
                                 format!("step \"{step}\": cannot read the notification: {problem}"),
                             )
                             .about(i)
-                            .with_evidence(super::excerpt(&ex.response_text, 600)),
+                            .with_evidence(crate::client::excerpt::excerpt(&ex.response_text, 600)),
                     );
                     return out;
                 }
@@ -190,25 +196,6 @@ impl Check for Events {
     }
 }
 
-/// An expected event with its templates substituted: what `events` and
-/// `notify` match the received events against.
-pub(crate) struct Rendered {
-    pub(crate) line: usize,
-    pub(crate) kind: EventKind,
-    /// item, folder, parent, old_item, old_folder, old_parent.
-    ids: [Option<String>; 6],
-    unread_count: Option<i64>,
-}
-
-const ID_NAMES: [&str; 6] = [
-    "item",
-    "folder",
-    "parent",
-    "old_item",
-    "old_folder",
-    "old_parent",
-];
-
 /// Substitutes the templates of `p`; a template error is a finding of
 /// check `check` at the pattern's line.
 pub(crate) fn render_pattern(
@@ -230,7 +217,7 @@ pub(crate) fn render_pattern(
 /// rendered. Pull steps use it to decide when to stop polling for delivery.
 pub fn patterns_arrived(
     patterns: &[EventPattern],
-    vars: &crate::suite::template::Vars,
+    vars: &crate::case::template::Vars,
     events: &[&Event],
 ) -> Option<bool> {
     let rendered: Vec<Rendered> = patterns
@@ -239,125 +226,6 @@ pub fn patterns_arrived(
         .collect::<Result<_, ()>>()
         .ok()?;
     Some(event_match::in_order(&rendered, events).is_ok())
-}
-
-impl Rendered {
-    /// The pattern with each template field passed through `render`.
-    fn from_pattern<E>(
-        p: &EventPattern,
-        render: impl Fn(&str) -> Result<String, E>,
-    ) -> Result<Self, E> {
-        let r = |v: &Option<String>| v.as_deref().map(&render).transpose();
-        Ok(Rendered {
-            line: p.line,
-            kind: p.kind,
-            ids: [
-                r(&p.item)?,
-                r(&p.folder)?,
-                r(&p.parent)?,
-                r(&p.old_item)?,
-                r(&p.old_folder)?,
-                r(&p.old_parent)?,
-            ],
-            unread_count: p.unread_count,
-        })
-    }
-
-    pub(crate) fn item(&self) -> Option<&str> {
-        self.ids[0].as_deref()
-    }
-
-    pub(crate) fn folder(&self) -> Option<&str> {
-        self.ids[1].as_deref()
-    }
-
-    /// A ModifiedEvent about a folder: one naming a `folder`, or naming
-    /// neither an item nor a folder (the folder change a delivery raises).
-    pub(crate) fn is_folder_change(&self) -> bool {
-        self.kind == EventKind::Modified && self.item().is_none()
-    }
-
-    /// An event about an item (or, for moves and copies, either kind of object).
-    pub(crate) fn is_item_event(&self) -> bool {
-        match self.kind {
-            EventKind::Created
-            | EventKind::NewMail
-            | EventKind::Moved
-            | EventKind::Copied
-            | EventKind::Deleted => self.folder().is_none(),
-            EventKind::Modified => self.item().is_some(),
-            _ => false,
-        }
-    }
-
-    /// How many properties the pattern pins down.
-    pub(crate) fn specificity(&self) -> usize {
-        self.ids.iter().filter(|i| i.is_some()).count() + usize::from(self.unread_count.is_some())
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_test(kind: EventKind, item: Option<&str>, folder: Option<&str>) -> Self {
-        Rendered {
-            line: 0,
-            kind,
-            ids: [
-                item.map(str::to_string),
-                folder.map(str::to_string),
-                None,
-                None,
-                None,
-                None,
-            ],
-            unread_count: None,
-        }
-    }
-
-    pub(crate) fn matches(&self, ev: &Event) -> bool {
-        fn item(o: &Option<ObjectId>) -> Option<&Id> {
-            match o {
-                Some(ObjectId::Item(id)) => Some(id),
-                _ => None,
-            }
-        }
-        fn folder(o: &Option<ObjectId>) -> Option<&Id> {
-            match o {
-                Some(ObjectId::Folder(id)) => Some(id),
-                _ => None,
-            }
-        }
-        let got = [
-            item(&ev.object),
-            folder(&ev.object),
-            ev.parent_folder_id.as_ref(),
-            item(&ev.old_object),
-            folder(&ev.old_object),
-            ev.old_parent_folder_id.as_ref(),
-        ];
-        ev.kind == self.kind
-            && self.ids.iter().zip(got).all(|(want, got)| {
-                want.as_ref()
-                    .is_none_or(|w| got.is_some_and(|g| &g.id == w))
-            })
-            && self.unread_count.is_none_or(|n| ev.unread_count == Some(n))
-    }
-}
-
-impl std::fmt::Display for Rendered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.kind)?;
-        let mut parts: Vec<String> = ID_NAMES
-            .iter()
-            .zip(&self.ids)
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-            .collect();
-        if let Some(n) = self.unread_count {
-            parts.push(format!("unread_count={n}"));
-        }
-        if !parts.is_empty() {
-            write!(f, " ({})", parts.join(", "))?;
-        }
-        Ok(())
-    }
 }
 
 fn describe(ev: &Event) -> String {
@@ -405,9 +273,10 @@ fn list_events(all: &[&Event]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Expect;
+    use crate::case::template::Vars;
     use crate::check::testing::*;
-    use crate::suite::case::Expect;
-    use crate::suite::template::Vars;
+    use ews_proto::ews::EventKind;
 
     fn pattern(kind: EventKind) -> EventPattern {
         EventPattern {
@@ -529,13 +398,13 @@ mod tests {
         let vars = Vars::new();
         let notes = crate::check::codes::Codes.check(&StepInput::new(&c, &s, &ex, &vars));
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert_eq!(notes[0].severity, crate::check::Severity::Note);
+        assert_eq!(notes[0].severity, crate::check::finding::Severity::Note);
         let s = step("poll", expect(false));
         let fails = crate::check::codes::Codes.check(&StepInput::new(&c, &s, &ex, &vars));
         assert!(
             fails
                 .iter()
-                .any(|f| f.severity == crate::check::Severity::Fail),
+                .any(|f| f.severity == crate::check::finding::Severity::Fail),
             "{fails:?}"
         );
     }

@@ -12,9 +12,12 @@
 //! documented `m:`/`t:` conflicts (Notification inside Notifications,
 //! SubscriptionId inside ErrorSubscriptionIds) compare as one name.
 
+use super::finding::Finding;
+use super::input::StepInput;
+use super::registry::Check;
 use super::shape::{Shape, compare_shapes, shape_of};
 use super::wire::{documents, received};
-use super::{Check, Finding, StepInput, excerpt};
+use crate::client::excerpt::excerpt;
 use ews_proto::xml::parse_document;
 
 pub struct ExpectedShape;
@@ -182,9 +185,9 @@ fn wire_forms(mut shape: Shape) -> Shape {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Expect;
+    use crate::case::template::Vars;
     use crate::check::testing::*;
-    use crate::suite::case::Expect;
-    use crate::suite::template::Vars;
 
     const DOCUMENTED: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
   <soap:Body>

@@ -29,9 +29,13 @@ use std::path::{Path, PathBuf};
 use insta::Snapshot;
 use insta::internals::{SnapshotContents, TextSnapshotContents};
 
+use super::finding::Finding;
+use super::input::CaseInput;
+use super::input::StepInput;
 use super::normalize::Normalizer;
+use super::registry::Check;
 use super::wire::{documents, received};
-use super::{CaseInput, Check, Finding, StepInput, excerpt};
+use crate::client::excerpt::excerpt;
 use ews_proto::xml::{ns, parse_document};
 
 const NAME: &str = "golden";

@@ -10,10 +10,14 @@
 
 use std::collections::BTreeSet;
 
+use super::answer::notifications;
 use super::events::render_pattern;
-use super::{Check, Finding, StepInput, excerpt, notifications};
+use super::finding::Finding;
+use super::input::StepInput;
+use super::registry::Check;
+use crate::case::Expect;
+use crate::client::excerpt::excerpt;
 use crate::client::stream::parse_envelope;
-use crate::suite::case::Expect;
 use ews_proto::ews::{Event, Notification, ObjectId};
 
 pub struct Notify;
@@ -246,7 +250,10 @@ pub fn collection(input: &StepInput<'_>, all: &[Notification]) -> Vec<Finding> {
     // The server said it lost the events (a step that accepts that):
     // there is nothing to place under a subscription.
     let missed = input.responses().any(|(_, ex, parsed)| {
-        super::reports_missed_events(e, &super::Answer::read_parsed(&ex.response_text, parsed))
+        super::answer::reports_missed_events(
+            e,
+            &super::answer::Answer::read_parsed(&ex.response_text, parsed),
+        )
     });
     for (p, sub) in e.events.iter().zip(&e.event_subscriptions) {
         let Some(sub) = sub.as_ref().filter(|_| !missed) else {
@@ -352,9 +359,9 @@ fn describe(ev: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::EventPattern;
+    use crate::case::template::Vars;
     use crate::check::testing::*;
-    use crate::suite::case::EventPattern;
-    use crate::suite::template::Vars;
     use ews_proto::ews::{ConnectionStatus, EventKind};
 
     const STREAM_ERROR: &str = r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>x</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscriptionIds><t:SubscriptionId>BAD</t:SubscriptionId></m:ErrorSubscriptionIds><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></Body></Envelope>"#;

@@ -18,8 +18,11 @@
 
 use roxmltree::Document;
 
+use super::finding::Finding;
+use super::input::StepInput;
+use super::registry::Check;
 use super::wire::{each_document_parsed, received};
-use super::{Check, Finding, StepInput, excerpt};
+use crate::client::excerpt::excerpt;
 use ews_proto::ews::SERVER_VERSIONS;
 use ews_proto::ews::envelope::open;
 use ews_proto::ews::grammar::{Direction, ViolationLevel, validate_envelope};
@@ -231,10 +234,10 @@ fn header_and_codes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Severity;
+    use crate::case::Expect;
+    use crate::case::template::Vars;
+    use crate::check::finding::Severity;
     use crate::check::testing::*;
-    use crate::suite::case::Expect;
-    use crate::suite::template::Vars;
 
     fn run(body: &str) -> Vec<Finding> {
         let c = case(None);

@@ -21,8 +21,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::finding::Finding;
+use super::input::CaseInput;
+use super::input::StepInput;
+use super::registry::Check;
 use super::wire::{Delivery, Entry, Link, Poll, Request, Subscription, short, subscriptions};
-use super::{CaseInput, Check, Finding, StepInput};
 use ews_proto::ews::{Event, EventKind, Notification};
 
 pub struct Watermark;
@@ -497,9 +500,9 @@ fn examples(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::template::Vars;
+    use crate::check::exchange::Exchange;
     use crate::check::testing::*;
-    use crate::suite::exec::Exchange;
-    use crate::suite::template::Vars;
 
     fn notification(sub: &str, prev: &str, more: bool, events: &[(&str, &str, &str)]) -> String {
         let body: String = events

@@ -10,8 +10,8 @@
 
 use roxmltree::Node;
 
+use crate::check::exchange::Exchange;
 use crate::client::stream::split_all;
-use crate::suite::exec::Exchange;
 use ews_proto::ews::envelope::open;
 use ews_proto::ews::{EventKind, Notification};
 use ews_proto::xml::{ElementExt, element_children, ns, parse_document};
@@ -379,7 +379,7 @@ pub fn requested_version_parsed(
 
 // ------------------------------------------------------ the picture of a case
 
-/// A case's exchanges as read, once: the cache [`super::CaseInput`] shares
+/// A case's exchanges as read, once: the cache [`super::input::CaseInput`] shares
 /// among the case-level checks.
 #[derive(Debug, Default)]
 pub struct Readings {

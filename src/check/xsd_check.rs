@@ -8,12 +8,12 @@
 //! Exchange sends `m:Notification` (digest 0.3): libxml2's complaint about
 //! that element is reported as a note, like the grammar does.
 
+use super::finding::Finding;
+use super::finding::call_label;
+use super::input::StepInput;
+use super::registry::Check;
 use super::wire::{documents, received};
-use super::xsd::{DEFAULT_FETCH_DEADLINE, FetchAuth, XsdFinding, XsdValidator};
-use super::{Check, Finding, StepInput, call_label};
-use crate::client::transport::Auth;
-use crate::settings::Settings;
-use crate::suite::target::TargetConfig;
+use super::xsd::{XsdFinding, XsdValidator};
 
 pub struct XsdCheck {
     validator: XsdValidator,
@@ -32,46 +32,6 @@ impl XsdCheck {
             validator,
             source: source.into(),
         }
-    }
-
-    /// The check the settings ask for, if any: compiled from `EWS_XSD_DIR`,
-    /// or fetched from the target with `EWS_XSD_FETCH`.
-    pub async fn from_settings(
-        settings: &Settings,
-        target: &TargetConfig,
-    ) -> Result<Option<XsdCheck>, String> {
-        if let Some(dir) = &settings.xsd_dir {
-            let d = dir.clone();
-            let v = tokio::task::spawn_blocking(move || XsdValidator::from_dir(d))
-                .await
-                .map_err(|e| format!("EWS_XSD_DIR: {e}"))?
-                .map_err(|e| format!("EWS_XSD_DIR: {e}"))?;
-            return Ok(Some(XsdCheck::new(
-                v,
-                format!("the schema files in {}", dir.display()),
-            )));
-        }
-        if settings.xsd_fetch {
-            let auth = match &target.user.auth {
-                Auth::None => FetchAuth::Anonymous,
-                Auth::Basic { username, password } => FetchAuth::Basic {
-                    user: username.clone(),
-                    password: password.clone(),
-                },
-                Auth::Bearer { token } => FetchAuth::Bearer(token.clone()),
-                Auth::Ntlm { .. } => {
-                    return Err(
-                        "EWS_XSD_FETCH cannot fetch the schema files under NTLM; give them with EWS_XSD_DIR"
-                            .into(),
-                    );
-                }
-            };
-            let v = XsdValidator::fetch(&target.endpoint, &auth, DEFAULT_FETCH_DEADLINE)
-                .await
-                .map_err(|e| format!("EWS_XSD_FETCH: {e}"))?;
-            return Ok(Some(XsdCheck::new(v, "the target's schema files")));
-        }
-        Ok(None)
     }
 }
 

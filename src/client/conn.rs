@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::transport::TransportError;
+use super::error::TransportError;
 
 /// How much of the most recent bytes a connection keeps as evidence.
 const TAIL: usize = 1024;
@@ -289,7 +289,7 @@ impl Conn {
         let before = self.wire.read.load(Ordering::SeqCst);
         let result = self.sender.send_request(request).await;
         result.map_err(|e| SendFailure {
-            detail: super::transport::error_chain(&e),
+            detail: super::error::error_chain(&e),
             nothing_arrived: self.wire.read.load(Ordering::SeqCst) == before,
         })
     }
@@ -329,7 +329,7 @@ impl Conn {
             let extra = lock(&self.wire.extra);
             Some(format!(
                 "{after} more bytes arrived: {}",
-                crate::check::excerpt(&String::from_utf8_lossy(&extra), 600)
+                crate::client::excerpt::excerpt(&String::from_utf8_lossy(&extra), 600)
             ))
         } else {
             // They came in one read with the answer's end: show that end.
@@ -414,7 +414,10 @@ impl Connector {
                             &format!(
                                 "{} bytes were waiting: {}",
                                 bytes.len(),
-                                crate::check::excerpt(&String::from_utf8_lossy(&bytes), 600)
+                                crate::client::excerpt::excerpt(
+                                    &String::from_utf8_lossy(&bytes),
+                                    600
+                                )
                             ),
                         ));
                         continue;
@@ -480,7 +483,7 @@ impl Connector {
                 match tokio::time::timeout(self.connect_timeout, handshake).await {
                     Ok(Ok(s)) => Box::new(s),
                     Ok(Err(e)) => {
-                        return Err(unreachable(super::transport::with_tls_hint(format!(
+                        return Err(unreachable(super::error::with_tls_hint(format!(
                             "TLS handshake with {} failed: {e}",
                             self.endpoint.authority
                         ))));
@@ -504,13 +507,11 @@ impl Connector {
             hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(|e| TransportError::Protocol {
-                    detail: super::transport::error_chain(&e),
+                    detail: super::error::error_chain(&e),
                 })?;
         let (tx, ended) = watch::channel(None);
         let task = tokio::spawn(async move {
-            let result = connection
-                .await
-                .map_err(|e| super::transport::error_chain(&e));
+            let result = connection.await.map_err(|e| super::error::error_chain(&e));
             let _ = tx.send(Some(result));
         })
         .abort_handle();

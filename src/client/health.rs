@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use super::transport::TransportError;
+use super::error::TransportError;
 
 /// Failures in a row that declare a target that never answered dead: the
 /// first cases all wait out their request deadline at once, so a dead

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use roxmltree::Node;
 
+use super::auth::Auth;
+use super::error::TransportError;
 use super::stream::StreamReader;
-use super::transport::{Auth, HttpRequest, Transport, TransportError};
+use super::transport::{HttpRequest, Transport};
 use ews_proto::ews::envelope::{RequestHeader, open, request};
 use ews_proto::ews::items::{CreateFolder, CreateItem, DeleteFolder, Disposition};
 use ews_proto::ews::{

@@ -20,169 +20,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use reqwest::header::{
-    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
-    HeaderMap, HeaderName, HeaderValue,
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName,
+    HeaderValue,
 };
 
+use super::auth::Auth;
+use super::auth::redact;
+use super::body::{DEFAULT_MAX_BODY_BYTES, decode};
+use super::body::{declared_encoding_problem, encoding_problem};
 use super::conn::{Conn, Connector, Endpoint};
+use super::error::{TransportError, classify, error_chain};
 use super::health::TargetHealth;
-
-/// How a request authenticates.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub enum Auth {
-    /// No Authorization header.
-    #[default]
-    None,
-    Basic {
-        username: String,
-        password: String,
-    },
-    Bearer {
-        token: String,
-    },
-    /// NTLM (NTLMv2), as on-premises Exchange offers it: a handshake on
-    /// each connection, which then carries this user's requests.
-    Ntlm {
-        /// The login as NTLM sends it (`alice`, or the UPN).
-        username: String,
-        /// The NetBIOS domain (may be empty).
-        domain: String,
-        password: String,
-    },
-}
-
-/// Secrets never appear in `{:?}` output.
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::None => f.write_str("Auth::None"),
-            Auth::Basic { username, .. } => write!(f, "Auth::Basic({username}, <hidden>)"),
-            Auth::Bearer { .. } => f.write_str("Auth::Bearer(<hidden>)"),
-            Auth::Ntlm {
-                username, domain, ..
-            } => write!(f, "Auth::Ntlm({domain}\\{username}, <hidden>)"),
-        }
-    }
-}
-
-impl Auth {
-    /// What must never appear in any output: the bearer token, the base64
-    /// credential of a Basic Authorization header, and the password itself
-    /// when it has at least [`MIN_REDACTED_PASSWORD`] characters (a shorter
-    /// one, `test` say, would blank out ordinary words of every response
-    /// and turn captures and asserts into false failures).
-    pub fn secrets(&self) -> Vec<String> {
-        use base64::Engine;
-        let all = match self {
-            Auth::None => Vec::new(),
-            Auth::Basic { username, password } => {
-                let mut v = vec![
-                    base64::engine::general_purpose::STANDARD
-                        .encode(format!("{username}:{password}")),
-                ];
-                if password.chars().count() >= MIN_REDACTED_PASSWORD {
-                    v.push(password.clone());
-                }
-                v
-            }
-            Auth::Bearer { token } => vec![token.clone()],
-            // The NTLM messages carry no password, only proofs of it.
-            Auth::Ntlm { password, .. } if password.chars().count() >= MIN_REDACTED_PASSWORD => {
-                vec![password.clone()]
-            }
-            Auth::Ntlm { .. } => Vec::new(),
-        };
-        all.into_iter().filter(|s| !s.is_empty()).collect()
-    }
-}
-
-/// Passwords shorter than this are not searched for in responses (see [`Auth::secrets`]).
-pub const MIN_REDACTED_PASSWORD: usize = 6;
-
-/// `text` with every secret replaced by `<redacted>`. A target that echoes
-/// the request's Authorization header (some error pages do) must not put
-/// the credentials into a report.
-pub fn redact<'t>(text: &'t str, secrets: &[String]) -> std::borrow::Cow<'t, str> {
-    let mut out = std::borrow::Cow::Borrowed(text);
-    for s in secrets {
-        if out.contains(s.as_str()) {
-            out = std::borrow::Cow::Owned(out.replace(s.as_str(), "<redacted>"));
-        }
-    }
-    out
-}
-
-/// Why an exchange produced no usable HTTP response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    /// Connection refused, DNS failure, TLS handshake failure, bad URL.
-    #[error("target unreachable: {detail}")]
-    Unreachable { detail: String },
-    /// HTTP 401 or 403 where the step did not expect it.
-    #[error("authentication refused: HTTP {status}")]
-    AuthRefused { status: u16 },
-    /// No complete response within the deadline.
-    #[error("no complete response within {}s", after.as_secs_f64())]
-    Timeout { after: Duration },
-    /// The connection broke or the body could not be read.
-    #[error("protocol error: {detail}")]
-    Protocol { detail: String },
-    /// The answer is another request's: its SOAP Body holds the response
-    /// element of another operation (the connection was out of step).
-    #[error("this answers another operation: sent {sent}, got {got}")]
-    MisAnswered {
-        sent: String,
-        got: String,
-        status: u16,
-        /// The answer as received (redacted).
-        body: String,
-    },
-}
-
-impl TransportError {
-    fn redacted(self, secrets: &[String]) -> Self {
-        let clean = |d: String| redact(&d, secrets).into_owned();
-        match self {
-            TransportError::Unreachable { detail } => TransportError::Unreachable {
-                detail: clean(detail),
-            },
-            TransportError::Protocol { detail } => TransportError::Protocol {
-                detail: clean(detail),
-            },
-            TransportError::MisAnswered {
-                sent,
-                got,
-                status,
-                body,
-            } => TransportError::MisAnswered {
-                sent,
-                got,
-                status,
-                body: clean(body),
-            },
-            other => other,
-        }
-    }
-
-    /// What a report shows as the evidence of this error, when there is more than its message.
-    pub fn evidence(&self) -> Option<String> {
-        match self {
-            TransportError::MisAnswered { status, body, .. } => Some(format!(
-                "HTTP {status}: {}",
-                crate::check::excerpt(body, 600)
-            )),
-            _ => None,
-        }
-    }
-
-    /// Whether the whole run is pointless (exit code 2) rather than this exchange failing.
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Unreachable { .. } | TransportError::AuthRefused { .. }
-        )
-    }
-}
+use super::reply::{Reply, operation_label, reply};
 
 /// One outgoing request.
 #[derive(Debug, Clone)]
@@ -214,127 +63,6 @@ pub struct HttpResponse {
     pub second_response: Option<String>,
 }
 
-/// The default bound on one response body: far above any answer the
-/// notification operations produce (a GetEvents batch is at most 50
-/// events), far below what would strain the harness. A larger body is a
-/// [`TransportError::Protocol`] and its remaining bytes are never read.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Why a body is not plain UTF-8 text: EWS speaks UTF-8 only, so a UTF-16
-/// body, a byte order mark that contradicts it, or a stray invalid byte is
-/// named here instead of surfacing later as "not well-formed XML".
-/// A UTF-8 byte order mark alone is legal and not a problem.
-pub fn encoding_problem(bytes: &[u8]) -> Option<String> {
-    let utf16_bom = match bytes {
-        [0xFF, 0xFE, ..] => Some("UTF-16LE"),
-        [0xFE, 0xFF, ..] => Some("UTF-16BE"),
-        _ => None,
-    };
-    let valid = std::str::from_utf8(bytes);
-    if let Some(bom) = utf16_bom {
-        let rest = if valid.is_err() && looks_like_utf16(&bytes[2..]) {
-            "UTF-16 text follows"
-        } else {
-            "but the text after it is not UTF-16"
-        };
-        return Some(format!(
-            "the body starts with a {bom} byte order mark ({rest}); EWS responses are UTF-8"
-        ));
-    }
-    match valid {
-        Ok(_) if looks_like_utf16(bytes) => Some(
-            "the body looks like UTF-16 without a byte order mark (NUL bytes between the characters); EWS responses are UTF-8"
-                .into(),
-        ),
-        Ok(text) => {
-            if text.contains('\0') {
-                Some(
-                    "the body contains NUL characters (is it UTF-16 served as UTF-8?); EWS responses are UTF-8"
-                        .into(),
-                )
-            } else {
-                None
-            }
-        }
-        Err(e) if looks_like_utf16(bytes) => Some(format!(
-            "the body looks like UTF-16 without a byte order mark (invalid UTF-8 at byte {}); EWS responses are UTF-8",
-            e.valid_up_to()
-        )),
-        Err(e) => Some(format!(
-            "the body is not valid UTF-8: byte 0x{:02X} at offset {} cannot start or continue a character",
-            bytes[e.valid_up_to()],
-            e.valid_up_to()
-        )),
-    }
-}
-
-/// What a response says of its own encoding that is not UTF-8: a
-/// `charset` in Content-Type, or an `encoding` in the XML declaration.
-/// EWS answers are UTF-8, and the harness reads them as such, so another
-/// declared encoding is named (with the byte-level problem, if any).
-pub fn declared_encoding_problem(content_type: Option<&str>, body: &[u8]) -> Option<String> {
-    let is_utf8 = |name: &str| {
-        let n = name
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'')
-            .to_ascii_lowercase();
-        n == "utf-8" || n == "utf8"
-    };
-    let charset = content_type.and_then(|ct| {
-        ct.split(';').skip(1).find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("charset")
-                .then(|| v.trim().trim_matches('"').to_string())
-        })
-    });
-    let declared = xml_declared_encoding(body);
-    let mut said = Vec::new();
-    if let Some(c) = charset.as_deref().filter(|c| !is_utf8(c)) {
-        said.push(format!("Content-Type says charset={c}"));
-    }
-    if let Some(d) = declared.as_deref().filter(|d| !is_utf8(d)) {
-        said.push(format!("the XML declaration says encoding=\"{d}\""));
-    }
-    if said.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{}; EWS responses are UTF-8, and the body was read as UTF-8",
-        said.join(" and ")
-    ))
-}
-
-/// The `encoding` pseudo-attribute of a leading `<?xml …?>` declaration.
-fn xml_declared_encoding(body: &[u8]) -> Option<String> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let head = &body[..body.len().min(200)];
-    let text = std::str::from_utf8(head).ok().or_else(|| {
-        // Cut inside a character: the declaration itself is ASCII.
-        let end = head
-            .iter()
-            .position(|b| !b.is_ascii())
-            .unwrap_or(head.len());
-        std::str::from_utf8(&head[..end]).ok()
-    })?;
-    let decl = text.strip_prefix("<?xml")?.split("?>").next()?;
-    let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = rest[1..].split(quote).next()?;
-    Some(value.to_string())
-}
-
-/// Many zero bytes in alternate positions: ASCII text in UTF-16.
-fn looks_like_utf16(bytes: &[u8]) -> bool {
-    let sample = &bytes[..bytes.len().min(512)];
-    let zeros = sample.iter().filter(|b| **b == 0).count();
-    sample.len() >= 4 && zeros * 3 >= sample.len()
-}
-
 /// How long a connection is watched after an answer that is not a clean
 /// `<Op>Response` (an HTTP error, a fault, an empty Body): a server that
 /// sends a second response does it right behind the first.
@@ -360,83 +88,6 @@ impl TransportConfig {
             insecure_tls: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             second_response_grace: DEFAULT_SECOND_RESPONSE_GRACE,
-        }
-    }
-}
-
-/// What an answer's SOAP Body holds, against what the request asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `<Op>Response` for the request's `<Op>`.
-    Answers,
-    /// A SOAP fault.
-    Fault,
-    /// Another operation's response element (a local name ending in
-    /// `Response`).
-    Other(String),
-    /// No Body element to compare (not SOAP, an empty Body) or the
-    /// request's operation is unknown: other checks judge such answers.
-    Unknown,
-}
-
-/// Compares the answer's operation element with the request's.
-pub fn reply(request: &str, response: &str) -> Reply {
-    let Some(got) = body_operation(response) else {
-        return Reply::Unknown;
-    };
-    if got == "Fault" {
-        return Reply::Fault;
-    }
-    match body_operation(request) {
-        Some(op) if got == format!("{op}Response") => Reply::Answers,
-        // Only another operation's response element says "out of step";
-        // anything else in the Body is the structure checks' to judge.
-        Some(_) if got.ends_with("Response") => Reply::Other(got),
-        _ => Reply::Unknown,
-    }
-}
-
-/// The request's operation as a report names it.
-fn operation_label(request: &str) -> String {
-    body_operation(request).unwrap_or_else(|| "a request without a readable operation".into())
-}
-
-/// The local name of the SOAP Body's first element, when `text` is an
-/// Envelope whose Body has one. A streaming scan that stops there: it never
-/// expands entities and costs nothing on a large answer.
-pub fn body_operation(text: &str) -> Option<String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut depth = 0usize;
-    let mut in_body = false;
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) => {
-                depth += 1;
-                let name = e.local_name();
-                match depth {
-                    1 if name.as_ref() != b"Envelope" => return None,
-                    2 if name.as_ref() == b"Body" => in_body = true,
-                    3 if in_body => return Some(String::from_utf8_lossy(name.as_ref()).into()),
-                    _ => {}
-                }
-            }
-            Ok(Event::Empty(e)) => {
-                let name = e.local_name();
-                match depth + 1 {
-                    1 => return None,
-                    3 if in_body => return Some(String::from_utf8_lossy(name.as_ref()).into()),
-                    _ => {}
-                }
-            }
-            Ok(Event::End(_)) => {
-                if depth == 2 && in_body {
-                    return None;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            Ok(Event::Eof) | Err(_) => return None,
-            Ok(_) => {}
         }
     }
 }
@@ -893,7 +544,7 @@ impl Transport {
                 detail: match location {
                     Some(to) => format!(
                         "the endpoint redirects (HTTP {status}) to `{}`; redirects are never followed: set the endpoint to the final EWS URL",
-                        crate::check::excerpt(&to, 200)
+                        crate::client::excerpt::excerpt(&to, 200)
                     ),
                     None => format!(
                         "the endpoint answered HTTP {status} (a redirect without a Location); redirects are never followed"
@@ -925,7 +576,7 @@ impl Transport {
                     "the connection broke after {} bytes of the body ({}); what arrived: {}",
                     body.len(),
                     error_chain(&e),
-                    crate::check::excerpt(&String::from_utf8_lossy(&body), 300)
+                    crate::client::excerpt::excerpt(&String::from_utf8_lossy(&body), 300)
                 ),
             })?;
             let Ok(chunk) = frame.into_data() else {
@@ -1007,48 +658,6 @@ fn extra_headers(req: &HttpRequest<'_>) -> Result<Vec<(HeaderName, HeaderValue)>
     Ok(out)
 }
 
-/// The body without its content coding. The request accepts gzip only;
-/// a body that says gzip and is not, or another coding, is unreadable.
-fn decode(headers: &HeaderMap, body: Vec<u8>, cap: usize) -> Result<Vec<u8>, TransportError> {
-    use std::io::Read;
-    let Some(coding) = headers.get(CONTENT_ENCODING) else {
-        return Ok(body);
-    };
-    let coding = String::from_utf8_lossy(coding.as_bytes())
-        .trim()
-        .to_ascii_lowercase();
-    match coding.as_str() {
-        "" | "identity" => Ok(body),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .take(cap as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| TransportError::Protocol {
-                    detail: format!(
-                        "the response says `Content-Encoding: {coding}` but its {} bytes are not gzip data ({e}); they begin: {}",
-                        body.len(),
-                        crate::check::excerpt(&String::from_utf8_lossy(&body), 200)
-                    ),
-                })?;
-            if out.len() > cap {
-                return Err(TransportError::Protocol {
-                    detail: format!(
-                        "the gzip response body decodes to more than the limit of {cap} bytes; decoding stopped there"
-                    ),
-                });
-            }
-            Ok(out)
-        }
-        other => Err(TransportError::Protocol {
-            detail: format!(
-                "the response is encoded with `Content-Encoding: {}`, which the request did not accept (it accepts gzip only)",
-                crate::check::excerpt(other, 60)
-            ),
-        }),
-    }
-}
-
 /// A body read piece by piece as it arrives.
 pub type BodyStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, String>> + Send>>;
@@ -1087,52 +696,15 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-fn classify(e: reqwest::Error, deadline: Duration) -> TransportError {
-    let detail = with_tls_hint(error_chain(&e));
-    if e.is_connect() || e.is_builder() {
-        TransportError::Unreachable { detail }
-    } else if e.is_timeout() {
-        TransportError::Timeout { after: deadline }
-    } else {
-        TransportError::Protocol { detail }
-    }
-}
-
-/// What to do about a certificate the harness does not trust, added to an
-/// error that is about one.
-pub(crate) fn with_tls_hint(detail: String) -> String {
-    let lower = detail.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") {
-        format!(
-            "{detail} (the target's TLS certificate is not trusted: for a test server with a \
-             self-signed certificate, use --insecure-tls or EWS_INSECURE_TLS=1)"
-        )
-    } else {
-        detail
-    }
-}
-
-/// The error and its causes on one line (reqwest's top message alone is vague).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::error::with_tls_hint;
+    use crate::client::reply::body_operation;
     use axum::Router;
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
+    use reqwest::header::CONTENT_ENCODING;
 
     async fn serve(router: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use super::{Reporter, escape_controls, explain, observations};
 use crate::client::push::PushStatsHandle;
-use crate::suite::exec::{Outcome, Verdict};
+use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::Summary;
 
 pub struct Console {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Reporter, capped_outcome};
 use crate::client::push::{PushStats, PushStatsHandle};
-use crate::suite::exec::Outcome;
+use crate::suite::outcome::Outcome;
 use crate::suite::run::Summary;
 use ews_proto::ews::ServerVersionInfo;
 

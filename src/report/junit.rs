@@ -17,7 +17,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use super::{Reporter, describe_findings, escape_controls, skipped_steps, verdict_reason};
 use crate::check::Severity;
 use crate::client::push::PushStatsHandle;
-use crate::suite::exec::{Outcome, Verdict};
+use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::Summary;
 
 pub struct Junit {

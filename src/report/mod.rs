@@ -1,5 +1,7 @@
-//! Reporters: where outcomes go. One trait, several formats, each in its
-//! own module; a run feeds them all through [`Fanout`].
+//! Reporters: where outcomes go. Several formats, each in its own module,
+//! behind the one trait the run calls ([`Reporter`], defined with the run
+//! so that the run never reaches up into the reports); a run feeds them
+//! all through [`Fanout`].
 //!
 //! No reporter ever sees credentials: exchanges hold request bodies only,
 //! and the target's Authorization travels in headers that are not recorded.
@@ -13,18 +15,12 @@ pub mod progress;
 
 use std::io;
 
+use crate::check::exchange::Exchange;
 use crate::check::{Finding, Severity};
 use crate::suite::depend::SKIPPED_STEP;
-use crate::suite::exec::{Exchange, Outcome, Verdict};
+use crate::suite::outcome::{Outcome, Verdict};
+pub use crate::suite::run::Reporter;
 use crate::suite::run::Summary;
-
-/// Receives a run's progress (ui_test style).
-pub trait Reporter: Send {
-    fn case_started(&mut self, _id: &str, _title: &str) {}
-    fn case_finished(&mut self, outcome: &Outcome);
-    /// The run is over: `outcomes` are sorted by id.
-    fn finished(&mut self, outcomes: &[Outcome], summary: &Summary) -> io::Result<()>;
-}
 
 /// Sends everything to several reporters.
 #[derive(Default)]
@@ -347,11 +343,11 @@ pub const PRETTY_MAX_BYTES: usize = 256 * 1024;
 fn excerpt_lines(text: &str, max: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() <= max {
-        return crate::check::excerpt(text, 8000);
+        return crate::client::excerpt::excerpt(text, 8000);
     }
     let mut s = lines[..max].join("\n");
     s.push_str(&format!("\n… ({} more lines)", lines.len() - max));
-    crate::check::excerpt(&s, 8000)
+    crate::client::excerpt::excerpt(&s, 8000)
 }
 
 fn indent(text: &str, n: usize) -> String {

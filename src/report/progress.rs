@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Reporter, escape_controls};
-use crate::suite::exec::Outcome;
+use crate::suite::outcome::Outcome;
 use crate::suite::run::Summary;
 
 /// Where progress goes and how.

@@ -31,13 +31,14 @@ pub use report::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::case::Case;
 use crate::check::CheckRegistry;
 use crate::check::golden::{Golden, GoldenMode};
 use crate::report::Reporter;
 use crate::report::progress::Progress;
 use crate::settings::Settings;
-use crate::suite::Case;
-use crate::suite::exec::{Executor, Outcome, Verdict};
+use crate::suite::exec::Executor;
+use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::{RunOptions, Summary, run_suite};
 use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_variant};
 use ews_server::{Dialect, DialectSet, Fault, FaultSet};

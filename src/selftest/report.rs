@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Expectation, Scope, expectation};
 use crate::check::Finding;
-use crate::suite::exec::{Outcome, Verdict};
+use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::{ExitStatus, Summary};
 use ews_server::{DialectSet, Fault};
 

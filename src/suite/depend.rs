@@ -12,9 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use super::case::{Action, Predicate, Step};
-use super::ops::OpRegistry;
-use super::template::{Vars, referenced};
+use super::operation::OpRegistry;
+use crate::case::template::{Vars, referenced};
+use crate::case::{Action, Predicate, Step};
 
 /// The check name of the note a skipped step leaves in the report.
 pub const SKIPPED_STEP: &str = "skipped-step";
@@ -246,7 +246,7 @@ mod tests {
     use crate::check::CheckRegistry;
     use crate::suite::Loader;
 
-    fn case(text: &str) -> crate::suite::Case {
+    fn case(text: &str) -> crate::case::Case {
         let ops = OpRegistry::builtin();
         let checks = CheckRegistry::builtin();
         Loader::new(&ops, &checks)

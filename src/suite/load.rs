@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use toml::Spanned;
 
-use super::case::*;
-use super::ops::{OpRegistry, validate_args};
-use super::template::referenced;
+use super::operation::{OpRegistry, validate_args};
+use crate::case::template::referenced;
+use crate::case::*;
 use crate::check::CheckRegistry;
 use ews_proto::ews::{ConnectionStatus, EventKind, ResponseClass};
 use ews_proto::xml::path::XPath;

@@ -1,22 +1,29 @@
-//! The data-driven suite: case files (format, loading, templating), the
-//! target they run against, the named operations, the executor, and the
-//! run that ties them to reporters.
+//! The data-driven suite: loading case files, the target they run against,
+//! the named operations, the executor, and the run that hands outcomes to
+//! the reporters.
+//!
+//! Inside, imports go one way: `target`, `profile`, `requirements` →
+//! `step` (what an operation gets) → `operation` (the trait and registry)
+//! → `notify` and `ops` (the operations) → `depend`, `load` → `outcome`,
+//! `exec` → `checks`, `run`.
 
-pub mod case;
+pub mod checks;
 pub mod depend;
 pub mod exec;
 pub mod load;
 pub mod notify;
+pub mod operation;
 pub mod ops;
+pub mod outcome;
 pub mod profile;
 pub mod requirements;
 pub mod run;
+pub mod step;
 pub mod target;
-pub mod template;
 
-pub use case::{Capability, Case, CaseGrade, Step};
-pub use exec::{Exchange, Executor, Outcome, Verdict};
+pub use exec::Executor;
 pub use load::{LoadError, LoadedSuite, Loader};
+pub use outcome::{Outcome, Verdict};
 pub use profile::Profile;
 pub use run::{ExitStatus, RunOptions, RunResult, Signal, Summary, run_suite};
 pub use target::{Target, TargetBuilder, TargetConfig, TargetError};

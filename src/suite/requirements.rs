@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::case::Case;
+use crate::case::Case;
 
 /// `level`: whether cases assert the requirement or record what a target does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -2,6 +2,7 @@
 //! outcome to the reporters, and the summary that decides the exit code.
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,10 +11,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::case::Case;
-use super::exec::{Executor, Outcome, Verdict};
+use super::exec::Executor;
 use super::load::LoadError;
-use crate::report::Reporter;
+use super::outcome::{Outcome, Verdict};
+use crate::case::Case;
 
 /// How a run is shaped.
 #[derive(Debug, Clone)]
@@ -196,6 +197,15 @@ async fn stopped(
         // The sender is gone without a signal: never stop.
         Err(_) => std::future::pending().await,
     }
+}
+
+/// Receives a run's progress (ui_test style): the one status-emitter
+/// trait; the console, JSON, JUnit and HTML reports implement it.
+pub trait Reporter: Send {
+    fn case_started(&mut self, _id: &str, _title: &str) {}
+    fn case_finished(&mut self, outcome: &Outcome);
+    /// The run is over: `outcomes` are sorted by id.
+    fn finished(&mut self, outcomes: &[Outcome], summary: &Summary) -> io::Result<()>;
 }
 
 /// Runs `cases` (and reports `load_errors` as errors) through `reporter`.

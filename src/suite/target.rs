@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
+use crate::client::auth::Auth;
 use crate::client::push::PushListener;
-use crate::client::transport::Auth;
 use crate::settings::Settings;
 use ews_server::{DialectSet, FaultSet, RunningServer, ServerConfig};
 
-use super::case::{Capability, UserRole};
+use crate::case::{Capability, UserRole};
 
 /// A mailbox user the harness acts as.
 #[derive(Clone, PartialEq, Eq)]

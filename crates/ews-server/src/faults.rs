@@ -15,7 +15,7 @@ use std::sync::{LazyLock, Mutex};
 
 use regex::Regex;
 
-use super::lock;
+use super::sync::lock;
 use ews_proto::ews::{Event, EventKind};
 
 /// One deliberate defect of the reference server.

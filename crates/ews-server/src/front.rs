@@ -13,8 +13,8 @@ use flate2::write::GzEncoder;
 use futures_util::StreamExt;
 
 use super::dialects::Dialect;
-use super::lock;
 use super::state::State;
+use super::sync::lock;
 
 /// The affinity cookie `extra-headers` sets on every answer (Exchange's
 /// front end routes by it; clients replay it).

@@ -24,11 +24,12 @@ mod state;
 mod store;
 mod streaming;
 mod subscriptions;
+mod sync;
 mod transport;
 pub mod validate;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -41,6 +42,7 @@ pub use faults::{CATALOGUE, Fault, FaultInfo, FaultSet, UnknownFault};
 pub use validate::SchemaViolation;
 
 use state::State;
+use sync::lock;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +54,6 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Locks a mutex, recovering from poisoning: a panicked request must not
-/// take the whole server down with it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A server started by [`start`]. Dropping it signals shutdown too.

@@ -17,12 +17,11 @@ use tokio::time::Instant;
 use super::dialects::Dialect;
 use super::faults::{Fault, shape_events};
 use super::ids::new_subscription_id;
-use super::lock;
 use super::log::Filter;
-use super::reply::{Call, Reply};
+use super::reply::{Call, Reply, access_denied, not_found, not_pull};
 use super::resolve::{self, Unresolved};
-use super::state::State;
 use super::subscriptions::{DeliveryState, Subscription};
+use super::sync::lock;
 use ews_proto::ews::{
     Event, EventKind, GetEventsResponse, Notification, ResponseCode, ResponseMessage,
     SubscribeResponse, UnsubscribeResponse,
@@ -32,8 +31,6 @@ use ews_proto::xml::{ElementExt, child, element_children, ns};
 const M: &str = ns::MESSAGES;
 const T: &str = ns::TYPES;
 
-/// Events per notification (digest 1.2 step 3).
-pub const BATCH: usize = 50;
 /// StatusFrequency when a push request leaves it out: the docs' default
 /// (digest R13 CONFLICT: the schema makes it mandatory).
 pub const DEFAULT_STATUS_FREQUENCY: u32 = 30;
@@ -223,38 +220,6 @@ fn get_events_error(call: &Call<'_>, code: ResponseCode, text: &str) -> Reply {
         notification: None,
     };
     Reply::Envelope(call.envelope(|w| r.render(w)))
-}
-
-/// Why a request cannot use a subscription, as (code, text).
-/// `unsubscribed`: Unsubscribe ended the id (digest U5).
-pub fn not_found(state: &State, unsubscribed: bool) -> (ResponseCode, &'static str) {
-    if state.faults.has(Fault::WrongNotFoundCode) {
-        return not_pull();
-    }
-    if unsubscribed && state.dialects.has(Dialect::UnsubscribedCode) {
-        return (
-            ResponseCode::ErrorSubscriptionUnsubscribed,
-            "The subscription has been unsubscribed.",
-        );
-    }
-    (
-        ResponseCode::ErrorSubscriptionNotFound,
-        "The specified subscription was not found.",
-    )
-}
-
-pub fn access_denied() -> (ResponseCode, &'static str) {
-    (
-        ResponseCode::ErrorSubscriptionAccessDenied,
-        "Access is denied. Only the subscription owner may access the subscription.",
-    )
-}
-
-fn not_pull() -> (ResponseCode, &'static str) {
-    (
-        ResponseCode::ErrorInvalidPullSubscriptionId,
-        "Subscription is not a pull subscription.",
-    )
 }
 
 /// GetEvents. Decision (R40): the sent watermark is the resume point, so

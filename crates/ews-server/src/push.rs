@@ -12,10 +12,10 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 
 use super::faults::{Fault, shape_events};
-use super::lock;
 use super::state::State;
-use super::streaming::stopped;
 use super::subscriptions::DeliveryState;
+use super::sync::lock;
+use super::sync::stopped;
 use super::validate::notification_request;
 use ews_proto::ews::envelope::{RequestHeader, open, request};
 use ews_proto::ews::{Event, Notification, ResponseMessage, SendNotification, SubscriptionStatus};

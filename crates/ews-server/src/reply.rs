@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::dialects::Dialect;
+use super::faults::Fault;
 use super::state::State;
 use super::validate::SchemaViolation;
 use ews_proto::ews::envelope::{EnvelopeStyle, FaultForm, FaultPosition, open_operation, response};
@@ -184,6 +185,40 @@ pub fn xml_safe(text: &str) -> String {
             _ => '\u{FFFD}',
         })
         .collect()
+}
+
+// ------------------------------------------- refusing a subscription id
+
+/// Why a request cannot use a subscription, as (code, text).
+/// `unsubscribed`: Unsubscribe ended the id (digest U5).
+pub fn not_found(state: &State, unsubscribed: bool) -> (ResponseCode, &'static str) {
+    if state.faults.has(Fault::WrongNotFoundCode) {
+        return not_pull();
+    }
+    if unsubscribed && state.dialects.has(Dialect::UnsubscribedCode) {
+        return (
+            ResponseCode::ErrorSubscriptionUnsubscribed,
+            "The subscription has been unsubscribed.",
+        );
+    }
+    (
+        ResponseCode::ErrorSubscriptionNotFound,
+        "The specified subscription was not found.",
+    )
+}
+
+pub fn access_denied() -> (ResponseCode, &'static str) {
+    (
+        ResponseCode::ErrorSubscriptionAccessDenied,
+        "Access is denied. Only the subscription owner may access the subscription.",
+    )
+}
+
+pub(crate) fn not_pull() -> (ResponseCode, &'static str) {
+    (
+        ResponseCode::ErrorInvalidPullSubscriptionId,
+        "Subscription is not a pull subscription.",
+    )
 }
 
 #[cfg(test)]

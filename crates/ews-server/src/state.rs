@@ -8,9 +8,9 @@ use tokio::sync::watch;
 use super::config::ServerConfig;
 use super::dialects::{self, Dialect, DialectSet};
 use super::faults::{Fault, FaultMemory, FaultSet};
-use super::pull::BATCH;
 use super::rewrite::Rewriter;
 use super::store::{EventForms, Mailbox};
+use super::subscriptions::BATCH;
 use super::subscriptions::Registry;
 use super::transport::Transport;
 

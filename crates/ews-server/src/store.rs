@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 
 use super::ids::{IdKind, StoreId, change_key, new_nonce};
-use super::lock;
 use super::log::{EventLog, LoggedEvent};
+use super::sync::lock;
 use ews_proto::ews::{EventKind, Id, ObjectId, ResponseCode, time::now_utc};
 
 /// The distinguished folders every mailbox has: (name, display name, parent).

@@ -24,11 +24,11 @@ use tokio::time::{Instant, sleep_until};
 
 use super::dialects::Dialect;
 use super::faults::{Fault, shape_events};
-use super::lock;
-use super::pull::{access_denied, not_found};
 use super::reply::{Call, Reply};
+use super::reply::{access_denied, not_found};
 use super::state::State;
 use super::subscriptions::DeliveryState;
+use super::sync::{lock, stopped};
 use ews_proto::ews::envelope::{EnvelopeStyle, response};
 use ews_proto::ews::{
     ConnectionStatus, GetStreamingEventsResponse, Notification, ResponseCode, ResponseMessage,
@@ -282,11 +282,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         lock(&self.state.registry).close_connection(self.id);
     }
-}
-
-/// Resolves once the server is shutting down.
-pub async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Why a connection loop ended early.

@@ -11,6 +11,9 @@ use tokio::time::Instant;
 
 use super::log::Filter;
 
+/// Events per notification (digest 1.2 step 3).
+pub const BATCH: usize = 50;
+
 /// How long (in protocol minutes) a streaming subscription survives with no open connection.
 pub const STREAMING_IDLE_MINUTES: u32 = 30;
 

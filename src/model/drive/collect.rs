@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::client::auth::Auth;
 use crate::client::push::{PushListener, ReceivedPush};
 use crate::client::stream::{StreamReader, parse_envelope};
-use crate::client::transport::Auth;
 use ews_proto::ews::Notification;
 
 /// How often a stream that ended is opened again before the feed gives up.
@@ -130,7 +130,7 @@ async fn read_stream(request: StreamRequest, shared: Arc<StreamShared>, tx: watc
             let body = response.text().await.unwrap_or_default();
             note(format!(
                 "GetStreamingEvents: HTTP {status}: {}",
-                crate::check::excerpt(&body, 300)
+                crate::client::excerpt::excerpt(&body, 300)
             ));
             continue;
         }

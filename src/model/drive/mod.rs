@@ -40,8 +40,9 @@ use super::oracle::{
     Bindings, Delivery, Divergence, DivergenceKind, Observed, ObservedSubscription, judge,
 };
 use super::profile::Profile;
-use crate::check::excerpt;
-use crate::client::transport::{HttpRequest, Transport, TransportConfig, TransportError};
+use crate::client::error::TransportError;
+use crate::client::excerpt::excerpt;
+use crate::client::transport::{HttpRequest, Transport, TransportConfig};
 use crate::suite::target::{Target, TargetConfig};
 use ews_proto::ews::envelope::{RequestHeader, request};
 use ews_proto::ews::items::{
@@ -311,8 +312,8 @@ impl Driver {
         let mut modes = vec![Mode::Pull];
         // The explorer's stream collector (collect.rs) reads through a
         // pooled client that cannot hold an NTLM handshake.
-        let ntlm = matches!(cfg.user.auth, crate::client::transport::Auth::Ntlm { .. });
-        if cfg.has(crate::suite::Capability::Streaming) && !ntlm {
+        let ntlm = matches!(cfg.user.auth, crate::client::auth::Auth::Ntlm { .. });
+        if cfg.has(crate::case::Capability::Streaming) && !ntlm {
             modes.push(Mode::Streaming);
         }
         if self.target.push_listener().is_some() && cfg.push_url.is_some() {

@@ -4,7 +4,7 @@
 
 use roxmltree::{Document, Node};
 
-use crate::check::excerpt;
+use crate::client::excerpt::excerpt;
 use ews_proto::ews::envelope::open;
 use ews_proto::ews::{GetEventsResponse, Notification, SubscribeResponse};
 use ews_proto::xml::{ElementExt, child, ns, parse_document};

@@ -19,7 +19,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
 use super::Reporter;
-use crate::suite::exec::Outcome;
+use crate::suite::outcome::Outcome;
 use crate::suite::run::Summary;
 
 pub use compare::render as render_comparison;

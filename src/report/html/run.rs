@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use maud::{Markup, html};
 
 use super::{filters, page, shown, timeline};
+use crate::check::exchange::Exchange;
 use crate::check::{Finding, Severity};
 use crate::report::{capped_outcome, pretty_xml, server_version, verdict_reason};
-use crate::suite::exec::{Exchange, Outcome};
+use crate::suite::outcome::Outcome;
 use crate::suite::run::Summary;
 
 /// The verdicts in the order the page lists them.

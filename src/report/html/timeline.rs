@@ -8,7 +8,8 @@ use std::time::Duration;
 use maud::{Markup, html};
 
 use crate::check::Severity;
-use crate::suite::exec::{Exchange, Outcome};
+use crate::check::exchange::Exchange;
+use crate::suite::outcome::Outcome;
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 200.0;

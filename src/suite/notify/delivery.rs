@@ -28,8 +28,8 @@ use super::{
     Args, COUNT, Operation, Param, ParamKind, StepContext, StepError, WITHIN_MINUTES,
     WITHIN_SECONDS, param, protocol_time, secs,
 };
+use crate::case::Step;
 use crate::check::events::patterns_arrived;
-use crate::suite::case::Step;
 use ews_proto::ews::envelope::request;
 use ews_proto::ews::items::folder_ref;
 use ews_proto::ews::{Event, EventKind};
@@ -257,8 +257,8 @@ async fn await_delivery(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::case::EventPattern;
-    use crate::suite::template::Vars;
+    use crate::case::EventPattern;
+    use crate::case::template::Vars;
     use ews_proto::ews::{Id, ObjectId};
 
     fn pattern(kind: EventKind, item: Option<&str>) -> EventPattern {

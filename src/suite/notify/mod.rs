@@ -103,11 +103,12 @@ mod stream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::case::{Args, EventsMode, Step};
-use super::exec::{Exchange, StepContext, StepError};
-use super::ops::{Operation, Param, ParamKind};
+use super::operation::{Operation, Param, ParamKind};
+use super::step::{StepContext, StepError};
+use crate::case::{Args, EventsMode, Step};
 use crate::check::codes::Codes;
 use crate::check::events::Events;
+use crate::check::exchange::Exchange;
 use crate::check::notify::Notify;
 use crate::check::{Answer, Check, Finding, Severity, StepInput, asserts::Asserts, notifications};
 use crate::client::stream::parse_envelope;

@@ -14,11 +14,11 @@ use super::{
     CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, WaitEnd, awaited, check_arrivals, count,
     listing, param, received, secs, wait,
 };
+use crate::case::Args;
 use crate::check::Severity;
 use crate::client::push::{PushAnswer, PushListener, ReceivedPush, result_envelope};
-use crate::suite::case::Args;
-use crate::suite::exec::{StepContext, StepError};
-use crate::suite::ops::{Operation, Param, ParamKind};
+use crate::suite::operation::{Operation, Param, ParamKind};
+use crate::suite::step::{StepContext, StepError};
 use ews_proto::ews::{EventKind, SubscriptionStatus};
 
 /// Per subscription, the seq of the last push a step of this case took.
@@ -273,7 +273,7 @@ async fn expect_no_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
                             secs(window),
                             super::summarize(&push.body_text())
                         ),
-                        Some(crate::check::excerpt(&push.body_text(), 2000)),
+                        Some(crate::client::excerpt::excerpt(&push.body_text(), 2000)),
                     );
         }
         None => ctx.note(

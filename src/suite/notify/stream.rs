@@ -9,14 +9,15 @@ use super::{
     CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, Wait, WaitEnd, awaited, check_arrivals,
     count, listing, param, received, secs, wait,
 };
+use crate::case::Args;
 use crate::check::Severity;
+use crate::check::exchange::Exchange;
+use crate::client::error::TransportError;
 use crate::client::stream::{
     ArrivedEnvelope, SplitNote, StreamError, StreamReader, parse_envelope,
 };
-use crate::client::transport::TransportError;
-use crate::suite::case::Args;
-use crate::suite::exec::{Exchange, StepContext, StepError};
-use crate::suite::ops::{Operation, Param, ParamKind};
+use crate::suite::operation::{Operation, Param, ParamKind};
+use crate::suite::step::{StepContext, StepError};
 use ews_proto::ews::envelope::request;
 use ews_proto::ews::{ConnectionStatus, GetStreamingEventsRequest};
 

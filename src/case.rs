@@ -1,6 +1,8 @@
 //! The case file format: the raw TOML shape (with source spans, for error
 //! messages) and the validated [`Case`] the executor runs.
 
+pub mod template;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
