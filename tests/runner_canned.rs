@@ -425,7 +425,7 @@ async fn example_cases_pass_against_a_conforming_responder() {
     for ex in sent {
         assert_eq!(
             ex.asked.as_ref(),
-            Some(&ews_conformance::check::wire::Asked::read(&ex.request)),
+            Some(&ews_conformance::check::request::Asked::read(&ex.request)),
             "{ex:?}"
         );
     }

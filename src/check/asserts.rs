@@ -8,7 +8,7 @@
 
 use super::finding::Finding;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use crate::case::{Assert, Predicate};
 use ews_proto::ews::time::is_xs_datetime;
 

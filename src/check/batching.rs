@@ -15,7 +15,7 @@ use super::finding::Finding;
 use super::finding::call_label;
 use super::input::CaseInput;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use super::wire::{Channel, Link, received, short, subscriptions};
 use ews_proto::ews::{EventKind, Notification};
 

@@ -9,7 +9,7 @@ use super::answer::Answer;
 use super::finding::Finding;
 use super::finding::call_label;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use crate::case::Action;
 use crate::client::excerpt::excerpt;
 use ews_proto::ews::ResponseClass;

@@ -8,7 +8,7 @@ use super::answer::notifications_parsed;
 use super::event_match::{self, Mismatch, Rendered};
 use super::finding::Finding;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use crate::case::{EventPattern, EventsMode};
 use ews_proto::ews::{Event, Notification, ObjectId};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::finding::Finding;
-use super::wire::Asked;
+use super::request::Asked;
 
 /// One HTTP request and what came back.
 #[derive(Debug, Clone, Serialize)]

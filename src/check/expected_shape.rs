@@ -14,7 +14,7 @@
 
 use super::finding::Finding;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use super::shape::{Shape, compare_shapes, shape_of};
 use super::wire::{documents, received};
 use crate::client::excerpt::excerpt;

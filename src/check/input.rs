@@ -3,7 +3,8 @@
 
 use super::exchange::Exchange;
 use super::finding::*;
-use super::wire::{self};
+use super::request;
+use super::wire;
 use crate::case::template::Vars;
 use crate::case::{Case, Step};
 
@@ -100,14 +101,14 @@ impl<'a> StepInput<'a> {
 
     /// What the request of exchange `index` asked for: as the executor read
     /// it while the request was in flight, or from the shared parse.
-    fn request_of(&self, index: usize) -> Option<wire::Request> {
+    fn request_of(&self, index: usize) -> Option<request::Request> {
         let ex = self.exchanges.get(index)?;
         Some(match &ex.asked {
             Some(asked) => {
-                debug_assert_eq!(asked.request, wire::read_request(&ex.request));
+                debug_assert_eq!(asked.request, request::read_request(&ex.request));
                 asked.request.clone()
             }
-            None => wire::read_request_parsed(self.request_document(index)?),
+            None => request::read_request_parsed(self.request_document(index)?),
         })
     }
 
@@ -124,7 +125,7 @@ impl<'a> StepInput<'a> {
     /// Every exchange read as [`StepInput::reading`] reads it, handing over
     /// the replies the step's checks already read rather than copying them.
     pub fn into_readings(self) -> Vec<Option<wire::Reading>> {
-        let requests: Vec<Option<wire::Request>> = (0..self.exchanges.len())
+        let requests: Vec<Option<request::Request>> = (0..self.exchanges.len())
             .map(|i| self.request_of(i))
             .collect();
         let _ = self.reply(0); // reads every reply a check has not read yet
@@ -146,10 +147,10 @@ impl<'a> StepInput<'a> {
         let ex = self.exchanges.get(index)?;
         match &ex.asked {
             Some(asked) => {
-                debug_assert_eq!(asked.version, wire::requested_version(&ex.request));
+                debug_assert_eq!(asked.version, request::requested_version(&ex.request));
                 asked.version.clone()
             }
-            None => wire::requested_version_parsed(self.request_document(index)?),
+            None => request::requested_version_parsed(self.request_document(index)?),
         }
     }
 }

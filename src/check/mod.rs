@@ -19,9 +19,11 @@ pub mod expected_shape;
 mod finding;
 pub mod golden;
 mod input;
+mod kind;
 pub mod normalize;
 pub mod notify;
 mod registry;
+pub mod request;
 pub mod shape;
 pub mod structure;
 #[cfg(test)]
@@ -38,7 +40,8 @@ pub use answer::{
 };
 pub use finding::{Finding, Severity};
 pub use input::{CaseInput, Parsed, StepInput};
-pub use registry::{Check, CheckRegistry};
+pub use kind::Check;
+pub use registry::CheckRegistry;
 
 #[cfg(test)]
 mod tests {
@@ -130,7 +133,7 @@ mod tests {
             let mut exchanges = exchanges.clone();
             if with_asked {
                 for ex in &mut exchanges {
-                    ex.asked = Some(wire::Asked::read(&ex.request));
+                    ex.asked = Some(request::Asked::read(&ex.request));
                 }
             }
             let input = StepInput::new(&c, &s, &exchanges, &vars);
@@ -153,7 +156,7 @@ mod tests {
                 );
                 assert_eq!(
                     input.requested_version(i),
-                    wire::requested_version(&ex.request)
+                    request::requested_version(&ex.request)
                 );
             }
             assert_eq!(

@@ -14,7 +14,7 @@ use super::answer::notifications;
 use super::events::render_pattern;
 use super::finding::Finding;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use crate::case::Expect;
 use crate::client::excerpt::excerpt;
 use crate::client::stream::parse_envelope;

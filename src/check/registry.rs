@@ -1,35 +1,14 @@
-//! The `Check` trait every kind implements, and the registry of the kinds
-//! a run knows, by name.
+//! The registry of the check kinds a run knows, by name.
 
 use std::sync::Arc;
 
 use super::finding::*;
 use super::input::*;
+use super::kind::Check;
 use super::{
     asserts, batching, codes, events, expected_shape, golden, notify, structure, watermark,
 };
 use crate::case::Case;
-
-/// A kind of check.
-pub trait Check: Send + Sync {
-    /// The stable name case files use.
-    fn name(&self) -> &'static str;
-    /// Judges one step.
-    fn check(&self, input: &StepInput<'_>) -> Vec<Finding>;
-    /// Judges the whole case once every step has run (relations between
-    /// exchanges of different steps). A finding's `exchange` is an index
-    /// into [`CaseInput::exchanges`].
-    fn check_case(&self, _input: &CaseInput<'_>) -> Vec<Finding> {
-        Vec::new()
-    }
-    /// Whether [`Check::check_case`] reads [`CaseInput::entries`]: if a
-    /// selected kind does, the executor reads each exchange while its step
-    /// is judged, from the parses the step's checks share. Only a matter of
-    /// speed: entries not read early are read when first asked for.
-    fn reads_entries(&self) -> bool {
-        false
-    }
-}
 
 /// The check kinds a run knows, in the order they run.
 #[derive(Clone, Default)]

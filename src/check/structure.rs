@@ -20,7 +20,7 @@ use roxmltree::Document;
 
 use super::finding::Finding;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use super::wire::{each_document_parsed, received};
 use crate::client::excerpt::excerpt;
 use ews_proto::ews::SERVER_VERSIONS;

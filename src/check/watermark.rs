@@ -24,8 +24,9 @@ use std::collections::{HashMap, HashSet};
 use super::finding::Finding;
 use super::input::CaseInput;
 use super::input::StepInput;
-use super::registry::Check;
-use super::wire::{Delivery, Entry, Link, Poll, Request, Subscription, short, subscriptions};
+use super::kind::Check;
+use super::request::Request;
+use super::wire::{Delivery, Entry, Link, Poll, Subscription, short, subscriptions};
 use ews_proto::ews::{Event, EventKind, Notification};
 
 pub struct Watermark;
@@ -420,7 +421,7 @@ fn lost_items(
         }
         for sub in subs {
             let Some(ask) = &sub.ask else { continue };
-            if ask.mode != super::wire::SubscriptionKind::Pull
+            if ask.mode != super::request::SubscriptionKind::Pull
                 || !ask.covers(EventKind::Created, folder)
             {
                 continue;
@@ -429,7 +430,7 @@ fn lost_items(
             // folders of the subscriber need not include it.
             let named_mailbox = matches!(
                 folder,
-                super::wire::FolderKey::Distinguished {
+                super::request::FolderKey::Distinguished {
                     mailbox: Some(_),
                     ..
                 }

@@ -11,7 +11,7 @@
 use super::finding::Finding;
 use super::finding::call_label;
 use super::input::StepInput;
-use super::registry::Check;
+use super::kind::Check;
 use super::wire::{documents, received};
 use super::xsd::{XsdFinding, XsdValidator};
 

@@ -1,7 +1,13 @@
-//! A typed EWS session for one user: build a named operation, send it,
-//! read the typed answer. A refusal (SOAP fault, error ResponseCode, a
-//! status other than 200) is an error that names the operation and quotes
-//! the code, so callers that only need the happy path stay short.
+//! The one way the harness talks EWS: a session for one user on one
+//! transport. Two layers:
+//!
+//! - raw: [`Session::post`] sends a prepared envelope and returns the answer
+//!   as it came (status, headers, body), for callers that judge every byte
+//!   (the suite's steps, the explorer, the tests);
+//! - typed: build a named operation, send it, read the typed answer. A
+//!   refusal (SOAP fault, error ResponseCode, a status other than 200) is
+//!   an error that names the operation and quotes the code, so callers that
+//!   only need the happy path stay short.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +17,7 @@ use roxmltree::Node;
 use super::auth::Auth;
 use super::error::TransportError;
 use super::stream::StreamReader;
-use super::transport::{HttpRequest, Transport};
+use super::transport::{HttpRequest, HttpResponse, OpenResponse, Transport};
 use ews_proto::ews::envelope::{RequestHeader, open, request};
 use ews_proto::ews::items::{CreateFolder, CreateItem, DeleteFolder, Disposition};
 use ews_proto::ews::{
@@ -55,6 +61,9 @@ pub struct Session {
     auth: Auth,
     header: RequestHeader,
     headers: Vec<(String, String)>,
+    /// Return 401/403 as an answer instead of an error (a step that
+    /// expects the target to refuse).
+    accept_auth_failure: bool,
 }
 
 impl Session {
@@ -68,7 +77,56 @@ impl Session {
                 impersonate: None,
             },
             headers: Vec::new(),
+            accept_auth_failure: false,
         }
+    }
+
+    /// Sends `headers` (never Authorization: that is the session's `auth`)
+    /// with every request.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Answers 401 and 403 as responses rather than errors.
+    pub fn accepting_auth_failure(mut self, accept: bool) -> Self {
+        self.accept_auth_failure = accept;
+        self
+    }
+
+    /// Whom the session acts as.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The transport the session sends on.
+    pub fn transport(&self) -> &Arc<Transport> {
+        &self.transport
+    }
+
+    fn request<'a>(&'a self, envelope: &'a str) -> HttpRequest<'a> {
+        HttpRequest {
+            body: envelope,
+            auth: &self.auth,
+            headers: &self.headers,
+            accept_auth_failure: self.accept_auth_failure,
+        }
+    }
+
+    /// Sends a prepared envelope and returns the answer as it came.
+    pub async fn post(&self, envelope: &str) -> Result<HttpResponse, TransportError> {
+        self.transport.post(&self.request(envelope)).await
+    }
+
+    /// Sends a prepared envelope whose answer streams (GetStreamingEvents):
+    /// returns once the response headers arrived within `deadline`, with
+    /// the body still to read.
+    pub async fn open(
+        &self,
+        envelope: &str,
+        deadline: Duration,
+    ) -> Result<OpenResponse, TransportError> {
+        self.transport.open(&self.request(envelope), deadline).await
     }
 
     /// The whole envelope of an operation.
@@ -85,13 +143,7 @@ impl Session {
     ) -> Result<T, SessionError> {
         let envelope = self.envelope(body);
         let answer = self
-            .transport
-            .post(&HttpRequest {
-                body: &envelope,
-                auth: &self.auth,
-                headers: &self.headers,
-                accept_auth_failure: false,
-            })
+            .post(&envelope)
             .await
             .map_err(|source| SessionError::Transport { operation, source })?;
         let unreadable = |detail: String| SessionError::Unreadable { operation, detail };
@@ -250,16 +302,7 @@ impl Session {
         let envelope = self.envelope(|w| req.render(w));
         let operation = "GetStreamingEvents";
         let opened = self
-            .transport
-            .open(
-                &HttpRequest {
-                    body: &envelope,
-                    auth: &self.auth,
-                    headers: &self.headers,
-                    accept_auth_failure: false,
-                },
-                deadline,
-            )
+            .open(&envelope, deadline)
             .await
             .map_err(|source| SessionError::Transport { operation, source })?;
         if opened.status != 200 {

@@ -10,7 +10,7 @@ use super::target::TargetConfig;
 use crate::case::template::{TemplateError, Vars};
 use crate::case::{Case, Step};
 use crate::check::exchange::Exchange;
-use crate::check::wire::Asked;
+use crate::check::request::Asked;
 use crate::check::{Finding, Severity};
 use crate::client::error::TransportError;
 use crate::client::push::PushListener;

@@ -688,6 +688,7 @@ mod tests {
     fn each_fault_is_asked_about_at_exactly_one_place() {
         let sources = [
             include_str!("faults.rs"),
+            include_str!("reply.rs"),
             include_str!("http.rs"),
             include_str!("pull.rs"),
             include_str!("push.rs"),

@@ -24,12 +24,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::{
-    Args, COUNT, Operation, Param, ParamKind, StepContext, StepError, WITHIN_MINUTES,
-    WITHIN_SECONDS, param, protocol_time, secs,
-};
+use super::wait::{COUNT, WITHIN_MINUTES, WITHIN_SECONDS, param, protocol_time, secs};
+use crate::case::Args;
 use crate::case::Step;
 use crate::check::events::patterns_arrived;
+use crate::suite::operation::{Operation, Param, ParamKind};
+use crate::suite::step::{StepContext, StepError};
 use ews_proto::ews::envelope::request;
 use ews_proto::ews::items::folder_ref;
 use ews_proto::ews::{Event, EventKind};
@@ -225,7 +225,7 @@ async fn await_delivery(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
             "AwaitDelivery: `with.subject` must not be empty (name the case's own messages)".into(),
         ));
     }
-    let count = super::count(ctx, args)?;
+    let count = super::wait::count(ctx, args)?;
     let wait = PollWait::of(ctx, args)?;
     let mut polls = 0;
     loop {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{
+use super::wait::{
     CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, WaitEnd, awaited, check_arrivals, count,
     listing, param, received, secs, wait,
 };
@@ -196,7 +196,7 @@ async fn await_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepEr
     let step = ctx.step().name.clone();
     if verdict == WaitEnd::Unmet {
         let what = awaited(ctx, &judging.selection, "push", count);
-        let closest = super::closest(judging.last_problem(ctx));
+        let closest = super::wait::closest(judging.last_problem(ctx));
         ctx.report(
                     CHECK,
                     Severity::Fail,
@@ -247,7 +247,7 @@ operation!(ExpectNoPush, NO_PUSH, expect_no_push);
 async fn expect_no_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), StepError> {
     let listener = listener(ctx)?;
     let sub = args.required_text(ctx, "subscription")?;
-    let Some((window, text)) = super::protocol_time(ctx, args, "for")? else {
+    let Some((window, text)) = super::wait::protocol_time(ctx, args, "for")? else {
         return Err(StepError::Case(
             "ExpectNoPush needs `with.for_minutes` or `with.for_seconds`".into(),
         ));
@@ -271,7 +271,7 @@ async fn expect_no_push(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
                         format!(
                             "step \"{step}\": a push for subscription {sub} arrived {when} the window of {text} ({}) in which none was expected: {}",
                             secs(window),
-                            super::summarize(&push.body_text())
+                            super::wait::summarize(&push.body_text())
                         ),
                         Some(crate::client::excerpt::excerpt(&push.body_text(), 2000)),
                     );
@@ -397,7 +397,7 @@ async fn collect_pushes(ctx: &mut StepContext<'_>, args: &Args) -> Result<(), St
             done = true;
             break;
         }
-        if seen.len() >= super::MAX_DOCUMENTS {
+        if seen.len() >= super::wait::MAX_DOCUMENTS {
             break;
         }
     }

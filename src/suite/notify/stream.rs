@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{
+use super::wait::{
     CHECK, COUNT, Judging, WITHIN_MINUTES, WITHIN_SECONDS, Wait, WaitEnd, awaited, check_arrivals,
     count, listing, param, received, secs, wait,
 };
@@ -489,7 +489,7 @@ async fn read_until(
                 );
             }
             Err(StreamError::Deadline { partial, .. }) => {
-                break End::Deadline(super::pending(partial.as_ref()));
+                break End::Deadline(super::wait::pending(partial.as_ref()));
             }
             Err(e) => {
                 handle.ended = true;
@@ -507,7 +507,7 @@ async fn read_until(
     let items = arrivals(ctx, handle, judging.since, began);
     let n = items.len();
     let closest = match verdict {
-        WaitEnd::Unmet => super::closest(judging.last_problem(ctx)),
+        WaitEnd::Unmet => super::wait::closest(judging.last_problem(ctx)),
         _ => String::new(),
     };
     let failure = match end {
@@ -619,7 +619,7 @@ async fn await_closed(
     let began = Instant::now();
     // Without within_*: the opening + ConnectionTimeout (30 minutes when
     // the request was raw) + slack.
-    let wait = match super::protocol_time(ctx, args, "within")? {
+    let wait = match super::wait::protocol_time(ctx, args, "within")? {
         Some((nominal, text)) => Wait::new(nominal, text),
         None => {
             let minutes = handle.connection_timeout.unwrap_or(30);
@@ -695,7 +695,7 @@ async fn await_closed(
                             wait.text,
                             secs(began.saturating_duration_since(handle.opened)),
                             items.len(),
-                            super::pending(partial.as_ref())
+                            super::wait::pending(partial.as_ref())
                         ),
                         Some(format!("arrived:{}", listed(&items))),
                     ));
@@ -757,7 +757,7 @@ async fn await_closed(
                     "ConnectionStatus Closed arrived {} after the opening, but the body did not end within {}; {}",
                     secs(closed_after),
                     wait.text,
-                    super::pending(partial.as_ref())
+                    super::wait::pending(partial.as_ref())
                 ));
             }
             Err(e) => {
