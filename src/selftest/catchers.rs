@@ -342,6 +342,24 @@ pub fn expectation(fault: Fault) -> Expectation {
     }
 }
 
+/// Which cases run against each fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every case: the matrix shows every case that notices the fault.
+    Full,
+    /// Only the cases the catalogue names as the fault's catchers.
+    Catalogue,
+}
+
+impl Scope {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scope::Full => "the whole suite against every fault",
+            Scope::Catalogue => "only the catalogue's named catchers against each fault",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 mod catchers;
 mod report;
 
-pub use catchers::{Catchers, Expectation, expectation};
+pub use catchers::{Catchers, Expectation, Scope, expectation};
 use report::dialect_label;
 pub use report::{
     DialectRun, ExploreOutcome, FaultRun, FaultVerdict, SelftestReport, explaining_finding,
@@ -42,24 +42,6 @@ use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::{RunOptions, Summary, run_suite};
 use crate::suite::target::{RunningTarget, Target, TargetError, start_embedded_variant};
 use ews_server::{Dialect, DialectSet, Fault, FaultSet};
-
-/// Which cases run against each fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Every case: the matrix shows every case that notices the fault.
-    Full,
-    /// Only the cases the catalogue names as the fault's catchers.
-    Catalogue,
-}
-
-impl Scope {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Scope::Full => "the whole suite against every fault",
-            Scope::Catalogue => "only the catalogue's named catchers against each fault",
-        }
-    }
-}
 
 /// How a self-test runs.
 #[derive(Debug, Clone)]

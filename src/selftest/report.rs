@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Expectation, Scope, expectation};
+use super::catchers::{Expectation, Scope, expectation};
 use crate::check::Finding;
 use crate::suite::outcome::{Outcome, Verdict};
 use crate::suite::run::{ExitStatus, Summary};

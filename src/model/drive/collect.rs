@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::client::auth::Auth;
 use crate::client::push::{PushListener, ReceivedPush};
+use crate::client::session::Session;
 use crate::client::stream::{StreamReader, parse_envelope};
 use ews_proto::ews::Notification;
 
@@ -34,10 +34,9 @@ struct StreamShared {
 
 /// How to open a GetStreamingEvents connection.
 pub(super) struct StreamRequest {
-    pub client: reqwest::Client,
-    pub endpoint: String,
-    pub auth: Auth,
-    pub headers: Vec<(String, String)>,
+    /// The session of the subscription's owner (each opening gets a
+    /// connection of its own, with its own NTLM handshake where needed).
+    pub session: Session,
     pub body: String,
     /// The deadline for the response headers of one connection attempt.
     pub connect_deadline: Duration,
@@ -95,46 +94,22 @@ async fn read_stream(request: StreamRequest, shared: Arc<StreamShared>, tx: watc
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let mut builder = request
-            .client
-            .post(&request.endpoint)
-            .header("Content-Type", "text/xml; charset=utf-8");
-        builder = match &request.auth {
-            Auth::None => builder,
-            Auth::Basic { username, password } => builder.basic_auth(username, Some(password)),
-            Auth::Bearer { token } => builder.bearer_auth(token),
-            // A pooled client cannot hold a connection's NTLM handshake:
-            // explore drives NTLM targets without streaming (`Driver::modes`).
-            Auth::Ntlm { .. } => builder,
-        };
-        for (k, v) in &request.headers {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        let sent = builder.body(request.body.clone()).send();
-        let response = match tokio::time::timeout(request.connect_deadline, sent).await {
-            Err(_) => {
-                note(format!(
-                    "GetStreamingEvents: no response headers within {:?}",
-                    request.connect_deadline
-                ));
-                continue;
-            }
-            Ok(Err(e)) => {
+        let response = match request
+            .session
+            .open(&request.body, request.connect_deadline)
+            .await
+        {
+            Err(e) => {
                 note(format!("GetStreamingEvents: {e}"));
                 continue;
             }
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
         };
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.text().await.unwrap_or_default();
-            note(format!(
-                "GetStreamingEvents: HTTP {status}: {}",
-                crate::client::excerpt::excerpt(&body, 300)
-            ));
+        if response.status != 200 {
+            note(format!("GetStreamingEvents: HTTP {}", response.status));
             continue;
         }
-        let mut reader = StreamReader::from_response(response);
+        let mut reader = StreamReader::from_body(response.body);
         loop {
             // Heartbeats keep a healthy stream busy; a quiet one is simply
             // asked again (the driver's own waits are the deadline).

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use super::{DriveError, Driver, SequenceRun, Signature};
+use super::driver::Driver;
+use super::failure::{DriveError, Failure, SequenceRun, Signature};
 use crate::model::case::to_case_toml;
 use crate::model::generate::{GenConfig, ops_strategy};
 use crate::model::mailbox::predict_for;
@@ -105,7 +106,7 @@ impl Found {
         out.push_str(&describe_sequence(&self.shrunk.ops));
         if let Some(f) = &self.shrunk.failure {
             let _ = writeln!(out, "first problem:\n  {}", f.first().replace('\n', "\n  "));
-            if let super::Failure::Diverged(list) = f
+            if let Failure::Diverged(list) = f
                 && list.len() > 1
             {
                 let _ = writeln!(out, "  ({} more divergences)", list.len() - 1);

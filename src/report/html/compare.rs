@@ -3,7 +3,7 @@
 
 use maud::html;
 
-use super::{filters, page, shown};
+use super::page::{filters, page, shown};
 use crate::report::compare::Comparison;
 
 pub fn render(c: &Comparison) -> String {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
-use super::{filters, page, shown, timeline};
+use super::page::{filters, page, shown};
+use super::timeline;
 use crate::check::exchange::Exchange;
 use crate::check::{Finding, Severity};
 use crate::report::{capped_outcome, pretty_xml, server_version, verdict_reason};

@@ -104,7 +104,7 @@ pub fn render(o: &Outcome) -> Markup {
             title { "timeline of " (o.id) }
             @for l in &lanes {
                 line.lane x1=(LABEL) x2=(WIDTH - 12.0) y1=(lane_y(l)) y2=(lane_y(l)) {}
-                text x="4" y=(lane_y(l) + 4.0) { (super::shown(&truncate(l, 28))) }
+                text x="4" y=(lane_y(l) + 4.0) { (super::page::shown(&truncate(l, 28))) }
             }
             line.axis x1=(LABEL) x2=(WIDTH - 12.0) y1=(axis_y) y2=(axis_y) {}
             @for t in &ticks {
@@ -114,7 +114,7 @@ pub fn render(o: &Outcome) -> Markup {
             @for (step, d) in &deadlines {
                 @let y = lane_y(step);
                 line.deadline x1=(x(ms(*d))) x2=(x(ms(*d))) y1=(y - LANE / 2.0 + 2.0) y2=(y + LANE / 2.0 - 2.0) {
-                    title { "step " (super::shown(step)) ": the wait ends at " (seconds(ms(*d))) }
+                    title { "step " (super::page::shown(step)) ": the wait ends at " (seconds(ms(*d))) }
                 }
             }
             @for (i, ex) in o.exchanges.iter().enumerate() {
@@ -124,7 +124,7 @@ pub fn render(o: &Outcome) -> Markup {
                 line.span x1=(x(began)) x2=(x(at)) y1=(y) y2=(y) {}
                 circle class=(class_of(ex)) cx=(x(at)) cy=(y) r="5" data-exchange=(i + 1) {
                     title {
-                        "#" (i + 1) " step " (super::shown(&ex.step)) ": "
+                        "#" (i + 1) " step " (super::page::shown(&ex.step)) ": "
                         @match ex.status { Some(s) => { "HTTP " (s) }, None => { "no response" } }
                         " at " (seconds(at))
                         @if let Some(d) = ex.deadline { " (wait ends at " (seconds(ms(d))) ")" }
