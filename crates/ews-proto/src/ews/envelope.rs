@@ -3,7 +3,8 @@
 
 use roxmltree::{Document, Node};
 
-use super::{ParseError, ResponseCode};
+use super::codes::ResponseCode;
+use super::error::ParseError;
 use crate::xml::{ElementExt, XmlWriter, child, display_name, element_children, ns};
 
 /// The request SOAP header blocks this project sends.

@@ -2,7 +2,7 @@
 
 use roxmltree::Node;
 
-use super::ParseError;
+use super::error::ParseError;
 use crate::xml::{ElementExt, XmlWriter, element_children, ns};
 
 /// The eight event elements of `t:NotificationType`.

@@ -2,8 +2,8 @@
 //! (CreateItem, UpdateItem, MoveItem, CopyItem, DeleteItem, CreateFolder,
 //! DeleteFolder, GetFolder, GetItem), rendered as request bodies.
 
-use super::FolderRef;
 use super::events::Id;
+use super::messages::FolderRef;
 use crate::xml::XmlWriter;
 
 /// The DistinguishedFolderId names a case may use instead of an id: the

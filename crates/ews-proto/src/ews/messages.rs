@@ -6,8 +6,9 @@
 
 use roxmltree::Node;
 
+use super::codes::{ResponseClass, ResponseCode};
+use super::error::ParseError;
 use super::events::{Id, Notification, parse_bool};
-use super::{ParseError, ResponseClass, ResponseCode};
 use crate::ews::EventKind;
 use crate::xml::{ElementExt, XmlWriter, child, display_name, element_children, ns};
 
