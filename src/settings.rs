@@ -66,14 +66,14 @@ pub struct Settings {
     /// `EWS_XSD_FETCH`: `1`/`true` fetches `messages.xsd` and `types.xsd`
     /// from the target's `/EWS/` path instead. Default off.
     pub xsd_fetch: bool,
-    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/interop.rs)
+    /// `EWS_INTEROP`: `1`/`true` makes the real-client interop tests (tests/it/interop.rs)
     /// fail when they cannot run exchangelib or ews-javascript-api, instead of skipping. CI sets it.
     pub interop: bool,
     /// `EWS_SELFTEST_FULL`: `1`/`true` makes the self-test in `cargo test` run the
     /// whole suite against every fault instead of only the catalogue's catchers.
     pub selftest_full: bool,
     /// `EWS_PROPTEST_CASES`: generated sequences per delivery mode in the
-    /// property tests (`cargo test --test properties`), and `explore`'s
+    /// property tests (`cargo test --test it properties::`), and `explore`'s
     /// default count when it has no time budget. Default 16.
     pub proptest_cases: u32,
     /// `EWS_PROPTEST_SECONDS`: a time budget instead of a count: each property

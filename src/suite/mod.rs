@@ -10,6 +10,7 @@
 pub mod checks;
 pub mod depend;
 pub mod exec;
+pub mod harness;
 pub mod load;
 pub mod notify;
 pub mod operation;
@@ -22,6 +23,7 @@ pub mod step;
 pub mod target;
 
 pub use exec::Executor;
+pub use harness::{Harness, HarnessBuilder, HarnessError};
 pub use load::{LoadError, LoadedSuite, Loader};
 pub use outcome::{Outcome, Verdict};
 pub use profile::Profile;

@@ -3,7 +3,7 @@
 //! without a header; a stream on its own authenticated connection), a
 //! wrong password is a refusal that names no secret,
 //! and the CLI's `--auth ntlm` works end to end. (exchangelib's NTLM, an
-//! independent implementation, meets the server in tests/interop.rs.)
+//! independent implementation, meets the server in tests/it/interop.rs.)
 
 use std::path::PathBuf;
 use std::sync::Arc;

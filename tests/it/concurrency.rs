@@ -5,7 +5,7 @@
 //! each of its items' CreatedEvents exactly once (ids are counted), and
 //! everything is bounded by deadlines, so a deadlock fails instead of hanging.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

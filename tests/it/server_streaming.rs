@@ -1,6 +1,6 @@
 //! GetStreamingEvents against the reference server over real HTTP.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The reference server's dialects over real HTTP: each legal variation
 //! is on the wire when switched on, and absent from the faithful server.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::io::Read;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! test receives SendNotification POSTs and answers OK, Unsubscribe or
 //! nothing useful.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

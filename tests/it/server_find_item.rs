@@ -1,7 +1,7 @@
 //! The reference server's FindItem: what a client (and the suite's
 //! AwaitDelivery) uses to see that sent mail has arrived.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use server_support::*;
 

@@ -1,5 +1,5 @@
 //! The harness against hostile targets: every behaviour of the hostile
-//! server (tests/hostile/mod.rs) is met by a few of the suite's own cases
+//! server (tests/it/support/hostile_target.rs) is met by a few of the suite's own cases
 //! with a one-second request deadline. Each test asserts that the affected
 //! cases fail (or are unreachable) with a message naming the problem, that
 //! the others pass, that nothing panics or waits past its deadline, that
@@ -7,8 +7,7 @@
 //! codes are checked against hostile targets too, and the streaming reader
 //! against hostile streams.
 
-#[path = "hostile/mod.rs"]
-mod hostile;
+use crate::support::hostile_target as hostile;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -520,7 +519,7 @@ async fn html_login_page() {
         "the root element is html, not soap:Envelope",
     )
     .await;
-    // The page's markup is in the HTML report as text (tests/html_report.rs
+    // The page's markup is in the HTML report as text (tests/it/html_report.rs
     // loads such a page in a browser and sees that nothing of it ran).
     assert!(
         ran.html

@@ -2,7 +2,7 @@
 //! framing, version checks, schema faults, and garbage that must never
 //! crash it.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use ews_proto::xml::ns;
 use server_support::*;

@@ -3,7 +3,7 @@
 //! shows the correct behaviour. (The self-test proves that the suite's
 //! cases notice them; these tests pin the faults themselves down.)
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The reference server over real HTTP: item and folder operations, the
 //! events they log, and pull subscriptions (Subscribe, GetEvents, Unsubscribe).
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::time::Duration;
 

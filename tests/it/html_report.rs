@@ -8,8 +8,7 @@
 //! unless `EWS_BROWSER=1` (CI) requires one. `EWS_BROWSER_SHOTS=DIR` keeps
 //! screenshots of the pages.
 
-#[path = "hostile/mod.rs"]
-mod hostile;
+use crate::support::hostile_target as hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

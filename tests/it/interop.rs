@@ -130,7 +130,7 @@ async fn run_scenarios(client: &Client) {
         );
     }
     assert!(!stdout.contains("FAIL "), "{report}");
-    // The one-line results, visible with `cargo test --test interop -- --nocapture`.
+    // The one-line results, visible with `cargo test --test it interop:: -- --nocapture`.
     print!("{stdout}");
 }
 

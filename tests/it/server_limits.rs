@@ -4,7 +4,7 @@
 //! services. Each is bounded and answered as Exchange answers a bad
 //! request (a SOAP fault), and the server keeps serving.
 
-mod server_support;
+use crate::support::server as server_support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -4,8 +4,7 @@
 //! stdout, stderr and JSON and JUnit reports are searched for every
 //! password, token and Basic credential it was given.
 
-#[path = "hostile/mod.rs"]
-mod hostile;
+use crate::support::hostile_target as hostile;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
