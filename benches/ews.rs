@@ -26,7 +26,7 @@ use ews_conformance::report::Reporter;
 use ews_conformance::settings::Settings;
 use ews_conformance::suite::operation::OpRegistry;
 use ews_conformance::suite::{
-    Executor, Loader, Outcome, RunOptions, Summary, TargetConfig, run_suite, target,
+    Executor, Harness, Loader, Outcome, RunOptions, Summary, TargetConfig, run_suite,
 };
 use ews_proto::ews::envelope::{RequestHeader, request};
 use ews_proto::ews::{EventKind, GetEventsResponse, ObjectId};
@@ -88,12 +88,20 @@ async fn suite() {
     let mut runs = Vec::new();
     let options = RunOptions::default();
     for _ in 0..3 {
-        let target = target::embedded(&Settings::default())
+        // As `ews-conformance run` sets itself up (embedded target, golden
+        // snapshots compared, the reference profile).
+        let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        let settings = Settings {
+            golden: Path::new(env!("CARGO_MANIFEST_DIR")).join("golden"),
+            ..Settings::default()
+        };
+        let Harness {
+            executor, suite, ..
+        } = Harness::builder(settings)
+            .cases(&cases)
+            .build()
             .await
             .expect("the embedded target starts");
-        let executor = Executor::new(target).expect("executor");
-        let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
-        let suite = Loader::new(executor.ops(), executor.checks()).load_dir(&cases);
         let started = Instant::now();
         let result = run_suite(
             Arc::new(executor),

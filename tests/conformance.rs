@@ -13,12 +13,11 @@ use std::sync::{Arc, RwLock};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use ews_conformance::check::CheckRegistry;
-use ews_conformance::check::golden::GoldenMode;
 use ews_conformance::report::{explain, observations};
 use ews_conformance::settings::Settings;
-use ews_conformance::suite::checks::registry_for;
+
 use ews_conformance::suite::operation::OpRegistry;
-use ews_conformance::suite::{Executor, Loader, Profile, Verdict, target};
+use ews_conformance::suite::{Harness, HarnessError, Loader, Verdict};
 
 fn main() {
     let args = Arguments::from_args();
@@ -46,25 +45,17 @@ fn trials() -> Result<Vec<Trial>, String> {
     );
     // Without a target every case is ignored with the reason, not failed:
     // that is the environment, not a verdict on a server.
-    let executor = match runtime.block_on(target::from_settings(&settings)) {
-        Ok(t) => {
-            let checks =
-                runtime.block_on(registry_for(&settings, t.config(), GoldenMode::Compare))?;
-            let profile = Profile::for_target(&cases_dir, t.config()).map_err(|e| e.to_string())?;
-            let x = Executor::new(t).map_err(|e| e.to_string())?;
-            Ok(Arc::new(x.with_checks(checks).with_profile(profile)))
-        }
-        Err(e) => Err(format!(
-            "{e}; set EWS_ENDPOINT to run against a live server"
-        )),
+    let built = runtime.block_on(Harness::builder(settings.clone()).cases(&cases_dir).build());
+    let (executor, suite) = match built {
+        Ok(h) => (Ok(Arc::new(h.executor)), h.suite),
+        Err(HarnessError::Target(e)) => (
+            Err(format!(
+                "{e}; set EWS_ENDPOINT to run against a live server"
+            )),
+            Loader::new(&OpRegistry::builtin(), &CheckRegistry::builtin()).load_dir(&cases_dir),
+        ),
+        Err(e) => return Err(e.to_string()),
     };
-    let ops = OpRegistry::builtin();
-    let checks = CheckRegistry::builtin();
-    let (ops, checks) = match &executor {
-        Ok(x) => (x.ops().clone(), x.checks().clone()),
-        Err(_) => (ops, checks),
-    };
-    let suite = Loader::new(&ops, &checks).load_dir(&cases_dir);
 
     // Serial cases take the write side: nothing else runs beside them.
     let alone = Arc::new(RwLock::new(()));

@@ -19,7 +19,11 @@ use crate::settings::Settings;
 /// that cannot be reached is not the harness's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    /// The settings, the case folder's profile or the check kinds are wrong.
+    /// The settings describe no usable target (no endpoint, a bad URL, the
+    /// embedded server would not start).
+    #[error("{0}")]
+    Target(String),
+    /// The case folder's profile or the check kinds are wrong.
     #[error("{0}")]
     Setup(String),
     /// The target cannot be reached (or its transport cannot be built).
@@ -90,7 +94,7 @@ impl HarnessBuilder {
             Some(t) => t,
             None => target::from_settings(&settings)
                 .await
-                .map_err(|e| HarnessError::Setup(e.to_string()))?,
+                .map_err(|e| HarnessError::Target(e.to_string()))?,
         };
         let checks = registry_for(&settings, target.config(), self.golden)
             .await
