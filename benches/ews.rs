@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ews_conformance::check::CheckRegistry;
 use ews_conformance::client::auth::Auth;
+use ews_conformance::client::session::Session;
 use ews_conformance::client::stream::{StreamReader, parse_envelope};
 use ews_conformance::client::transport::{HttpRequest, Transport, TransportConfig};
 use ews_conformance::report::Reporter;
@@ -565,19 +566,42 @@ async fn check_costs(executor: &Executor, case: &ews_conformance::case::Case) {
 // ------------------------------------------------------------------ pull
 
 struct Raw {
+    /// The harness's one way to talk EWS, as alice.
+    session: Session,
+    /// Plain HTTP, only to see whether a server is up yet.
     http: reqwest::Client,
     url: String,
 }
 
 impl Raw {
     fn new(url: String) -> Self {
+        let transport =
+            Arc::new(Transport::new(TransportConfig::new(url.clone())).expect("transport"));
+        let alice = Auth::Basic {
+            username: ALICE.into(),
+            password: ALICE_PW.into(),
+        };
         Raw {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(2048)
-                .build()
-                .expect("client"),
+            session: Session::new(transport, alice, None),
+            http: reqwest::Client::new(),
             url,
         }
+    }
+
+    /// Opens a GetStreamingEvents response for `sub`.
+    async fn stream(&self, sub: &str) -> StreamReader {
+        let opened = self
+            .session
+            .open(
+                &Raw::envelope(&format!(
+                    "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"
+                )),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("the stream opens");
+        assert_eq!(opened.status, 200);
+        StreamReader::from_body(opened.body)
     }
 
     fn envelope(inner: &str) -> String {
@@ -598,17 +622,7 @@ impl Raw {
 
     /// POSTs a whole envelope as alice; the body of the answer.
     async fn post(&self, body: String) -> String {
-        self.http
-            .post(&self.url)
-            .basic_auth(ALICE, Some(ALICE_PW))
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(body)
-            .send()
-            .await
-            .expect("answered")
-            .text()
-            .await
-            .expect("body")
+        self.session.post(&body).await.expect("answered").body
     }
 
     async fn one(&self, inner: &str, path: &str) -> String {
@@ -713,17 +727,7 @@ async fn latency() {
             "//m:SubscriptionId",
         )
         .await;
-    let response = raw
-        .http
-        .post(&raw.url)
-        .basic_auth(ALICE, Some(ALICE_PW))
-        .body(Raw::envelope(&format!(
-            "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"
-        )))
-        .send()
-        .await
-        .expect("the stream opens");
-    let mut reader = StreamReader::from_response(response);
+    let mut reader = raw.stream(&sub).await;
     let item_path = XPath::parse("//t:ItemId/@Id").expect("path");
     let mut samples = Vec::with_capacity(SAMPLES);
     let mut early = 0;
@@ -844,18 +848,7 @@ async fn memory() {
     let mut readers = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
         let sub = raw.one(streaming, "//m:SubscriptionId").await;
-        let response = raw
-            .http
-            .post(&raw.url)
-            .basic_auth(ALICE, Some(ALICE_PW))
-            .body(Raw::envelope(&format!(
-                "<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{sub}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"
-            )))
-            .send()
-            .await
-            .expect("the stream opens");
-        assert_eq!(response.status().as_u16(), 200);
-        readers.push(StreamReader::from_response(response));
+        readers.push(raw.stream(&sub).await);
     }
     // One event reaches every open stream (proof they are live).
     let inbox_item = "<m:CreateItem MessageDisposition=\"SaveOnly\"><m:SavedItemFolderId><t:DistinguishedFolderId Id=\"inbox\"/></m:SavedItemFolderId><m:Items><t:Message><t:Subject>wake</t:Subject></t:Message></m:Items></m:CreateItem>";

@@ -126,8 +126,8 @@ async fn stream_client(c: Client, who: usize, n: usize, made: Made) {
             folder_id(&folder)
         ))
         .await;
-    let response = Stream::open(&c, &[&sub], 2).await.response;
-    let mut reader = StreamReader::from_response(response);
+    let body = Stream::open(&c, &[&sub], 2).await.into_body();
+    let mut reader = StreamReader::from_body(body);
     let mut mine = BTreeSet::new();
     for _ in 0..BATCHES {
         let ids = c.save_messages(&folder_id(&folder), PER_BATCH).await;

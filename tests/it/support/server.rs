@@ -1,8 +1,17 @@
 //! Helpers shared by the reference-server tests: a started server, a
-//! client that speaks EWS to it over real HTTP, and readers for answers.
+//! client that speaks EWS to it through the harness's one EWS session
+//! (`client::session::Session`, over real HTTP), and readers for answers.
+//! `http` stays for the tests that break HTTP itself on purpose.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use ews_conformance::client::auth::Auth;
+use ews_conformance::client::session::Session;
+use ews_conformance::client::transport::{BodyStream, Transport, TransportConfig};
 
 use ews_proto::ews::envelope::{RequestHeader, open, request};
 use ews_proto::ews::{
@@ -27,6 +36,9 @@ pub async fn server() -> RunningServer {
 
 #[derive(Clone)]
 pub struct Client {
+    /// How every EWS request of these tests goes out.
+    pub session: Session,
+    /// A plain HTTP client, for tests about HTTP itself.
     pub http: reqwest::Client,
     pub url: String,
     pub user: String,
@@ -72,7 +84,16 @@ impl Answer {
 
 impl Client {
     pub fn new(server: &RunningServer, user: &str, password: &str) -> Self {
+        let mut config = TransportConfig::new(server.url());
+        config.deadline = Duration::from_secs(30);
+        let transport = Arc::new(Transport::new(config).expect("the transport builds"));
+        let auth = Auth::Basic {
+            username: user.into(),
+            password: password.into(),
+        };
         Client {
+            // Refusals (401, 403) are answers these tests look at.
+            session: Session::new(transport, auth, None).accepting_auth_failure(true),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -94,18 +115,13 @@ impl Client {
 
     pub async fn raw(&self, body: impl Into<String>) -> Answer {
         let r = self
-            .http
-            .post(&self.url)
-            .basic_auth(&self.user, Some(&self.password))
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .body(body.into())
-            .send()
+            .session
+            .post(&body.into())
             .await
             .expect("the request is answered");
-        let status = r.status().as_u16();
         Answer {
-            status,
-            body: r.text().await.expect("the body reads"),
+            status: r.status,
+            body: r.body,
         }
     }
 
@@ -279,7 +295,7 @@ pub const ALL_KINDS: &[EventKind] = &[
 
 /// An open GetStreamingEvents response, read envelope by envelope.
 pub struct Stream {
-    pub response: reqwest::Response,
+    body: BodyStream,
     buf: String,
     pub chunks: usize,
 }
@@ -296,19 +312,21 @@ impl Stream {
             ));
         });
         let response = c
-            .http
-            .post(&c.url)
-            .basic_auth(&c.user, Some(&c.password))
-            .body(body)
-            .send()
+            .session
+            .open(&body, Duration::from_secs(30))
             .await
             .expect("the stream opens");
-        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.status, 200);
         Stream {
-            response,
+            body: response.body,
             buf: String::new(),
             chunks: 0,
         }
+    }
+
+    /// The body as it arrives, for a reader of its own.
+    pub fn into_body(self) -> BodyStream {
+        self.body
     }
 
     /// The next complete envelope, or `None` when the body ends or `wait` passes.
@@ -323,11 +341,9 @@ impl Stream {
                     body: env,
                 });
             }
-            let chunk = tokio::time::timeout_at(end, self.response.chunk())
-                .await
-                .ok()?;
+            let chunk = tokio::time::timeout_at(end, self.body.next()).await.ok()?;
             match chunk {
-                Ok(Some(bytes)) => {
+                Some(Ok(bytes)) => {
                     self.chunks += 1;
                     self.buf.push_str(&String::from_utf8_lossy(&bytes));
                 }
