@@ -28,7 +28,7 @@ use ews_proto::xml::path::XPath;
 /// Runs cases against one target.
 pub struct Executor {
     target: Arc<dyn Target>,
-    transport: Transport,
+    transport: Arc<Transport>,
     ops: Arc<OpRegistry>,
     checks: Arc<CheckRegistry>,
     profile: Option<Arc<Profile>>,
@@ -51,7 +51,7 @@ impl Executor {
         let mut tc = TransportConfig::new(cfg.endpoint.clone());
         tc.deadline = cfg.request_timeout;
         tc.insecure_tls = cfg.insecure_tls;
-        let transport = Transport::new(tc)?;
+        let transport = Arc::new(Transport::new(tc)?);
         Ok(Executor {
             target,
             transport,

@@ -4,6 +4,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::target::TargetConfig;
@@ -14,7 +15,8 @@ use crate::check::request::Asked;
 use crate::check::{Finding, Severity};
 use crate::client::error::TransportError;
 use crate::client::push::PushListener;
-use crate::client::transport::{HttpRequest, OpenResponse, Transport};
+use crate::client::session::Session;
+use crate::client::transport::{OpenResponse, Transport};
 use ews_proto::ews::envelope::RequestHeader;
 /// Why a step could not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,7 +69,7 @@ pub struct StepContext<'r> {
     pub(crate) case: &'r Case,
     pub(crate) step: &'r Step,
     pub(crate) target: &'r TargetConfig,
-    pub(crate) transport: &'r Transport,
+    pub(crate) transport: &'r Arc<Transport>,
     pub(crate) push: Option<&'r PushListener>,
     pub(crate) resources: &'r mut Resources,
     pub(crate) vars: &'r mut Vars,
@@ -145,20 +147,19 @@ impl<'r> StepContext<'r> {
         body: &str,
         deadline: Duration,
     ) -> Result<Result<OpenResponse, TransportError>, StepError> {
+        Ok(self.session()?.open(body, deadline).await)
+    }
+
+    /// The step's user's session: its credentials, the case's headers, and
+    /// 401/403 as answers when the step expects one.
+    fn session(&self) -> Result<Session, StepError> {
         let user = self.step_user()?;
         let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
-        Ok(self
-            .transport
-            .open(
-                &HttpRequest {
-                    body,
-                    auth: &user.auth,
-                    headers: &self.headers,
-                    accept_auth_failure: expects_auth_status,
-                },
-                deadline,
-            )
-            .await)
+        Ok(
+            Session::new(Arc::clone(self.transport), user.auth.clone(), None)
+                .with_headers(self.headers.clone())
+                .accepting_auth_failure(expects_auth_status),
+        )
     }
 
     /// Records an observation about this step (shown for recorded cases).
@@ -238,20 +239,13 @@ impl<'r> StepContext<'r> {
 
     /// POSTs `body` as the step's user and records the exchange; returns its index.
     pub async fn exchange(&mut self, body: String) -> Result<usize, StepError> {
-        let user = self.step_user()?;
-        let expects_auth_status = matches!(self.step.expect.status, Some(401 | 403));
+        let session = self.session()?;
         let started = Instant::now();
-        let request = HttpRequest {
-            body: &body,
-            auth: &user.auth,
-            headers: &self.headers,
-            accept_auth_failure: expects_auth_status,
-        };
         // Read the request while the target works on it: the checks need
         // it afterwards, and the wait costs nothing. The yield lets the
         // request go out first.
         let judged = self.judged;
-        let (result, asked) = tokio::join!(self.transport.post(&request), async {
+        let (result, asked) = tokio::join!(session.post(&body), async {
             if !judged {
                 return None;
             }
