@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::latitude::Latitude;
 use super::mailbox::{ExpectedEvent, PredictedEvent, Prediction};
 use super::ops::{
     FolderHandle, Handle, ItemHandle, Mode, Op, OtherAction, Scope, SubHandle, WatermarkHandle,
 };
-use super::profile::Profile;
 use ews_proto::ews::EventKind;
 
 /// The case file for `ops`. `prediction` must be the model's prediction
@@ -20,7 +20,12 @@ use ews_proto::ews::EventKind;
 /// The case format collects events by pull only, so streaming and push
 /// subscriptions replay as pull subscriptions (a comment says so); the
 /// model predicts the same events for every mode.
-pub fn to_case_toml(title: &str, ops: &[Op], prediction: &Prediction, profile: &Profile) -> String {
+pub fn to_case_toml(
+    title: &str,
+    ops: &[Op],
+    prediction: &Prediction,
+    profile: &Latitude,
+) -> String {
     let mut r = Renderer::new(ops, profile);
     let other = ops.iter().any(|op| matches!(op, Op::OtherMailbox { .. }));
     r.decoys = other;
@@ -35,7 +40,7 @@ pub fn to_case_toml(title: &str, ops: &[Op], prediction: &Prediction, profile: &
 
 struct Renderer<'a> {
     out: String,
-    profile: &'a Profile,
+    profile: &'a Latitude,
     /// Items whose id a response reports (CreateItem, MoveItem, CopyItem).
     captured_items: BTreeSet<ItemHandle>,
     /// The variable holding the watermark each subscription sends next.
@@ -49,7 +54,7 @@ struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
-    fn new(ops: &[Op], profile: &'a Profile) -> Self {
+    fn new(ops: &[Op], profile: &'a Latitude) -> Self {
         let captured_items = ops
             .iter()
             .filter_map(|op| match op {
@@ -431,7 +436,7 @@ impl<'a> Renderer<'a> {
         // An event with another legal form (R76, R77) or none is left
         // out of the patterns, so the poll's events cannot be exact.
         let strict = self.strict() && !due_events.iter().any(|pe| self.latitude(pe));
-        if strict && due.len() <= Profile::MAX_BATCH {
+        if strict && due.len() <= Latitude::MAX_BATCH {
             // One GetEvents call is predicted, so its PreviousWatermark is
             // the watermark the step sends (R31).
             let _ = writeln!(
@@ -464,7 +469,7 @@ impl<'a> Renderer<'a> {
             let batches: Vec<String> = if due.is_empty() {
                 vec!["1".to_string()]
             } else {
-                due.chunks(Profile::MAX_BATCH)
+                due.chunks(Latitude::MAX_BATCH)
                     .map(|c| c.len().to_string())
                     .collect()
             };

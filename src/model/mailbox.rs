@@ -2,15 +2,15 @@
 //! and, per subscription, the events it must see. Event shapes are those of
 //! the Exchange 2013/Online profile for listed folders (digest 2.2), which the
 //! reference server implements; where Exchange versions differ, a
-//! [`Profile`] picks the prediction and each event carries the other legal
+//! [`Latitude`] picks the prediction and each event carries the other legal
 //! forms ([`LoggedEvent::alternatives`]) and whether it may be absent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use super::latitude::{Latitude, Redelete, SoftDelete};
 use super::ops::WatermarkHandle;
 use super::ops::{DeleteHow, FolderHandle, Handle, ItemHandle, Mode, Op, Scope, SubHandle};
-use super::profile::{Profile, Redelete, SoftDelete};
 use ews_proto::ews::EventKind;
 
 /// One event the model predicts, in terms of handles.
@@ -230,7 +230,7 @@ pub struct Model {
     log: Vec<LoggedEvent>,
     next_index: usize,
     /// The server's choices where Exchange versions differ.
-    profile: Profile,
+    profile: Latitude,
 }
 
 impl Default for Model {
@@ -273,13 +273,13 @@ impl Model {
             watermarks: BTreeMap::new(),
             log: Vec::new(),
             next_index: 0,
-            profile: Profile::reference(),
+            profile: Latitude::reference(),
         }
     }
 
     /// A model predicting what a target of `profile` does where Exchange
     /// versions differ ([`Model::new`] predicts the reference server).
-    pub fn for_profile(profile: &Profile) -> Self {
+    pub fn for_profile(profile: &Latitude) -> Self {
         Model {
             profile: profile.clone(),
             ..Model::new()
@@ -1145,7 +1145,7 @@ pub fn predict(ops: &[Op]) -> Result<Prediction, InvalidOp> {
 }
 
 /// Runs a whole sequence through a fresh model of a `profile` target.
-pub fn predict_for(profile: &Profile, ops: &[Op]) -> Result<Prediction, InvalidOp> {
+pub fn predict_for(profile: &Latitude, ops: &[Op]) -> Result<Prediction, InvalidOp> {
     predict_with(Model::for_profile(profile), ops)
 }
 

@@ -18,7 +18,7 @@
 //!    [`PredictedSubscription::expected_by`] events have arrived. `Remember`
 //!    keeps the watermark a pull subscription sends next; `Resubscribe`
 //!    subscribes with it;
-//! 4. calls [`judge`] with a [`Profile`]; on a failure, [`minimize`] trims
+//! 4. calls [`judge`] with a [`Latitude`]; on a failure, [`minimize`] trims
 //!    proptest's shrunk sequence further and [`to_case_toml`] turns it into
 //!    a case file.
 //!
@@ -29,15 +29,16 @@
 pub mod case;
 pub mod drive;
 pub mod generate;
+pub mod latitude;
 pub mod mailbox;
 pub mod ops;
 pub mod oracle;
-pub mod profile;
 pub mod shrink;
 pub mod simulate;
 
 pub use case::to_case_toml;
 pub use generate::{GenConfig, build_ops, ops_strategy};
+pub use latitude::{Latitude, Redelete, SoftDelete};
 pub use mailbox::{
     AllFolders, ExpectedEvent, InvalidOp, LoggedEvent, Model, PredictedEvent,
     PredictedSubscription, Prediction, predict, predict_for, predict_with,
@@ -50,7 +51,6 @@ pub use oracle::{
     BindingConflict, Bindings, Delivery, Divergence, DivergenceKind, Observed,
     ObservedSubscription, judge,
 };
-pub use profile::{Profile, Redelete, SoftDelete};
 pub use shrink::{Minimizer, minimize};
 pub use simulate::simulate;
 

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::latitude::Latitude;
 use super::mailbox::{
     ExpectedEvent, LoggedEvent, PredictedEvent, PredictedSubscription, Prediction,
 };
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
-use super::profile::Profile;
 use ews_proto::ews::{Event, EventKind, Notification, ObjectId};
 
 /// At most this many delivery-level divergences per subscription: a broken
@@ -266,7 +266,7 @@ impl fmt::Display for Divergence {
 
 /// Compares `observed` with `prediction` under `profile`. An empty result
 /// means the target delivered what the model predicts.
-pub fn judge(prediction: &Prediction, observed: &Observed, profile: &Profile) -> Vec<Divergence> {
+pub fn judge(prediction: &Prediction, observed: &Observed, profile: &Latitude) -> Vec<Divergence> {
     let mut bindings = observed.bindings.clone();
     let mut out = Vec::new();
     for (sub, pred) in &prediction.subscriptions {
@@ -332,7 +332,7 @@ pub fn judge(prediction: &Prediction, observed: &Observed, profile: &Profile) ->
 
 /// Whether a target of `profile` may leave `pe` out: a legal outcome has
 /// no such event for the subscription, or the profile tolerates its absence.
-pub fn may_be_absent(pe: &PredictedEvent, profile: &Profile) -> bool {
+pub fn may_be_absent(pe: &PredictedEvent, profile: &Latitude) -> bool {
     let e = &pe.event;
     pe.optional
         || (profile.missing_folder_modified
@@ -361,7 +361,7 @@ struct SubJudge<'a> {
     sub: SubHandle,
     pred: &'a PredictedSubscription,
     obs: &'a ObservedSubscription,
-    profile: &'a Profile,
+    profile: &'a Latitude,
     log: &'a [LoggedEvent],
 }
 
@@ -404,7 +404,7 @@ impl<'a> SubJudge<'a> {
         let mut out = Vec::new();
         let cap = match mode {
             Mode::Streaming if !self.profile.streaming_batch_limit => None,
-            _ => Some(Profile::MAX_BATCH),
+            _ => Some(Latitude::MAX_BATCH),
         };
         let wm_rule = if mode == Mode::Push { "R69" } else { "R31" };
         // Push: the watermarks the next PreviousWatermark may name: the
@@ -572,7 +572,7 @@ impl<'a> SubJudge<'a> {
                         let got: usize = run.iter().map(|(_, d)| real_events(d)).sum();
                         let due = self.pred.due_at(last.poll).count();
                         if last.notification.more_events != Some(true)
-                            && real_events(last) == Profile::MAX_BATCH
+                            && real_events(last) == Latitude::MAX_BATCH
                             && got < due
                         {
                             flag(
@@ -605,7 +605,7 @@ impl<'a> SubJudge<'a> {
                         }
                         if more && self.profile.exact_more_events {
                             let n = real_events(d);
-                            if n < Profile::MAX_BATCH {
+                            if n < Latitude::MAX_BATCH {
                                 flag(
                                     *k,
                                     "R32",
@@ -634,7 +634,7 @@ impl<'a> SubJudge<'a> {
                             "R70",
                             "MoreEvents=true on the last notification; none followed".to_string(),
                         );
-                    } else if self.profile.exact_more_events && real_events(d) < Profile::MAX_BATCH
+                    } else if self.profile.exact_more_events && real_events(d) < Latitude::MAX_BATCH
                     {
                         flag(
                             *k,
@@ -1112,7 +1112,7 @@ fn unify_any(
     pe: &PredictedEvent,
     got: &Event,
     bindings: &Bindings,
-    profile: &Profile,
+    profile: &Latitude,
 ) -> Result<Vec<(Handle, String)>, FieldMismatch> {
     let mut first: Option<FieldMismatch> = None;
     for form in pe.forms() {
@@ -1134,7 +1134,7 @@ fn unify(
     pred: &ExpectedEvent,
     got: &Event,
     bindings: &Bindings,
-    profile: &Profile,
+    profile: &Latitude,
 ) -> Result<Vec<(Handle, String)>, FieldMismatch> {
     let mut pending: Vec<(Handle, String)> = Vec::new();
     let as_created =

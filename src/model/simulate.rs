@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use super::latitude::Latitude;
 use super::mailbox::{ExpectedEvent, Prediction};
 use super::ops::{FolderHandle, Handle, ItemHandle, Mode, SubHandle};
 use super::oracle::{Bindings, Delivery, Observed, ObservedSubscription};
-use super::profile::Profile;
 use ews_proto::ews::{Event, EventKind, Id, Notification, ObjectId};
 
 /// The fixed TimeStamp of simulated events.
@@ -110,7 +110,7 @@ pub fn simulate(prediction: &Prediction) -> Observed {
                 }
                 continue;
             }
-            let chunks: Vec<&[&ExpectedEvent]> = due.chunks(Profile::MAX_BATCH).collect();
+            let chunks: Vec<&[&ExpectedEvent]> = due.chunks(Latitude::MAX_BATCH).collect();
             for (j, chunk) in chunks.iter().enumerate() {
                 let previous = fake_watermark(*sub, delivered_count);
                 let mut events = Vec::with_capacity(chunk.len());

@@ -695,14 +695,14 @@ fn a_bulk_create_predicts_what_as_many_single_creates_do_and_names_no_item_later
         "bulk",
         std::slice::from_ref(&bulk),
         &predict(std::slice::from_ref(&bulk)).expect("valid"),
-        &Profile::reference(),
+        &Latitude::reference(),
     );
     assert!(text.contains("count = 3"), "{text}");
 }
 
 // ------------------------------------------------ per-profile predictions
 
-fn logged_last(profile: &Profile, ops: &[Op]) -> Vec<LoggedEvent> {
+fn logged_last(profile: &Latitude, ops: &[Op]) -> Vec<LoggedEvent> {
     let mut model = Model::for_profile(profile).with_unread_baseline(DELETED, 0);
     let (last, setup) = ops.split_last().expect("at least one operation");
     for op in setup {
@@ -747,7 +747,7 @@ fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchang
         Handle::Item(i(2)),
         DELETED,
     );
-    let events = |profile: &Profile| -> Vec<ExpectedEvent> {
+    let events = |profile: &Latitude| -> Vec<ExpectedEvent> {
         logged_last(profile, &ops)
             .into_iter()
             .map(|l| l.event)
@@ -756,9 +756,9 @@ fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchang
 
     // Only Exchange's soft delete: i1 (unread) stays in Deleted Items, i2
     // leaves it: unread 2 -> 1.
-    let soft_only = Profile {
+    let soft_only = Latitude {
         redelete: Redelete::SoftDelete,
-        ..Profile::exchange2013()
+        ..Latitude::exchange2013()
     };
     let after = folder_mod(DELETED, ROOT, Some(1));
     assert_eq!(events(&soft_only), vec![to_dumpster.clone(), after]);
@@ -767,30 +767,30 @@ fn move_to_deleted_items_of_an_item_in_deleted_items_is_a_soft_delete_on_exchang
     // Exchange 2013 / Online: a MovedEvent to the dumpster (R76), or the
     // literal move; Deleted Items' unread count is then unknown.
     let unknown = folder_mod(DELETED, ROOT, None);
-    let e13 = logged_last(&Profile::exchange2013(), &ops);
+    let e13 = logged_last(&Latitude::exchange2013(), &ops);
     assert_eq!(
-        events(&Profile::exchange2013()),
+        events(&Latitude::exchange2013()),
         vec![to_dumpster.clone(), unknown.clone()]
     );
     assert_eq!(e13[0].alternatives, vec![within.clone()]);
 
     // Exchange 2010: a DeletedEvent.
-    let e10 = logged_last(&Profile::exchange2010(), &ops);
+    let e10 = logged_last(&Latitude::exchange2010(), &ops);
     assert_eq!(
-        events(&Profile::exchange2010()),
+        events(&Latitude::exchange2010()),
         vec![deleted.clone(), unknown.clone()]
     );
     assert_eq!(e10[0].alternatives, vec![within.clone()]);
 
     // Unknown version: any of the three.
-    let any = logged_last(&Profile::exchange(), &ops);
+    let any = logged_last(&Latitude::exchange(), &ops);
     assert_eq!(any[0].event, to_dumpster);
     assert_eq!(any[0].alternatives, vec![deleted, within.clone()]);
     assert_eq!(any[1].event, unknown);
 
     // The reference server moves it within Deleted Items.
     assert_eq!(
-        events(&Profile::reference()),
+        events(&Latitude::reference()),
         vec![
             within,
             folder_mod(DELETED, ROOT, Some(2)),
@@ -808,9 +808,9 @@ fn soft_delete_follows_the_profile_and_all_folders_see_the_deleted_form() {
             how: DeleteHow::SoftDelete,
         },
     ];
-    let e10 = logged_last(&Profile::exchange2010(), &ops);
+    let e10 = logged_last(&Latitude::exchange2010(), &ops);
     assert_eq!(e10[0].event, item_ev(Deleted, 1, CASE));
-    let e13 = logged_last(&Profile::exchange2013(), &ops);
+    let e13 = logged_last(&Latitude::exchange2013(), &ops);
     assert_eq!(e13[0].event.kind, Moved);
     assert_eq!(
         e13[0].all_folders,
@@ -826,7 +826,7 @@ fn soft_delete_follows_the_profile_and_all_folders_see_the_deleted_form() {
     }];
     all.extend(ops.iter().cloned());
     all.push(poll(1));
-    let p = predict_for(&Profile::exchange2013(), &all).expect("valid");
+    let p = predict_for(&Latitude::exchange2013(), &all).expect("valid");
     let soft = &p.subscriptions[&SubHandle(1)].events[2];
     assert_eq!(soft.event.kind, Moved);
     assert_eq!(soft.alternatives, vec![item_ev(Deleted, 1, CASE)]);
@@ -884,7 +884,7 @@ fn a_move_to_deleted_items_is_optional_for_all_folders_on_exchange_2013_only() {
         },
         poll(1),
     ];
-    let moved_of = |profile: &Profile| {
+    let moved_of = |profile: &Latitude| {
         let p = predict_for(profile, &ops).expect("valid");
         p.subscriptions[&SubHandle(1)]
             .events
@@ -893,24 +893,24 @@ fn a_move_to_deleted_items_is_optional_for_all_folders_on_exchange_2013_only() {
             .cloned()
             .expect("a MovedEvent")
     };
-    assert!(moved_of(&Profile::exchange2013()).optional);
-    assert!(moved_of(&Profile::exchange()).optional);
-    assert!(!moved_of(&Profile::exchange2010()).optional);
-    assert!(!moved_of(&Profile::reference()).optional);
+    assert!(moved_of(&Latitude::exchange2013()).optional);
+    assert!(moved_of(&Latitude::exchange()).optional);
+    assert!(!moved_of(&Latitude::exchange2010()).optional);
+    assert!(!moved_of(&Latitude::reference()).optional);
 }
 
 #[test]
 fn profile_names_follow_the_suite_profiles_and_versions() {
-    let name = |n: &str| Profile::named(n).map(|p| p.name);
+    let name = |n: &str| Latitude::named(n).map(|p| p.name);
     assert_eq!(name("exchange2010"), Some("exchange2010"));
     assert_eq!(name("Exchange2013-and-Online"), Some("exchange2013"));
     assert_eq!(name("exchange-online"), Some("exchange2013"));
     assert_eq!(name("exchange"), Some("exchange"));
     assert_eq!(name("reference"), Some("reference"));
     assert_eq!(name("something else"), None);
-    assert_eq!(Profile::exchange2010().soft_delete, SoftDelete::Deleted);
-    assert_eq!(Profile::exchange2013().soft_delete, SoftDelete::ToDumpster);
-    assert_eq!(Profile::exchange().soft_delete, SoftDelete::Either);
+    assert_eq!(Latitude::exchange2010().soft_delete, SoftDelete::Deleted);
+    assert_eq!(Latitude::exchange2013().soft_delete, SoftDelete::ToDumpster);
+    assert_eq!(Latitude::exchange().soft_delete, SoftDelete::Either);
     // R77 is open in every profile.
-    assert!(Profile::reference().copy_as_created);
+    assert!(Latitude::reference().copy_as_created);
 }

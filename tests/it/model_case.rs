@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ews_conformance::model::{
-    DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
+    DeleteHow, FolderHandle, GenConfig, ItemHandle, Latitude, Mode, Op, Scope, SubHandle,
     WatermarkHandle, describe_sequence, ops_strategy, predict, predict_for, to_case_toml,
 };
 use ews_proto::ews::EventKind;
@@ -320,7 +320,12 @@ fn s(v: &str) -> Option<String> {
 fn a_sequence_renders_as_a_replayable_case() {
     let ops = sample();
     let prediction = predict(&ops).expect("valid");
-    let text = to_case_toml("generated sample", &ops, &prediction, &Profile::reference());
+    let text = to_case_toml(
+        "generated sample",
+        &ops,
+        &prediction,
+        &Latitude::reference(),
+    );
     let case = check_case(&text, &ops).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
     assert_eq!(case.title, "generated sample");
@@ -503,16 +508,21 @@ fn lenient_profiles_match_in_order_and_skip_copy_events() {
     ];
     let prediction = predict(&ops).expect("valid");
     // A profile that holds copies to CopiedEvent renders every event exactly.
-    let copied_only = Profile {
+    let copied_only = Latitude {
         copy_as_created: false,
-        ..Profile::reference()
+        ..Latitude::reference()
     };
     let exact = predict_for(&copied_only, &ops).expect("valid");
     let strict = parse(&to_case_toml("t", &ops, &exact, &copied_only));
     // The reference profile accepts either event for a copy (R77): the copy's
     // pattern is left out and the poll matched in order.
-    let reference = parse(&to_case_toml("t", &ops, &prediction, &Profile::reference()));
-    let lenient_text = to_case_toml("t", &ops, &prediction, &Profile::exchange2013());
+    let reference = parse(&to_case_toml(
+        "t",
+        &ops,
+        &prediction,
+        &Latitude::reference(),
+    ));
+    let lenient_text = to_case_toml("t", &ops, &prediction, &Latitude::exchange2013());
     let lenient = check_case(&lenient_text, &ops).unwrap_or_else(|e| panic!("{e}"));
     let kinds = |c: &CaseFile| -> Vec<String> {
         step(c, "s1-poll1")
@@ -558,7 +568,7 @@ fn strings_are_escaped() {
         title,
         &ops,
         &prediction,
-        &Profile::reference(),
+        &Latitude::reference(),
     ));
     assert_eq!(case.title, title);
 }
@@ -569,7 +579,7 @@ proptest! {
     #[test]
     fn every_generated_sequence_renders_as_a_valid_case(ops in ops_strategy(GenConfig::default())) {
         let prediction = predict(&ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        for profile in [Profile::reference(), Profile::exchange2013()] {
+        for profile in [Latitude::reference(), Latitude::exchange2013()] {
             let text = to_case_toml("generated", &ops, &prediction, &profile);
             if let Err(why) = check_case(&text, &ops) {
                 prop_assert!(false, "{why}\n{}\n{text}", describe_sequence(&ops));

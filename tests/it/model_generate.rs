@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ews_conformance::model::{
-    DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
+    DeleteHow, FolderHandle, GenConfig, ItemHandle, Latitude, Mode, Op, Scope, SubHandle,
     WatermarkHandle, build_ops, describe_sequence, judge, ops_strategy, predict, simulate,
 };
 use proptest::prelude::*;
@@ -275,7 +275,7 @@ proptest! {
     fn the_ideal_target_passes_the_oracle(ops in ops_strategy(GenConfig::default())) {
         let prediction = predict(&ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let observed = simulate(&prediction);
-        for profile in [Profile::reference(), Profile::exchange2013()] {
+        for profile in [Latitude::reference(), Latitude::exchange2013()] {
             let found = judge(&prediction, &observed, &profile);
             prop_assert!(
                 found.is_empty(),
@@ -319,10 +319,10 @@ proptest! {
             e.kind == ews_proto::ews::EventKind::Modified
                 && e.object.as_ref().is_some_and(|o| o.is_folder())
         });
-        let mut profiles = vec![Profile::reference()];
+        let mut profiles = vec![Latitude::reference()];
         if !folder_modified {
             // Exchange's profile lets folder ModifiedEvents go missing.
-            profiles.push(Profile::exchange2013());
+            profiles.push(Latitude::exchange2013());
         }
         for profile in profiles {
             let found = judge(&prediction, &observed, &profile);
@@ -397,7 +397,7 @@ fn long_sequences_queue_past_50_events_several_times() {
         over_100 += usize::from(biggest_poll > 100);
         // The ideal target needs several notifications for such polls, and passes.
         let observed = simulate(&prediction);
-        assert!(judge(&prediction, &observed, &Profile::reference()).is_empty());
+        assert!(judge(&prediction, &observed, &Latitude::reference()).is_empty());
     }
     eprintln!("polls past 50: {over_50}, past 100: {over_100}, largest {most}");
     assert!(

@@ -7,8 +7,8 @@ use ews_conformance::model::simulate::{
     fake_id, fake_subscription_id, fake_watermark, render_event,
 };
 use ews_conformance::model::{
-    DeleteHow, Divergence, DivergenceKind, ExpectedEvent, FolderHandle, Handle, ItemHandle, Mode,
-    Observed, ObservedSubscription, Op, Prediction, Profile, Redelete, Scope, SubHandle,
+    DeleteHow, Divergence, DivergenceKind, ExpectedEvent, FolderHandle, Handle, ItemHandle,
+    Latitude, Mode, Observed, ObservedSubscription, Op, Prediction, Redelete, Scope, SubHandle,
     WatermarkHandle, judge, predict, predict_for, simulate,
 };
 use ews_proto::ews::{Event, EventKind, Id, ObjectId};
@@ -73,7 +73,7 @@ fn sub_mut(o: &mut Observed, sub: SubHandle) -> &mut ObservedSubscription {
         .expect("observed subscription")
 }
 
-fn check(prediction: &Prediction, observed: &Observed, profile: &Profile) -> Vec<Divergence> {
+fn check(prediction: &Prediction, observed: &Observed, profile: &Latitude) -> Vec<Divergence> {
     judge(prediction, observed, profile)
 }
 
@@ -106,8 +106,8 @@ fn the_ideal_delivery_is_accepted_in_every_mode_and_profile() {
             .map(|d| d.notification.events.len())
             .collect();
         assert_eq!(batches, vec![50, 50, 20], "{mode:?}");
-        assert_clean(&check(&prediction, &observed, &Profile::reference()));
-        assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+        assert_clean(&check(&prediction, &observed, &Latitude::reference()));
+        assert_clean(&check(&prediction, &observed, &Latitude::exchange2013()));
     }
 }
 
@@ -119,7 +119,7 @@ fn a_dropped_event_is_lost() {
         .notification
         .events
         .remove(10);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Lost, "R32");
     // The folder ModifiedEvent of the same CreateItem may come first (one
     // operation's events in any order): the loss shows at the next operation's.
@@ -138,7 +138,7 @@ fn a_lost_event_at_the_end_is_reported_after_the_last_received() {
         .notification
         .events
         .pop();
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Lost, "R59");
     assert_eq!(d.event_index, Some(119));
 }
@@ -149,7 +149,7 @@ fn a_repeated_event_is_caught() {
     let events = &mut sub_mut(&mut observed, S1).deliveries[2].notification.events;
     let again = events[4].clone();
     events.insert(5, again);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Repeated, "R32");
     assert_eq!(d.event_index, Some(105));
     assert_eq!(d.delivery_index, Some(2));
@@ -163,7 +163,7 @@ fn two_swapped_events_are_reordered() {
         .notification
         .events
         .swap(0, 2);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Reordered, "R70");
     assert_eq!(d.event_index, Some(100));
     assert_eq!(
@@ -178,7 +178,7 @@ fn a_batch_of_51_breaks_the_cap() {
     let obs = sub_mut(&mut observed, S1);
     let moved = obs.deliveries[1].notification.events.remove(0);
     obs.deliveries[0].notification.events.push(moved);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::BatchTooLarge, "R32");
     assert_eq!(d.delivery_index, Some(0));
     assert!(
@@ -191,9 +191,9 @@ fn a_batch_of_51_breaks_the_cap() {
     let obs = sub_mut(&mut observed, S1);
     let moved = obs.deliveries[1].notification.events.remove(0);
     obs.deliveries[0].notification.events.push(moved);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     expect_divergence(&found, DivergenceKind::BatchTooLarge, "R59");
-    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &observed, &Latitude::exchange2013()));
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn wrong_more_events_is_caught() {
         .notification
         .more_events = Some(false);
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::reference()),
+        &check(&prediction, &observed, &Latitude::reference()),
         DivergenceKind::MoreEvents,
         "R32",
     );
@@ -214,7 +214,7 @@ fn wrong_more_events_is_caught() {
         .notification
         .more_events = Some(true);
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::reference()),
+        &check(&prediction, &observed, &Latitude::reference()),
         DivergenceKind::MoreEvents,
         "R32",
     );
@@ -226,7 +226,7 @@ fn wrong_more_events_is_caught() {
         .notification
         .more_events = Some(true);
     expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::MoreEvents,
         "R70",
     );
@@ -251,10 +251,10 @@ fn more_events_true_before_an_empty_poll_is_the_r33_boundary() {
     status.notification.events = vec![Event::status(Some(wm.clone()))];
     status.request_watermark = Some(wm);
     obs.deliveries.push(status);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     expect_divergence(&found, DivergenceKind::MoreEvents, "R33");
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &observed, &Latitude::exchange2013()));
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn a_stale_previous_watermark_breaks_the_chain() {
         .notification
         .previous_watermark = Some(fake_watermark(S1, 0));
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::reference()),
+        &check(&prediction, &observed, &Latitude::reference()),
         DivergenceKind::PreviousWatermark,
         "R31",
     );
@@ -276,7 +276,7 @@ fn a_stale_previous_watermark_breaks_the_chain() {
         .notification
         .previous_watermark = Some(fake_watermark(S1, 50));
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::PreviousWatermark,
         "R69",
     );
@@ -288,7 +288,7 @@ fn an_event_without_watermark_is_caught_for_pull_and_push_only() {
     let (_, prediction, mut observed) = batch_120(Mode::Pull);
     sub_mut(&mut observed, S1).deliveries[1].notification.events[3].watermark = Some(String::new());
     expect_divergence(
-        &check(&prediction, &observed, &Profile::reference()),
+        &check(&prediction, &observed, &Latitude::reference()),
         DivergenceKind::EmptyWatermark,
         "R31",
     );
@@ -300,7 +300,7 @@ fn an_event_without_watermark_is_caught_for_pull_and_push_only() {
             .watermark
             .is_none()
     );
-    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+    assert_clean(&check(&prediction, &observed, &Latitude::reference()));
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn an_event_of_a_filtered_type_or_folder_is_r42() {
     ops.extend([Op::Poll { sub: S1 }, Op::Poll { sub: S2 }]);
     let prediction = predict(&ops).expect("valid");
     let clean = simulate(&prediction);
-    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+    assert_clean(&check(&prediction, &clean, &Latitude::reference()));
 
     // s1 subscribed to CreatedEvent only: a folder ModifiedEvent leaks through.
     let mut observed = clean.clone();
@@ -335,7 +335,7 @@ fn an_event_of_a_filtered_type_or_folder_is_r42() {
         .events
         .insert(1, render_event(&leak, Some("x".into())));
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::Filtered,
         "R42",
     );
@@ -362,7 +362,7 @@ fn an_event_of_a_filtered_type_or_folder_is_r42() {
         .events
         .push(render_event(&outside, Some("y".into())));
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::reference()),
+        &check(&prediction, &observed, &Latitude::reference()),
         DivergenceKind::Filtered,
         "R42",
     );
@@ -394,7 +394,7 @@ fn resume_scenario() -> (Prediction, Observed) {
 fn a_resume_must_replay_exactly_the_events_after_the_watermark() {
     let (prediction, observed) = resume_scenario();
     assert_eq!(prediction.subscriptions[&S2].events.len(), 4);
-    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+    assert_clean(&check(&prediction, &observed, &Latitude::reference()));
 
     // A resume that ignores the watermark replays from the first subscription's start.
     let mut replayed = observed.clone();
@@ -404,7 +404,7 @@ fn a_resume_must_replay_exactly_the_events_after_the_watermark() {
         .collect();
     let events = &mut sub_mut(&mut replayed, S2).deliveries[0].notification.events;
     events.splice(0..0, early);
-    let found = check(&prediction, &replayed, &Profile::reference());
+    let found = check(&prediction, &replayed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::BeforeStart, "R21");
     assert_eq!(d.event_index, Some(0));
 
@@ -414,7 +414,7 @@ fn a_resume_must_replay_exactly_the_events_after_the_watermark() {
     events.drain(..);
     events.push(Event::status(Some(fake_watermark(S2, 0))));
     expect_divergence(
-        &check(&prediction, &head, &Profile::reference()),
+        &check(&prediction, &head, &Latitude::reference()),
         DivergenceKind::Lost,
         "R21",
     );
@@ -426,7 +426,7 @@ fn a_resume_must_replay_exactly_the_events_after_the_watermark() {
         d.notification.subscription_id = fake_subscription_id(S1);
     }
     expect_divergence(
-        &check(&prediction, &same, &Profile::reference()),
+        &check(&prediction, &same, &Latitude::reference()),
         DivergenceKind::SameSubscriptionId,
         "R21",
     );
@@ -438,7 +438,7 @@ fn a_notification_for_another_subscription_is_r51() {
     sub_mut(&mut observed, S1).deliveries[1]
         .notification
         .subscription_id = "someone-else".into();
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::ForeignSubscription, "R51");
     assert_eq!(d.delivery_index, Some(1));
     expect_divergence(&found, DivergenceKind::Lost, "R59");
@@ -448,7 +448,7 @@ fn a_notification_for_another_subscription_is_r51() {
 fn a_subscription_without_records_is_not_observed() {
     let (_, prediction, mut observed) = batch_120(Mode::Push);
     observed.subscriptions.clear();
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::NotObserved, "R11");
     assert_eq!(d.predicted.as_deref(), Some("CreatedEvent item i1 in case"));
 }
@@ -476,10 +476,10 @@ fn a_late_pull_event_fails_only_when_pull_is_synchronous() {
     obs.deliveries[1].notification.events.splice(0..0, first);
     obs.deliveries[1].request_watermark = obs.deliveries[0].request_watermark.clone();
     obs.deliveries[1].notification.previous_watermark = obs.deliveries[0].request_watermark.clone();
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Late, "R32");
     assert_eq!(d.event_index, Some(0));
-    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &observed, &Latitude::exchange2013()));
 }
 
 #[test]
@@ -523,8 +523,8 @@ fn tolerances_follow_the_profile() {
         .notification
         .events
         .insert(1, render_event(&folder_mod, Some("w".into())));
-    assert_clean(&check(&prediction, &extra, &Profile::exchange2013()));
-    let found = check(&prediction, &extra, &Profile::reference());
+    assert_clean(&check(&prediction, &extra, &Latitude::exchange2013()));
+    let found = check(&prediction, &extra, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Mismatch, "R77");
     assert_eq!(d.event_index, Some(1));
 
@@ -534,9 +534,9 @@ fn tolerances_follow_the_profile() {
         .notification
         .events
         .pop();
-    assert_clean(&check(&prediction, &missing, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &missing, &Latitude::exchange2013()));
     let d = expect_divergence(
-        &check(&prediction, &missing, &Profile::reference()),
+        &check(&prediction, &missing, &Latitude::reference()),
         DivergenceKind::Lost,
         "R32",
     );
@@ -551,13 +551,13 @@ fn tolerances_follow_the_profile() {
     copy.kind = EventKind::Created;
     copy.old_object = None;
     copy.old_parent_folder_id = None;
-    assert_clean(&check(&prediction, &created, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &created, &Latitude::exchange2013()));
     // The digest says accept either (R77): the reference profile does too.
-    assert_clean(&check(&prediction, &created, &Profile::reference()));
+    assert_clean(&check(&prediction, &created, &Latitude::reference()));
     // A profile that holds copies to CopiedEvent still tells them apart.
-    let copied_only = Profile {
+    let copied_only = Latitude {
         copy_as_created: false,
-        ..Profile::reference()
+        ..Latitude::reference()
     };
     let strict = predict_for(&copied_only, &ops).expect("valid");
     let found = check(&strict, &created, &copied_only);
@@ -591,7 +591,7 @@ fn wrong_fields_name_the_specific_requirement() {
     ];
     let prediction = predict(&ops).expect("valid");
     let clean = simulate(&prediction);
-    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+    assert_clean(&check(&prediction, &clean, &Latitude::reference()));
 
     let mut wrong_old_parent = clean.clone();
     sub_mut(&mut wrong_old_parent, S1).deliveries[0]
@@ -599,7 +599,7 @@ fn wrong_fields_name_the_specific_requirement() {
         .events[0]
         .old_parent_folder_id = Some(Id::new(fake_id(Handle::Folder(F1))));
     let d = expect_divergence(
-        &check(&prediction, &wrong_old_parent, &Profile::reference()),
+        &check(&prediction, &wrong_old_parent, &Latitude::reference()),
         DivergenceKind::Mismatch,
         "R43",
     );
@@ -612,7 +612,7 @@ fn wrong_fields_name_the_specific_requirement() {
         .events[4];
     assert_eq!(last.unread_count, Some(0));
     last.unread_count = Some(1);
-    for profile in [Profile::reference(), Profile::exchange2013()] {
+    for profile in [Latitude::reference(), Latitude::exchange2013()] {
         let d = expect_divergence(
             &check(&prediction, &wrong_unread, &profile),
             DivergenceKind::Mismatch,
@@ -626,9 +626,9 @@ fn wrong_fields_name_the_specific_requirement() {
 fn last_unread_absent_is_tolerated_only_when_optional(prediction: &Prediction) {
     let mut absent = simulate(prediction);
     sub_mut(&mut absent, S1).deliveries[0].notification.events[4].unread_count = None;
-    assert_clean(&check(prediction, &absent, &Profile::exchange2013()));
+    assert_clean(&check(prediction, &absent, &Latitude::exchange2013()));
     expect_divergence(
-        &check(prediction, &absent, &Profile::reference()),
+        &check(prediction, &absent, &Latitude::reference()),
         DivergenceKind::Mismatch,
         "R44",
     );
@@ -652,14 +652,14 @@ fn unbound_handles_are_learnt_once_and_then_held() {
             .is_none(),
         "a delivered item is not captured by the driver"
     );
-    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+    assert_clean(&check(&prediction, &observed, &Latitude::reference()));
 
     // NewMailEvent naming another item than the CreatedEvent before it.
     let mut other = observed;
     sub_mut(&mut other, S1).deliveries[0].notification.events[1].object =
         Some(ObjectId::Item(Id::new("not-the-delivered-item")));
     let d = expect_divergence(
-        &check(&prediction, &other, &Profile::reference()),
+        &check(&prediction, &other, &Latitude::reference()),
         DivergenceKind::Mismatch,
         "R71",
     );
@@ -679,14 +679,14 @@ fn soft_deleted_items_are_matched_through_their_new_id() {
     ];
     let prediction = predict(&ops).expect("valid");
     let observed = simulate(&prediction);
-    assert_clean(&check(&prediction, &observed, &Profile::reference()));
+    assert_clean(&check(&prediction, &observed, &Latitude::reference()));
     // Reusing the old id for the moved item is wrong: moves give new ids.
     let mut reused = observed;
     sub_mut(&mut reused, S1).deliveries[0].notification.events[0].object = Some(ObjectId::Item(
         Id::new(fake_id(Handle::Item(ItemHandle(1)))),
     ));
     expect_divergence(
-        &check(&prediction, &reused, &Profile::reference()),
+        &check(&prediction, &reused, &Latitude::reference()),
         DivergenceKind::Mismatch,
         "R76",
     );
@@ -711,7 +711,7 @@ fn a_save_into_the_inbox_is_not_new_mail_on_any_profile() {
         "NewMailEvent is for delivered mail only (digest 2.2 notes)"
     );
     let observed = simulate(&prediction);
-    for profile in [Profile::reference(), Profile::exchange2013()] {
+    for profile in [Latitude::reference(), Latitude::exchange2013()] {
         assert_clean(&check(&prediction, &observed, &profile));
     }
     // A server that calls the save new mail (the new-mail-on-save fault).
@@ -720,7 +720,7 @@ fn a_save_into_the_inbox_is_not_new_mail_on_any_profile() {
     let mut new_mail = notification.events[0].clone();
     new_mail.kind = EventKind::NewMail;
     notification.events.insert(1, new_mail);
-    for profile in [Profile::reference(), Profile::exchange2013()] {
+    for profile in [Latitude::reference(), Latitude::exchange2013()] {
         let divergences = check(&prediction, &with_new_mail, &profile);
         assert!(
             !divergences.is_empty(),
@@ -729,11 +729,11 @@ fn a_save_into_the_inbox_is_not_new_mail_on_any_profile() {
         );
     }
     assert_eq!(
-        Profile::named("Exchange2013"),
-        Some(Profile::exchange2013())
+        Latitude::named("Exchange2013"),
+        Some(Latitude::exchange2013())
     );
-    assert_eq!(Profile::named("reference"), Some(Profile::reference()));
-    assert_eq!(Profile::named("gromox"), None);
+    assert_eq!(Latitude::named("reference"), Some(Latitude::reference()));
+    assert_eq!(Latitude::named("gromox"), None);
 }
 
 #[test]
@@ -755,11 +755,11 @@ fn more_events_is_judged_per_drained_run() {
     late.notification.previous_watermark = wm.clone();
     late.notification.events = vec![Event::status(wm)];
     sub.deliveries.push(late.clone());
-    assert_clean(&check(&prediction, &observed, &Profile::exchange2013()));
+    assert_clean(&check(&prediction, &observed, &Latitude::exchange2013()));
     // The same two answers in one run: the run went on after MoreEvents false.
     sub_mut(&mut observed, S1).deliveries[1].drain = 0;
     expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::MoreEvents,
         "R32",
     );
@@ -787,7 +787,7 @@ fn a_lost_move_of_a_deleted_item_is_lost_not_a_wrong_old_id() {
         .position(|e| e.kind == EventKind::Moved)
         .expect("a MovedEvent");
     events.remove(first_move);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     assert_eq!(found[0].kind, DivergenceKind::Lost, "{}", found[0]);
     assert_eq!(found[0].rule, "R32");
 }
@@ -802,7 +802,7 @@ fn an_idle_poll_without_status_event_and_a_bad_timestamp_are_caught() {
     ];
     let prediction = predict(&ops).expect("valid");
     let clean = simulate(&prediction);
-    assert_clean(&check(&prediction, &clean, &Profile::reference()));
+    assert_clean(&check(&prediction, &clean, &Latitude::reference()));
 
     let mut observed = clean.clone();
     sub_mut(&mut observed, S1).deliveries[0]
@@ -810,7 +810,7 @@ fn an_idle_poll_without_status_event_and_a_bad_timestamp_are_caught() {
         .events
         .clear();
     expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::EmptyNotification,
         "R29",
     );
@@ -821,7 +821,7 @@ fn an_idle_poll_without_status_event_and_a_bad_timestamp_are_caught() {
         *t = t.replacen('T', " ", 1);
     }
     let d = expect_divergence(
-        &check(&prediction, &observed, &Profile::exchange2013()),
+        &check(&prediction, &observed, &Latitude::exchange2013()),
         DivergenceKind::BadTimestamp,
         "R78",
     );
@@ -855,7 +855,7 @@ fn a_wrong_old_parent_is_r43_even_when_it_puts_the_move_outside_the_filter() {
             }
         }
     }
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     assert_eq!(found[0].kind, DivergenceKind::Mismatch, "{}", found[0]);
     assert_eq!(found[0].rule, "R43", "{}", found[0]);
 }
@@ -881,7 +881,7 @@ fn a_wrong_old_parent_of_a_deleted_item_is_r43() {
             }
         }
     }
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     assert_eq!(found[0].kind, DivergenceKind::Mismatch, "{}", found[0]);
     assert_eq!(found[0].rule, "R43", "{}", found[0]);
 }
@@ -893,7 +893,7 @@ fn more_events_false_on_a_full_batch_with_events_queued_is_named() {
     sub.deliveries[0].notification.more_events = Some(false);
     // The client stops draining: 70 predicted events never arrive.
     sub.deliveries.truncate(1);
-    let found = check(&prediction, &observed, &Profile::reference());
+    let found = check(&prediction, &observed, &Latitude::reference());
     assert_eq!(found[0].kind, DivergenceKind::MoreEvents, "{}", found[0]);
     assert!(
         found[0].detail.contains("70 predicted events"),
@@ -901,7 +901,7 @@ fn more_events_false_on_a_full_batch_with_events_queued_is_named() {
         found[0]
     );
     // Exchange's profile does not promise exact MoreEvents: the loss is named.
-    let lenient = check(&prediction, &observed, &Profile::exchange2013());
+    let lenient = check(&prediction, &observed, &Latitude::exchange2013());
     assert!(lenient.iter().all(|d| d.kind != DivergenceKind::MoreEvents));
     expect_divergence(&lenient, DivergenceKind::Lost, "R32");
 }
@@ -917,8 +917,8 @@ fn the_events_of_one_operation_may_come_in_any_order() {
             .notification
             .events
             .swap(0, 1);
-        assert_clean(&check(&prediction, &observed, &Profile::reference()));
-        assert_clean(&check(&prediction, &observed, &Profile::exchange()));
+        assert_clean(&check(&prediction, &observed, &Latitude::reference()));
+        assert_clean(&check(&prediction, &observed, &Latitude::exchange()));
     }
 }
 
@@ -940,7 +940,7 @@ fn deleting(how: DeleteHow, first_in: FolderHandle) -> Vec<Op> {
 }
 
 /// What a server of `server` delivers, judged against the model of `judge_as`.
-fn cross(ops: &[Op], server: &Profile, judge_as: &Profile) -> Vec<Divergence> {
+fn cross(ops: &[Op], server: &Latitude, judge_as: &Latitude) -> Vec<Divergence> {
     let delivered = simulate(&predict_for(server, ops).expect("valid"));
     let prediction = predict_for(judge_as, ops).expect("valid");
     check(&prediction, &delivered, judge_as)
@@ -950,9 +950,9 @@ fn cross(ops: &[Op], server: &Profile, judge_as: &Profile) -> Vec<Divergence> {
 fn a_soft_delete_is_moved_on_2013_deleted_on_2010_and_either_on_an_unknown_version() {
     let ops = deleting(DeleteHow::SoftDelete, CASE);
     let (e10, e13, any) = (
-        Profile::exchange2010(),
-        Profile::exchange2013(),
-        Profile::exchange(),
+        Latitude::exchange2010(),
+        Latitude::exchange2013(),
+        Latitude::exchange(),
     );
     for server in [&e10, &e13] {
         assert_clean(&cross(&ops, server, server));
@@ -968,10 +968,10 @@ fn a_soft_delete_is_moved_on_2013_deleted_on_2010_and_either_on_an_unknown_versi
 fn move_to_deleted_items_from_deleted_items_is_judged_per_profile() {
     let ops = deleting(DeleteHow::MoveToDeletedItems, FolderHandle::DeletedItems);
     let (e10, e13, any, reference) = (
-        Profile::exchange2010(),
-        Profile::exchange2013(),
-        Profile::exchange(),
-        Profile::reference(),
+        Latitude::exchange2010(),
+        Latitude::exchange2013(),
+        Latitude::exchange(),
+        Latitude::reference(),
     );
     // Exchange soft-deletes it; each version's form passes its own profile
     // and the unknown-version one.
@@ -988,9 +988,9 @@ fn move_to_deleted_items_from_deleted_items_is_judged_per_profile() {
     // within Deleted Items) passes every Exchange profile, but not one
     // held to the soft delete.
     assert_clean(&cross(&ops, &reference, &e13));
-    let soft_only = Profile {
+    let soft_only = Latitude {
         redelete: Redelete::SoftDelete,
-        ..Profile::exchange2013()
+        ..Latitude::exchange2013()
     };
     assert!(!cross(&ops, &reference, &soft_only).is_empty());
     // A lost soft delete is still lost.
@@ -1023,7 +1023,7 @@ fn all_folder_deletions_through_the_search_folder_are_accepted_on_2013() {
         how: DeleteHow::MoveToDeletedItems,
     });
     ops.push(Op::Poll { sub: S1 });
-    let e13 = Profile::exchange2013();
+    let e13 = Latitude::exchange2013();
     let prediction = predict_for(&e13, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     // Exchange 2013: no MovedEvent, but Deleted + Created in AllItems.
@@ -1046,7 +1046,7 @@ fn all_folder_deletions_through_the_search_folder_are_accepted_on_2013() {
     events.splice(at..at, extra);
     assert_clean(&check(&prediction, &observed, &e13));
     // Exchange 2010 and the reference server send the MovedEvent.
-    let e10 = Profile::exchange2010();
+    let e10 = Latitude::exchange2010();
     let strict = predict_for(&e10, &ops).expect("valid");
     assert!(!check(&strict, &observed, &e10).is_empty());
 }
@@ -1081,23 +1081,23 @@ fn a_push_chain_may_continue_from_a_refreshed_or_a_repeated_status_watermark() {
     assert_clean(&check(
         &prediction,
         &with_status(&last, &last),
-        &Profile::reference(),
+        &Latitude::reference(),
     ));
     assert_clean(&check(
         &prediction,
         &with_status("refreshed", "refreshed"),
-        &Profile::reference(),
+        &Latitude::reference(),
     ));
     assert_clean(&check(
         &prediction,
         &with_status("refreshed", &last),
-        &Profile::reference(),
+        &Latitude::reference(),
     ));
     // Any other watermark still breaks the chain (R69).
     let found = check(
         &prediction,
         &with_status("refreshed", "elsewhere"),
-        &Profile::reference(),
+        &Latitude::reference(),
     );
     expect_divergence(&found, DivergenceKind::PreviousWatermark, "R69");
 }
@@ -1113,7 +1113,7 @@ fn an_update_that_changes_nothing_may_raise_nothing_on_exchange() {
         },
         Op::Poll { sub: S1 },
     ];
-    let any = Profile::exchange();
+    let any = Latitude::exchange();
     let prediction = predict_for(&any, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     // Only the CreateItem's two events arrive.
@@ -1124,7 +1124,7 @@ fn an_update_that_changes_nothing_may_raise_nothing_on_exchange() {
     assert_clean(&check(&prediction, &observed, &any));
     // The reference server raises them.
     let strict = predict(&ops).expect("valid");
-    let found = check(&strict, &observed, &Profile::reference());
+    let found = check(&strict, &observed, &Latitude::reference());
     let d = expect_divergence(&found, DivergenceKind::Lost, "R32");
     assert_eq!(
         d.predicted.as_deref(),
@@ -1156,7 +1156,7 @@ fn an_all_folder_subscription_on_exchange_ignores_folders_the_model_does_not_kno
         create(1, CASE),
         Op::Poll { sub: S1 },
     ];
-    let any = Profile::exchange();
+    let any = Latitude::exchange();
     let prediction = predict_for(&any, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     // The Outbox of a send, say: an item created and moved there.
@@ -1175,7 +1175,7 @@ fn an_all_folder_subscription_on_exchange_ignores_folders_the_model_does_not_kno
         !check(
             &predict(&ops).expect("valid"),
             &observed,
-            &Profile::reference()
+            &Latitude::reference()
         )
         .is_empty()
     );
@@ -1201,7 +1201,7 @@ fn a_tolerated_extra_inside_an_operation_leaves_its_optional_events_pending() {
         },
         Op::Poll { sub: S1 },
     ];
-    let any = Profile::exchange();
+    let any = Latitude::exchange();
     let prediction = predict_for(&any, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
@@ -1241,7 +1241,7 @@ fn a_tolerated_extra_that_looks_like_a_later_event_does_not_end_an_operation() {
         Op::Poll { sub: S1 },
     ];
     // The Inbox's unread count is unknown: every ModifiedEvent of it fits.
-    let any = Profile::exchange();
+    let any = Latitude::exchange();
     let prediction = predict_for(&any, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;
@@ -1275,7 +1275,7 @@ fn a_left_out_event_followed_by_an_extra_kind_of_event_is_not_waited_for() {
         },
         Op::Poll { sub: S1 },
     ];
-    let any = Profile::exchange();
+    let any = Latitude::exchange();
     let prediction = predict_for(&any, &ops).expect("valid");
     let mut observed = simulate(&prediction);
     let events = &mut sub_mut(&mut observed, S1).deliveries[0].notification.events;

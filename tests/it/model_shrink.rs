@@ -2,7 +2,7 @@
 //! the operations that depend on it, and never yields an invalid sequence.
 
 use ews_conformance::model::{
-    DeleteHow, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
+    DeleteHow, FolderHandle, GenConfig, ItemHandle, Latitude, Mode, Op, Scope, SubHandle,
     describe_sequence, judge, minimize, ops_strategy, predict, simulate,
 };
 use ews_proto::ews::EventKind;
@@ -66,7 +66,7 @@ fn loses_soft_deletes(ops: &[Op]) -> bool {
             });
         }
     }
-    !judge(&prediction, &observed, &Profile::reference()).is_empty()
+    !judge(&prediction, &observed, &Latitude::reference()).is_empty()
 }
 
 #[test]

@@ -40,7 +40,7 @@ use ews_conformance::model::drive::{
     DriveError, Driver, ExploreConfig, ExploreReport, Failure, Signature, explore,
 };
 use ews_conformance::model::{
-    DivergenceKind, FolderHandle, GenConfig, ItemHandle, Mode, Op, Profile, Scope, SubHandle,
+    DivergenceKind, FolderHandle, GenConfig, ItemHandle, Latitude, Mode, Op, Scope, SubHandle,
     ops_strategy, predict, to_case_toml,
 };
 use ews_conformance::settings::Settings;
@@ -192,7 +192,7 @@ fn rendered_cases_of_generated_sequences_pass_on_the_reference_server() {
                 .expect("a sequence")
                 .current();
             let prediction = predict(&ops).expect("generated sequences are valid");
-            let text = to_case_toml("generated", &ops, &prediction, &Profile::reference());
+            let text = to_case_toml("generated", &ops, &prediction, &Latitude::reference());
             let id = format!("generated/{n}");
             let case = loader
                 .parse(&text, Path::new("generated.toml"), &id)

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use crate::model::profile::Profile;
+use crate::model::latitude::Latitude;
 use crate::suite::target::TargetConfig;
 
 /// How the driver talks to a target and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {
     /// What the oracle tolerates.
-    pub profile: Profile,
+    pub profile: Latitude,
     /// How long a streaming or push `Poll` waits for its predicted events
     /// (and an asynchronous pull target for late ones).
     pub event_wait: Duration,
@@ -38,8 +38,8 @@ impl DriverConfig {
         let profile = config
             .profile
             .as_deref()
-            .and_then(Profile::named)
-            .unwrap_or_else(Profile::exchange);
+            .and_then(Latitude::named)
+            .unwrap_or_else(Latitude::exchange);
         let minute = config.protocol_minute;
         DriverConfig {
             profile,

@@ -28,12 +28,12 @@ pub enum Redelete {
     Either,
 }
 
-/// Tolerance and behaviour switches. [`Profile::reference`] is the
+/// Tolerance and behaviour switches. [`Latitude::reference`] is the
 /// strictest: the reference server must produce the predicted events and
 /// batches, up to what the protocol leaves open to every server (the order
 /// of one operation's events, a copy's event kind, an idle watermark).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
+pub struct Latitude {
     pub name: &'static str,
     /// Extra folder ModifiedEvents are ignored: Exchange raises them for
     /// changes the model does not track (digest 2.2 notes: "one action can
@@ -78,13 +78,13 @@ pub struct Profile {
     pub unread_count_required: bool,
 }
 
-impl Profile {
+impl Latitude {
     /// The largest batch a notification may carry (R32, R70).
     pub const MAX_BATCH: usize = 50;
 
     /// What the reference server must do.
     pub fn reference() -> Self {
-        Profile {
+        Latitude {
             name: "reference",
             extra_folder_modified: false,
             extra_item_modified: false,
@@ -105,7 +105,7 @@ impl Profile {
 
     /// Exchange of unknown version: every version's documented latitude.
     pub fn exchange() -> Self {
-        Profile {
+        Latitude {
             name: "exchange",
             extra_folder_modified: true,
             extra_item_modified: true,
@@ -125,39 +125,39 @@ impl Profile {
 
     /// Exchange 2013 / 2016 / 2019 / Online.
     pub fn exchange2013() -> Self {
-        Profile {
+        Latitude {
             name: "exchange2013",
             soft_delete: SoftDelete::ToDumpster,
-            ..Profile::exchange()
+            ..Latitude::exchange()
         }
     }
 
     /// Exchange 2010 (SP1 and later): soft delete is a DeletedEvent, and
     /// all-folder subscriptions report deletions like listed ones (C-DEL).
     pub fn exchange2010() -> Self {
-        Profile {
+        Latitude {
             name: "exchange2010",
             soft_delete: SoftDelete::Deleted,
             all_folders_search_folder: false,
-            ..Profile::exchange()
+            ..Latitude::exchange()
         }
     }
 
     /// The profile a target's profile name selects (the names of the
     /// suite's profile files, and version names); `None` for a name the
     /// model does not know.
-    pub fn named(name: &str) -> Option<Profile> {
+    pub fn named(name: &str) -> Option<Latitude> {
         match name.trim().to_ascii_lowercase().as_str() {
-            "reference" => Some(Profile::reference()),
+            "reference" => Some(Latitude::reference()),
             "exchange2010" | "exchange2010-sp1" | "exchange2010-sp2" | "exchange2010-sp3" => {
-                Some(Profile::exchange2010())
+                Some(Latitude::exchange2010())
             }
             "exchange2013"
             | "exchange2013-and-online"
             | "exchange2016"
             | "exchange2019"
-            | "exchange-online" => Some(Profile::exchange2013()),
-            "exchange" => Some(Profile::exchange()),
+            | "exchange-online" => Some(Latitude::exchange2013()),
+            "exchange" => Some(Latitude::exchange()),
             _ => None,
         }
     }
@@ -169,8 +169,8 @@ impl Profile {
     }
 }
 
-impl Default for Profile {
+impl Default for Latitude {
     fn default() -> Self {
-        Profile::reference()
+        Latitude::reference()
     }
 }
