@@ -1,4 +1,10 @@
+use std::path::Path;
+
 use super::*;
+use crate::case::*;
+use crate::check::CheckRegistry;
+use crate::suite::operation::OpRegistry;
+use ews_proto::ews::EventKind;
 
 fn load(text: &str) -> Result<Case, LoadError> {
     let ops = OpRegistry::builtin();

@@ -1,140 +1,22 @@
-//! Finding, parsing and validating case files.
-//!
-//! Every mistake is reported as `file:LINE:COL: problem` with the source
-//! line and a caret underneath, and one bad file never stops the others.
+//! Validating a parsed case: operations and their arguments, expectations,
+//! templates, requirement ids, each mistake with its place in the file.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use toml::Spanned;
 
-use super::operation::{OpRegistry, validate_args};
+use super::loader::*;
+use super::source::*;
 use crate::case::template::referenced;
 use crate::case::*;
-use crate::check::CheckRegistry;
+use crate::suite::operation::validate_args;
 use ews_proto::ews::{ConnectionStatus, EventKind, ResponseClass};
 use ews_proto::xml::path::XPath;
 
-/// The highest requirement id of the digest (R1..R78).
-pub const MAX_REQUIREMENT: u32 = 78;
-
-/// Rules the digest states in its notes without an R-id, asserted by name.
-pub const NOTE_REQUIREMENTS: &[&str] = &["GS6"];
-
-/// The built-in variables every case sees (`${folder}` only when isolated).
-pub const BUILTIN_VARS: &[&str] = &["user", "user2", "push_url", "case", "unique"];
-
-/// A case file that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    /// The file as shown (`cases/x/y.toml`).
-    pub file: PathBuf,
-    /// The case id the file would have had.
-    pub case_id: String,
-    /// 1-based; 0 when the problem has no position (an unreadable file).
-    pub line: usize,
-    pub col: usize,
-    pub problem: String,
-    /// The source line and a caret line, when there is a position.
-    pub snippet: Option<String>,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.problem)?;
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.problem
-            )?;
-        }
-        if let Some(s) = &self.snippet {
-            write!(f, "\n{s}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-/// Every case under a folder, and the files that failed.
-#[derive(Debug, Default)]
-pub struct LoadedSuite {
-    pub cases: Vec<Case>,
-    pub errors: Vec<LoadError>,
-}
-
-/// Loads cases with the operations and checks they may name.
-#[derive(Debug, Clone)]
-pub struct Loader<'a> {
-    ops: &'a OpRegistry,
-    checks: &'a CheckRegistry,
-}
-
-impl<'a> Loader<'a> {
-    pub fn new(ops: &'a OpRegistry, checks: &'a CheckRegistry) -> Self {
-        Loader { ops, checks }
-    }
-
-    /// Every `*.toml` in the subfolders of `dir` (recursively, sorted). Files
-    /// at the top (the requirement catalogue) and `profiles/` are not cases.
-    pub fn load_dir(&self, dir: &Path) -> LoadedSuite {
-        let mut suite = LoadedSuite::default();
-        let mut files = Vec::new();
-        if let Err(e) = collect(dir, dir, &mut files) {
-            suite.errors.push(LoadError {
-                file: dir.to_path_buf(),
-                case_id: String::new(),
-                line: 0,
-                col: 0,
-                problem: format!("cannot read the case folder: {e}"),
-                snippet: None,
-            });
-            return suite;
-        }
-        files.sort();
-        for file in files {
-            match self.load_file(dir, &file) {
-                Ok(case) => suite.cases.push(case),
-                Err(e) => suite.errors.push(e),
-            }
-        }
-        suite
-    }
-
-    /// One file, its id taken relative to `root`.
-    pub fn load_file(&self, root: &Path, file: &Path) -> Result<Case, LoadError> {
-        let id = case_id(root, file);
-        let text = std::fs::read_to_string(file).map_err(|e| LoadError {
-            file: file.to_path_buf(),
-            case_id: id.clone(),
-            line: 0,
-            col: 0,
-            problem: format!("cannot read the file: {e}"),
-            snippet: None,
-        })?;
-        self.parse(&text, file, &id)
-    }
-
-    /// Parses and validates case text (`file` and `id` are used in messages and the result).
-    pub fn parse(&self, text: &str, file: &Path, id: &str) -> Result<Case, LoadError> {
-        let src = Source { text, file, id };
-        let raw: RawCase = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            src.error(span, e.message().trim().to_string())
-        })?;
-        self.validate(&src, raw)
-    }
-
-    fn validate(&self, src: &Source<'_>, raw: RawCase) -> Result<Case, LoadError> {
+impl Loader<'_> {
+    pub(super) fn validate(&self, src: &Source<'_>, raw: RawCase) -> Result<Case, LoadError> {
         if raw.title.get_ref().trim().is_empty() {
             return Err(src.error(raw.title.span(), "the title is empty"));
         }
@@ -282,7 +164,7 @@ impl<'a> Loader<'a> {
         })
     }
 
-    fn validate_step(
+    pub(super) fn validate_step(
         &self,
         src: &Source<'_>,
         index: usize,
@@ -443,7 +325,7 @@ impl<'a> Loader<'a> {
         })
     }
 
-    fn validate_expect(
+    pub(super) fn validate_expect(
         &self,
         src: &Source<'_>,
         spanned: &Spanned<RawExpect>,
@@ -591,7 +473,7 @@ impl<'a> Loader<'a> {
 }
 
 /// A `code` or `record_code` value: one ResponseCode or a non-empty list.
-fn code_list(
+pub(super) fn code_list(
     src: &Source<'_>,
     raw: Option<&Spanned<OneOrMany>>,
     key: &str,
@@ -617,7 +499,7 @@ fn code_list(
     Ok(list)
 }
 
-fn validate_assert(
+pub(super) fn validate_assert(
     src: &Source<'_>,
     spanned: &Spanned<RawAssert>,
     known: &Known,
@@ -669,21 +551,21 @@ fn validate_assert(
 }
 
 /// The variables a step may use, known statically.
-struct Known {
-    exact: BTreeSet<String>,
+pub(super) struct Known {
+    pub(super) exact: BTreeSet<String>,
     /// Capture names: `name`, `name.count` and `name.N` are all known.
-    captures: BTreeSet<String>,
+    pub(super) captures: BTreeSet<String>,
 }
 
 impl Known {
-    fn builtins_only() -> Self {
+    pub(super) fn builtins_only() -> Self {
         Known {
             exact: BUILTIN_VARS.iter().map(|s| s.to_string()).collect(),
             captures: BTreeSet::new(),
         }
     }
 
-    fn new(isolate: bool, vars: impl Iterator<Item = String>) -> Self {
+    pub(super) fn new(isolate: bool, vars: impl Iterator<Item = String>) -> Self {
         let mut k = Self::builtins_only();
         if isolate {
             k.exact.insert("folder".into());
@@ -692,7 +574,7 @@ impl Known {
         k
     }
 
-    fn contains(&self, name: &str) -> bool {
+    pub(super) fn contains(&self, name: &str) -> bool {
         if self.exact.contains(name) || self.captures.contains(name) {
             return true;
         }
@@ -706,7 +588,7 @@ impl Known {
     }
 }
 
-fn check_template(
+pub(super) fn check_template(
     src: &Source<'_>,
     span: Range<usize>,
     text: &str,
@@ -726,7 +608,7 @@ fn check_template(
     Ok(())
 }
 
-fn check_value_templates(
+pub(super) fn check_value_templates(
     src: &Source<'_>,
     span: Range<usize>,
     value: &toml::Value,
@@ -742,12 +624,12 @@ fn check_value_templates(
 }
 
 /// Whether a step's operation judges `arrivals_minutes` (it knows when documents arrived).
-fn takes_arrivals(action: &Action) -> bool {
+pub(super) fn takes_arrivals(action: &Action) -> bool {
     matches!(action, Action::Op { name, .. } if crate::suite::notify::TIMED_OPS.contains(&name.as_str()))
 }
 
 /// Where a step's messages point: its `name`, else its first key.
-fn step_anchor(step: &Spanned<RawStep>) -> Range<usize> {
+pub(super) fn step_anchor(step: &Spanned<RawStep>) -> Range<usize> {
     let raw = step.get_ref();
     let candidates = [
         raw.name.as_ref().map(|n| n.span()),
@@ -762,7 +644,7 @@ fn step_anchor(step: &Spanned<RawStep>) -> Range<usize> {
         .unwrap_or_else(|| step.span())
 }
 
-fn is_requirement(s: &str) -> bool {
+pub(super) fn is_requirement(s: &str) -> bool {
     NOTE_REQUIREMENTS.contains(&s)
         || s.strip_prefix('R')
             .filter(|n| !n.starts_with('0'))
@@ -770,102 +652,14 @@ fn is_requirement(s: &str) -> bool {
             .is_some_and(|n| (1..=MAX_REQUIREMENT).contains(&n))
 }
 
-fn is_response_code(s: &str) -> bool {
+pub(super) fn is_response_code(s: &str) -> bool {
     s == "NoError"
         || s.strip_prefix("Error")
             .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-fn is_var_name(s: &str) -> bool {
+pub(super) fn is_var_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
-
-/// The path under the case folder, without extension, with `/` separators.
-pub fn case_id(root: &Path, file: &Path) -> String {
-    let rel = file.strip_prefix(root).unwrap_or(file);
-    let rel = rel.with_extension("");
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            if dir == root && entry.file_name() == "profiles" {
-                continue;
-            }
-            collect(root, &path, out)?;
-        } else if dir != root && path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// A case file's text, for positions and snippets.
-struct Source<'a> {
-    text: &'a str,
-    file: &'a Path,
-    id: &'a str,
-}
-
-impl Source<'_> {
-    fn line_of(&self, offset: usize) -> usize {
-        self.position(offset).0
-    }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
-    }
-
-    fn error(&self, span: Range<usize>, problem: impl Into<String>) -> LoadError {
-        let (line, col) = self.position(span.start);
-        let source_line = self.text.lines().nth(line - 1).unwrap_or("");
-        let span_end = span.end.max(span.start + 1);
-        let (end_line, end_col) = self.position(span_end);
-        let width = if end_line == line {
-            end_col.saturating_sub(col).max(1)
-        } else {
-            source_line.chars().count().saturating_sub(col - 1).max(1)
-        };
-        let gutter = line.to_string().len();
-        let pad = " ".repeat(gutter);
-        let snippet = format!(
-            "{pad} |\n{line} | {source_line}\n{pad} | {}{}",
-            " ".repeat(col - 1),
-            "^".repeat(width)
-        );
-        LoadError {
-            file: self.file.to_path_buf(),
-            case_id: self.id.to_string(),
-            line,
-            col,
-            problem: problem.into(),
-            snippet: Some(snippet),
-        }
-    }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-#[cfg(test)]
-#[path = "load_tests.rs"]
-mod tests;
