@@ -74,7 +74,7 @@
 /// parameters `$params`, whose step runs the async fn `$run(ctx, args)`.
 macro_rules! operation {
     ($op:ident, $params:expr, $run:ident) => {
-        struct $op;
+        pub(super) struct $op;
 
         impl Operation for $op {
             fn name(&self) -> &'static str {
