@@ -906,6 +906,51 @@ fn more_events_false_on_a_full_batch_with_events_queued_is_named() {
     expect_divergence(&lenient, DivergenceKind::Lost, "R32");
 }
 
+#[test]
+fn a_full_last_batch_owes_nothing_when_only_optional_events_are_missing() {
+    // 26 creations: 52 events, the last two of which a legal outcome may
+    // leave out. A target that leaves them out has exactly one full batch,
+    // and its MoreEvents=false is right (found by explore: the oracle once
+    // counted the optional events as still queued).
+    let mut ops = vec![subscribe(S1, Mode::Pull, &[CASE], all_types())];
+    ops.extend(creates(1..=26, CASE));
+    ops.push(Op::Poll { sub: S1 });
+    let mut prediction = predict(&ops).expect("valid sequence");
+    let events = &mut prediction
+        .subscriptions
+        .get_mut(&S1)
+        .expect("predicted subscription")
+        .events;
+    assert_eq!(events.len(), 52);
+    for e in &mut events[50..] {
+        e.optional = true;
+    }
+    let mut without = prediction.clone();
+    without
+        .subscriptions
+        .get_mut(&S1)
+        .expect("predicted subscription")
+        .events
+        .truncate(50);
+    let observed = simulate(&without);
+    let sub = &observed.subscriptions[&S1];
+    assert_eq!(sub.deliveries.len(), 1);
+    assert_eq!(sub.deliveries[0].notification.more_events, Some(false));
+    assert_clean(&check(&prediction, &observed, &Latitude::reference()));
+    // The same batch owes the two events when they are required.
+    for e in &mut prediction
+        .subscriptions
+        .get_mut(&S1)
+        .expect("predicted subscription")
+        .events
+    {
+        e.optional = false;
+    }
+    let found = check(&prediction, &observed, &Latitude::reference());
+    let d = expect_divergence(&found, DivergenceKind::MoreEvents, "R32");
+    assert!(d.detail.contains("2 predicted events"), "{d}");
+}
+
 // ------------------------------------------------ legal alternative outcomes
 
 #[test]
