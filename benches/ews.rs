@@ -803,7 +803,7 @@ async fn memory() {
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\nprotocol_minute_ms = 60000\nmax_subscriptions_per_user = 20000\n\
-             max_streaming_connections_per_user = 2000\n\n[[users]]\nsmtp = \"{ALICE}\"\npassword = \"{ALICE_PW}\"\ndisplay_name = \"Alice\"\n"
+             max_streaming_connections_per_user = 2000\nmax_connections = 2100\n\n[[users]]\nsmtp = \"{ALICE}\"\npassword = \"{ALICE_PW}\"\ndisplay_name = \"Alice\"\n"
         ),
     )
     .expect("write the server config");
