@@ -20,6 +20,8 @@ mod push;
 mod reply;
 mod resolve;
 pub mod rewrite;
+#[cfg(test)]
+mod source_scan;
 mod state;
 mod store;
 mod streaming;

@@ -1,6 +1,4 @@
 use super::*;
-use regex::Regex;
-use std::collections::HashMap;
 
 #[test]
 fn the_table_is_in_enum_order_with_unique_kebab_names_and_sources() {
@@ -60,31 +58,7 @@ fn names_parse_and_conflicts_are_refused() {
 /// The server asks about each dialect at exactly one place.
 #[test]
 fn each_dialect_is_asked_about_at_exactly_one_place() {
-    let sources = [
-        include_str!("../dialects.rs"),
-        include_str!("../rewrite.rs"),
-        include_str!("../http.rs"),
-        include_str!("../front.rs"),
-        include_str!("../pull.rs"),
-        include_str!("../push.rs"),
-        include_str!("../state.rs"),
-        include_str!("../streaming.rs"),
-        include_str!("../items.rs"),
-        include_str!("../store.rs"),
-        include_str!("../ids.rs"),
-        include_str!("../reply.rs"),
-        include_str!("../subscriptions.rs"),
-        include_str!("../lib.rs"),
-        include_str!("../transport.rs"),
-    ];
-    let asks = Regex::new(r"\.has\(Dialect::(\w+)\)").expect("valid pattern");
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for text in sources {
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for c in asks.captures_iter(code) {
-            *counts.entry(c[1].to_string()).or_default() += 1;
-        }
-    }
+    let counts = crate::source_scan::asks(r"\.has\(Dialect::(\w+)\)");
     for dialect in Dialect::all() {
         let variant = format!("{dialect:?}");
         assert_eq!(

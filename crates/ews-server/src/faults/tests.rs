@@ -41,28 +41,7 @@ fn names_parse_and_unknown_names_list_the_known_ones() {
 /// The server asks about each fault at exactly one place.
 #[test]
 fn each_fault_is_asked_about_at_exactly_one_place() {
-    let sources = [
-        include_str!("../faults.rs"),
-        include_str!("../reply.rs"),
-        include_str!("../http.rs"),
-        include_str!("../pull.rs"),
-        include_str!("../push.rs"),
-        include_str!("../state.rs"),
-        include_str!("../streaming.rs"),
-        include_str!("../items.rs"),
-        include_str!("../store.rs"),
-        include_str!("../log.rs"),
-        include_str!("../subscriptions.rs"),
-    ];
-    let asks = Regex::new(r"\.has\(Fault::(\w+)\)").expect("valid pattern");
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for text in sources {
-        // Tests ask too; only the code before them counts.
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for c in asks.captures_iter(code) {
-            *counts.entry(c[1].to_string()).or_default() += 1;
-        }
-    }
+    let counts = crate::source_scan::asks(r"\.has\(Fault::(\w+)\)");
     for fault in Fault::all() {
         let variant = format!("{fault:?}");
         assert_eq!(
