@@ -20,13 +20,13 @@ mod push;
 mod reply;
 mod resolve;
 pub mod rewrite;
-#[cfg(test)]
-mod source_scan;
 mod state;
 mod store;
 mod streaming;
 mod subscriptions;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod transport;
 pub mod validate;
 

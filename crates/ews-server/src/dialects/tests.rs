@@ -7,13 +7,7 @@ fn the_table_is_in_enum_order_with_unique_kebab_names_and_sources() {
         assert_eq!(info.dialect as usize, i, "{} is out of order", info.name);
         assert!(seen.insert(info.name), "{} is listed twice", info.name);
         assert!(
-            info.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !info.name.starts_with('-')
-                && !info.name.ends_with('-')
-                && info.name != "all"
-                && info.name != "list",
+            crate::testing::is_kebab_name(info.name) && info.name != "all" && info.name != "list",
             "{} is not a usable kebab-case name",
             info.name
         );
@@ -58,7 +52,7 @@ fn names_parse_and_conflicts_are_refused() {
 /// The server asks about each dialect at exactly one place.
 #[test]
 fn each_dialect_is_asked_about_at_exactly_one_place() {
-    let counts = crate::source_scan::asks(r"\.has\(Dialect::(\w+)\)");
+    let counts = crate::testing::asks(r"\.has\(Dialect::(\w+)\)");
     for dialect in Dialect::all() {
         let variant = format!("{dialect:?}");
         assert_eq!(

@@ -9,11 +9,7 @@ fn the_table_is_in_enum_order_with_unique_kebab_names() {
         assert_eq!(info.fault as usize, i, "{} is out of order", info.name);
         assert!(seen.insert(info.name), "{} is listed twice", info.name);
         assert!(
-            info.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !info.name.starts_with('-')
-                && !info.name.ends_with('-'),
+            crate::testing::is_kebab_name(info.name),
             "{} is not kebab-case",
             info.name
         );
@@ -41,7 +37,7 @@ fn names_parse_and_unknown_names_list_the_known_ones() {
 /// The server asks about each fault at exactly one place.
 #[test]
 fn each_fault_is_asked_about_at_exactly_one_place() {
-    let counts = crate::source_scan::asks(r"\.has\(Fault::(\w+)\)");
+    let counts = crate::testing::asks(r"\.has\(Fault::(\w+)\)");
     for fault in Fault::all() {
         let variant = format!("{fault:?}");
         assert_eq!(

@@ -1,6 +1,7 @@
-//! The server's own code, for the tests that check where it asks about a
-//! fault or a dialect: one list of every file, so a new file is not missed
-//! by one scan and seen by the other.
+//! What the fault and dialect tests share: the kebab-case rule for their
+//! names, and the server's own code, scanned for where it asks about a
+//! fault or a dialect (one list of every file, so a new file is not missed
+//! by one scan and seen by the other).
 
 use std::collections::HashMap;
 
@@ -48,4 +49,23 @@ pub(crate) fn asks(pattern: &str) -> HashMap<String, usize> {
         }
     }
     counts
+}
+
+/// A name usable on the command line: lowercase ASCII letters, digits and
+/// inner hyphens.
+pub(crate) fn is_kebab_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[test]
+fn kebab_names_are_told_apart() {
+    assert!(is_kebab_name("batch-51"));
+    for bad in ["", "-x", "x-", "Batch", "a_b", "a b"] {
+        assert!(!is_kebab_name(bad), "{bad:?}");
+    }
 }
